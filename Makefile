@@ -1,0 +1,48 @@
+# tsrun build. `make` builds the C helper and the tsrun executable into build/.
+PREFIX ?= /usr/local
+BUN := node_modules/.bin/bun
+CC ?= cc
+CFLAGS ?= -O2 -g
+HELPER_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
+HELPER_SRC := $(wildcard helper/*.c)
+HELPER_HDR := $(wildcard helper/*.h)
+TS_SRC := $(shell find src bin -name '*.ts' -not -path 'src/spec/generated/*' 2>/dev/null)
+SCHEMAS := $(wildcard schemas/*.json)
+
+.PHONY: all install test unit integration demo bench typecheck clean
+
+all: build/tsrun build/tsrun-helper
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+src/spec/generated/.stamp: $(SCHEMAS) scripts/gen-spec.ts node_modules/.package-lock.json
+	$(BUN) scripts/gen-spec.ts
+	touch $@
+
+build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR)
+	@mkdir -p build
+	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRC) -lseccomp
+
+build/tsrun: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp
+	@mkdir -p build
+	$(BUN) build --compile --bytecode --minify --target=bun-linux-x64 bin/tsrun.ts --outfile $@
+
+typecheck: src/spec/generated/.stamp
+	node_modules/.bin/tsc -p tsconfig.json
+
+install: all
+	install -D -m 0755 build/tsrun $(DESTDIR)$(PREFIX)/bin/tsrun
+	install -D -m 0755 build/tsrun-helper $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-helper
+
+test: all typecheck
+	node_modules/.bin/tap
+
+demo: all
+	scripts/demo.sh
+
+bench: all
+
+clean:
+	rm -rf build src/spec/generated
