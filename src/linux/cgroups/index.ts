@@ -1,0 +1,489 @@
+/**
+ * The cgroup manager: plain file operations on cgroupfs, for cgroup v1, v2 and hybrid hosts.
+ *
+ * Hybrid hosts (v1 hierarchies plus a cgroup2 mount, /sys/fs/cgroup/unified): a controller
+ * mounted in v1 is managed there; one available only in cgroup2 (hugetlb here) is managed in the
+ * cgroup2 dir, which is always created too, so that cgroup.kill and cgroup.freeze can be used.
+ *
+ * Choices worth knowing:
+ * - pause/resume use the v1 freezer where it is mounted (hybrid too), else cgroup.freeze.
+ * - SIGKILL to everything uses cgroup2's cgroup.kill where it exists; other signals freeze the
+ *   cgroup while the pids are listed and signalled, so nothing forks past the list.
+ * - Device rules are v1 devices.allow/deny writes (see devices.ts); on a host without the v1
+ *   devices controller, rules that restrict anything fail with "cgroup v2 device rules: not
+ *   supported yet" (the eBPF device program is not written yet). Allow-all needs nothing.
+ * - The systemd driver is not implemented: it fails clearly, never falls back to cgroupfs.
+ * - Stats numbers are doubles: values above 2^53 (unlimited limits) are approximate.
+ *
+ * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { TsrunError } from "../../errors.ts";
+import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
+import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
+import { findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
+import type { Resources } from "./resources.ts";
+import { readStats, type StatSource, type StatSources, type Stats } from "./stats.ts";
+import type { CgroupState, WarnFn } from "./types.ts";
+
+export type { CgroupState, WarnFn } from "./types.ts";
+export type { Resources } from "./resources.ts";
+export type { Stats } from "./stats.ts";
+export { parseMountinfo, parseProcSelfCgroup } from "./parse.ts";
+
+const SIGKILL = 9;
+/** How long destroy waits for killed processes to leave and for busy dirs to become removable. */
+const DESTROY_TIMEOUT_MS = 10_000;
+const FREEZE_TIMEOUT_MS = 5_000;
+
+function defaultWarn(message: string): void {
+  process.stderr.write(`tsrun: warning: ${message}\n`);
+}
+
+/** The container's dirs, one per hierarchy (v1 controllers sharing a hierarchy share a dir). */
+function dirsOf(state: CgroupState): string[] {
+  const dirs = [...new Set(Object.values(state.v1))];
+  if (state.v2) dirs.push(state.v2);
+  return dirs;
+}
+
+function words(text: string | undefined): string[] {
+  return (text ?? "").split(/\s+/).filter(Boolean);
+}
+
+/**
+ * Where the container's cgroups are (no filesystem changes). Default path "/tsrun/<id>";
+ * a relative cgroupsPath is below the caller's own cgroup in each hierarchy.
+ */
+export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: boolean }): CgroupState {
+  if (opts.systemd) {
+    if (!existsSync("/run/systemd/system")) throw new TsrunError("systemd cgroup driver: systemd is not running (no /run/systemd/system)");
+    throw new TsrunError("systemd cgroup driver: not supported yet (run without --systemd-cgroup to use the cgroupfs driver)");
+  }
+  const mounts = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
+  const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
+  return planPaths(opts, findHierarchies(mounts), self);
+}
+
+/** mkdir -p, appending each dir it makes to `created`, parents first. */
+function mkdirP(dir: string, created: string[]): void {
+  for (let attempt = 0; ; attempt++) {
+    const missing: string[] = [];
+    for (let d = dir; !existsSync(d); d = dirname(d)) {
+      missing.unshift(d);
+      if (dirname(d) === d) break;
+    }
+    let current = dir;
+    try {
+      for (const d of missing) {
+        current = d;
+        try {
+          mkdirSync(d, 0o755);
+          created.push(d);
+        } catch (e) {
+          if (errCode(e) !== "EEXIST") throw e;
+        }
+      }
+      return;
+    } catch (e) {
+      // Another container's delete removed a shared parent (/tsrun) between our check and mkdir.
+      if (errCode(e) === "ENOENT" && attempt < 10) continue;
+      throw new TsrunError(`cgroup: mkdir ${current}: ${errText(e)}`);
+    }
+  }
+}
+
+function readProcs(dir: string): number[] {
+  return words(readOpt(join(dir, "cgroup.procs"))).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+}
+
+/** The pids in dir and all its descendant cgroups. */
+function treePids(dir: string, out: Set<number>): void {
+  for (const p of readProcs(dir)) out.add(p);
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if (errCode(e) === "ENOENT") return;
+    throw new TsrunError(`cgroup: read ${dir}: ${errText(e)}`);
+  }
+  for (const e of entries) if (e.isDirectory()) treePids(join(dir, e.name), out);
+}
+
+function sortedPids(dirs: string[]): number[] {
+  const set = new Set<number>();
+  for (const d of dirs) treePids(d, set);
+  return [...set].sort((a, b) => a - b);
+}
+
+/** v1 cpuset dirs start with empty cpus/mems, and a task cannot join such a cpuset: inherit the parent's. */
+function initCpuset(leaf: string): void {
+  const chain: string[] = [];
+  for (let d = leaf; ; d = dirname(d)) {
+    const cpus = readOpt(join(d, "cpuset.cpus"));
+    const mems = readOpt(join(d, "cpuset.mems"));
+    if (cpus === undefined || mems === undefined) break; // above the hierarchy's root
+    if (cpus.trim() && mems.trim()) break;
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+      if (readOpt(join(d, f))?.trim()) continue;
+      const parent = readOpt(join(dirname(d), f))?.trim();
+      if (parent) writeFile(join(d, f), parent);
+    }
+  }
+}
+
+/**
+ * Enables controllers in cgroup.subtree_control of every ancestor of the cgroup2 dir (on hybrid
+ * hosts only those that are not in a v1 hierarchy). Failures are left for the resource writes to
+ * report, since only they know whether the controller was needed (runc does the same).
+ */
+function enableV2Controllers(state: CgroupState): void {
+  if (!state.v2) return;
+  const inV1 = new Set(Object.keys(state.v1));
+  const chain: string[] = [];
+  for (let d = dirname(state.v2); existsSync(join(d, "cgroup.controllers")); d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    const on = new Set(words(readOpt(join(d, "cgroup.subtree_control"))));
+    for (const c of words(readOpt(join(d, "cgroup.controllers")))) {
+      if (inV1.has(c) || on.has(c)) continue;
+      try {
+        writeRaw(join(d, "cgroup.subtree_control"), `+${c}`);
+      } catch {
+        // see above
+      }
+    }
+  }
+}
+
+/** rmdir, deepest first; a shared parent still used by other containers (EBUSY) stays. */
+function removeCreated(created: readonly string[], leaves: ReadonlySet<string>, deadline: number): void {
+  const depth = (p: string): number => p.split("/").length;
+  for (const d of [...created].sort((a, b) => depth(b) - depth(a))) {
+    if (leaves.has(d)) removeTree(d, deadline);
+    else rmdirTolerant(d);
+  }
+}
+
+function rmdirTolerant(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (e) {
+    const c = errCode(e);
+    if (c !== "ENOENT" && c !== "EBUSY" && c !== "ENOTEMPTY" && c !== "EEXIST") throw new TsrunError(`cgroup: rmdir ${dir}: ${errText(e)}`);
+  }
+}
+
+/** Removes a container dir and any cgroups made inside it (by the container itself), retrying EBUSY. */
+function removeTree(dir: string, deadline: number): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if (errCode(e) === "ENOENT") return;
+    throw new TsrunError(`cgroup: read ${dir}: ${errText(e)}`);
+  }
+  for (const e of entries) if (e.isDirectory()) removeTree(join(dir, e.name), deadline);
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      const c = errCode(e);
+      if (c === "ENOENT") return;
+      if (c !== "EBUSY" || Date.now() > deadline) throw new TsrunError(`cgroup: rmdir ${dir}: ${errText(e)}`);
+    }
+    sleepMs(delay);
+  }
+}
+
+/**
+ * Makes the container's cgroup dirs and applies `resources`. On any failure removes what it made
+ * and throws. Returns the state with `created` filled in.
+ */
+export function createCgroup(state: CgroupState, resources: Resources | undefined, warn: WarnFn = defaultWarn): CgroupState {
+  const created: string[] = [];
+  const next: CgroupState = { ...state, v1: { ...state.v1 }, created: [...state.created] };
+  const dirs = dirsOf(state);
+  try {
+    for (const d of dirs) mkdirP(d, created);
+    for (const d of dirs) {
+      if (created.includes(d)) continue;
+      const n = readProcs(d).length;
+      if (n > 0) throw new TsrunError(`cgroup: ${d} is not empty: ${n} process(es) found`);
+    }
+    if (state.v1.cpuset) initCpuset(state.v1.cpuset);
+    enableV2Controllers(state);
+    if (resources) applyResources(next, resources, warn);
+  } catch (e) {
+    try {
+      removeCreated(created, new Set(dirs), Date.now() + 1000);
+    } catch {
+      // the original error is the one to report
+    }
+    if (e instanceof TsrunError) throw e;
+    throw new TsrunError(`cgroup: ${errText(e)}`);
+  }
+  next.created.push(...created);
+  return next;
+}
+
+/** Every cgroup.procs file the container's pid must be written to (one per hierarchy). */
+export function procsFiles(state: CgroupState): string[] {
+  return dirsOf(state).map((d) => join(d, "cgroup.procs"));
+}
+
+function dirFor(state: CgroupState, h: Hier, controller: string): string | undefined {
+  return h === "v1" ? state.v1[controller] : state.v2;
+}
+
+function hostView(state: CgroupState): HostView {
+  const view: HostView = {
+    v1: new Set(Object.keys(state.v1)),
+    exists: (h, c, f) => {
+      const d = dirFor(state, h, c);
+      return d !== undefined && existsSync(join(d, f));
+    },
+    read: (h, c, f) => {
+      const d = dirFor(state, h, c);
+      return d === undefined ? undefined : readOpt(join(d, f));
+    },
+  };
+  if (state.v2) view.v2 = new Set(words(readOpt(join(state.v2, "cgroup.controllers"))));
+  return view;
+}
+
+function writePath(state: CgroupState, w: CgroupWrite): string {
+  const d = dirFor(state, w.hierarchy, w.controller);
+  if (!d) throw new TsrunError(`cgroup: no ${w.hierarchy} directory for ${w.file}`);
+  return join(d, w.file);
+}
+
+/** Applies linux.resources (create and `update`). Throws a TsrunError naming the file and value. */
+export function applyResources(state: CgroupState, resources: Resources, warn: WarnFn = defaultWarn): void {
+  const writes = mapResources(resources, hostView(state), warn);
+  const deferred: CgroupWrite[] = [];
+  const check = (w: CgroupWrite, path: string): void => {
+    if (!w.verify) return;
+    const got = readOpt(path)?.trim();
+    if (got !== w.value) throw new TsrunError(`cgroup: write ${w.value} to ${path}: the kernel set ${got ?? "nothing"} instead (value out of range)`);
+  };
+  for (const w of writes) {
+    const path = writePath(state, w);
+    try {
+      writeRaw(path, w.value);
+    } catch (e) {
+      if (w.retry && errCode(e) === "EINVAL") {
+        deferred.push(w); // its partner limit has to move first
+        continue;
+      }
+      throw new TsrunError(writeErrorMessage(path, w.value, e));
+    }
+    check(w, path);
+  }
+  for (const w of deferred) {
+    const path = writePath(state, w);
+    writeFile(path, w.value);
+    check(w, path);
+  }
+}
+
+/** Pids of the container: its cgroup2 tree when that holds any, else a v1 hierarchy's tree. */
+export function listPids(state: CgroupState): number[] {
+  if (state.v2) {
+    const pids = sortedPids([state.v2]);
+    if (pids.length > 0) return pids;
+  }
+  for (const c of ["pids", "freezer", "memory", "devices", "cpu"]) {
+    const d = state.v1[c];
+    if (d) return sortedPids([d]);
+  }
+  const any = Object.values(state.v1)[0];
+  return any ? sortedPids([any]) : [];
+}
+
+type Freezer = { kind: "v1"; file: string } | { kind: "v2"; dir: string };
+
+/** The v1 freezer controller where mounted, else cgroup2's cgroup.freeze. */
+function freezerOf(state: CgroupState): Freezer | undefined {
+  if (state.v1.freezer) return { kind: "v1", file: join(state.v1.freezer, "freezer.state") };
+  if (state.v2) return { kind: "v2", dir: state.v2 };
+  return undefined;
+}
+
+function v2Frozen(dir: string): number | undefined {
+  return parseFlatKeyed(readOpt(join(dir, "cgroup.events"))).frozen;
+}
+
+export function isFrozen(state: CgroupState): boolean {
+  const f = freezerOf(state);
+  if (!f) return false;
+  if (f.kind === "v1") return readOpt(f.file)?.trim() === "FROZEN";
+  return v2Frozen(f.dir) === 1;
+}
+
+function setFrozen(state: CgroupState, frozen: boolean): void {
+  const f = freezerOf(state);
+  if (!f) throw new TsrunError("cgroup: cannot freeze or thaw: neither the v1 freezer controller nor cgroup2 is available");
+  const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+  const word = frozen ? "FROZEN" : "THAWED";
+  let where: string;
+  let current: () => string | undefined;
+  if (f.kind === "v1") {
+    where = f.file;
+    writeFile(f.file, word);
+    current = () => readOpt(f.file)?.trim();
+  } else {
+    where = join(f.dir, "cgroup.freeze");
+    writeFile(where, frozen ? "1" : "0");
+    current = () => {
+      const v = v2Frozen(f.dir);
+      return v === undefined ? undefined : v === 1 ? "FROZEN" : "THAWED";
+    };
+  }
+  for (let i = 1; ; i++) {
+    const s = current();
+    if (s === word) return;
+    if (s === undefined) throw new TsrunError(`cgroup: ${where}: the cgroup is gone`);
+    if (Date.now() > deadline) {
+      if (frozen) {
+        try {
+          writeRaw(where, f.kind === "v1" ? "THAWED" : "0");
+        } catch {
+          // reporting the timeout matters more
+        }
+      }
+      throw new TsrunError(`cgroup: ${frozen ? "freezing" : "thawing"} timed out (${where} is ${s})`);
+    }
+    // A v1 cgroup can stay FREEZING (a task in vfork, say): thaw and ask again now and then, as runc does.
+    if (frozen && f.kind === "v1" && i % 25 === 0) {
+      writeFile(f.file, "THAWED");
+      writeFile(f.file, "FROZEN");
+    }
+    sleepMs(i < 10 ? 1 : 10);
+  }
+}
+
+/** Freezes every process of the container and waits until the kernel reports FROZEN. */
+export function freeze(state: CgroupState): void {
+  setFrozen(state, true);
+}
+
+export function thaw(state: CgroupState): void {
+  setFrozen(state, false);
+}
+
+function killPid(pid: number, signal: number): void {
+  try {
+    process.kill(pid, signal);
+  } catch (e) {
+    if (errCode(e) !== "ESRCH") throw new TsrunError(`kill ${pid}: ${errText(e)}`);
+  }
+}
+
+/**
+ * Sends `signal` to every process of the container. SIGKILL uses cgroup.kill where cgroup2 has
+ * it; otherwise the cgroup is frozen while the pids are listed and signalled, so nothing forks
+ * past the list. A frozen container stays frozen, except for SIGKILL, which needs it thawed
+ * to take effect.
+ */
+export function signalAll(state: CgroupState, signal: number): void {
+  const wasFrozen = isFrozen(state);
+  if (signal === SIGKILL && state.v2 && existsSync(join(state.v2, "cgroup.kill"))) {
+    writeFile(join(state.v2, "cgroup.kill"), "1");
+  } else {
+    let froze = false;
+    if (!wasFrozen && freezerOf(state)) {
+      try {
+        freeze(state);
+        froze = true;
+      } catch {
+        // signal them anyway
+      }
+    }
+    try {
+      for (const pid of listPids(state)) killPid(pid, signal);
+    } finally {
+      if (froze) thaw(state);
+    }
+  }
+  if (signal === SIGKILL && wasFrozen) thaw(state);
+}
+
+/**
+ * Kills whatever is left in the container's cgroups, waits until they are empty and removes the
+ * dirs this container created, deepest first. Already removed dirs are fine: idempotent.
+ */
+export function destroyCgroup(state: CgroupState): void {
+  const dirs = dirsOf(state).filter((d) => existsSync(d));
+  const deadline = Date.now() + DESTROY_TIMEOUT_MS;
+  if (dirs.length > 0) {
+    // Frozen v1 tasks do not act on SIGKILL until thawed.
+    const f = freezerOf(state);
+    if (f) {
+      try {
+        if (f.kind === "v1") writeRaw(f.file, "THAWED");
+        else writeRaw(join(f.dir, "cgroup.freeze"), "0");
+      } catch {
+        // gone already, or no freezer file: nothing to thaw
+      }
+    }
+    const killFile = state.v2 && existsSync(join(state.v2, "cgroup.kill")) ? join(state.v2, "cgroup.kill") : undefined;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      const pids = sortedPids(dirs);
+      if (pids.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new TsrunError(`cgroup: process(es) ${pids.slice(0, 8).join(" ")}${pids.length > 8 ? " ..." : ""} still in the container's cgroup after SIGKILL`);
+      }
+      if (killFile) {
+        try {
+          writeRaw(killFile, "1");
+        } catch {
+          // the per-pid kills below still run
+        }
+      }
+      for (const pid of pids) killPid(pid, SIGKILL);
+      sleepMs(delay);
+    }
+  }
+  removeCreated(state.created, new Set(dirsOf(state)), deadline);
+}
+
+function source(state: CgroupState, v1Name: string, v2File: string): StatSource | undefined {
+  const d = state.v1[v1Name];
+  if (d) return { h: "v1", dir: d };
+  if (state.v2 && existsSync(join(state.v2, v2File))) return { h: "v2", dir: state.v2 };
+  return undefined;
+}
+
+/** Usage statistics in runc's `events --stats` shape. */
+export function stats(state: CgroupState): Stats {
+  const src: StatSources = {};
+  const set = <K extends keyof StatSources>(k: K, s: StatSource | undefined): void => {
+    if (s) src[k] = s;
+  };
+  set("cpu", source(state, "cpu", "cpu.stat"));
+  if (state.v1.cpuacct) src.cpuacct = { h: "v1", dir: state.v1.cpuacct };
+  set("cpuset", source(state, "cpuset", "cpuset.cpus.effective"));
+  set("memory", source(state, "memory", "memory.current"));
+  set("pids", source(state, "pids", "pids.current"));
+  set("blkio", source(state, "blkio", "io.stat"));
+  if (state.v1.hugetlb) src.hugetlb = { h: "v1", dir: state.v1.hugetlb };
+  else if (state.v2 && words(readOpt(join(state.v2, "cgroup.controllers"))).includes("hugetlb")) src.hugetlb = { h: "v2", dir: state.v2 };
+  return readStats(src);
+}
+
+/** How many times the kernel's OOM killer killed a process of the container. */
+export function oomKillCount(state: CgroupState): number {
+  const m = source(state, "memory", "memory.events");
+  if (!m) return 0;
+  const file = m.h === "v1" ? "memory.oom_control" : "memory.events";
+  return parseFlatKeyed(readOpt(join(m.dir, file))).oom_kill ?? 0;
+}

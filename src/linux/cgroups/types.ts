@@ -1,0 +1,18 @@
+/** Types shared by the cgroup modules (kept apart so the pure modules do not import index.ts). */
+
+export interface CgroupState {
+  version: "v1" | "v2" | "hybrid";
+  /**
+   * v1: controller -> absolute dir (memory -> /sys/fs/cgroup/memory/tsrun/ID); one entry per
+   * controller of every mounted v1 hierarchy, named hierarchies too ("name=systemd"). Controllers
+   * sharing a hierarchy (cpu,cpuacct) map to the same dir.
+   */
+  v1: Record<string, string>;
+  /** The cgroup2 dir when a cgroup2 hierarchy is mounted, else undefined. */
+  v2?: string;
+  /** Dirs this container created, parents before children; removed deepest first. */
+  created: string[];
+}
+
+/** Called with a one-line message for a setting that is skipped rather than applied. */
+export type WarnFn = (message: string) => void;
