@@ -1,0 +1,220 @@
+/**
+ * The launch plan: everything the C helper needs, fully resolved by TypeScript.
+ *
+ * TypeScript makes every decision (which namespaces, which flags, which devices, which
+ * capability numbers); the helper only carries the plan out, in order, and reports back.
+ * Nothing here is optional in the sense of "helper picks a default": an absent field means
+ * "do not do this". The binary encoding is in plan-encode.ts and docs/plan-format.md.
+ */
+
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup" | "time";
+
+export interface PlanNamespace {
+  type: NamespaceType;
+  /** Join the namespace at this path (setns); absent: create a new one. */
+  path?: string;
+}
+
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+export interface PlanMount {
+  /** Absolute host path, or a filesystem-specific source ("proc", "tmpfs", "overlay"). */
+  source: string;
+  /** Absolute path inside the container; the helper resolves it inside the rootfs only. */
+  destination: string;
+  /** Filesystem type for mount(2); empty for bind mounts. */
+  fstype: string;
+  /** MS_* flags for the first mount(2) call (MS_BIND|MS_REC included for bind/rbind). */
+  flags: number;
+  /** For bind mounts: MS_* flags (ro, nosuid, ...) applied by a MS_BIND|MS_REMOUNT afterwards. */
+  remountFlags: number;
+  /** Propagation changes applied one by one after mounting (MS_SHARED, MS_PRIVATE|MS_REC, ...). */
+  propagation: number[];
+  /** mount_setattr(AT_RECURSIVE) attributes (MOUNT_ATTR_*), from rro, rnosuid, ...; 0 when none. */
+  recAttrSet: number;
+  recAttrClr: number;
+  /** Filesystem data string ("mode=755,size=65536k"); empty when none. */
+  data: string;
+  /** What to create at the destination when it is missing: a directory, or an empty file (bind of a file). */
+  destKind: "dir" | "file";
+}
+
+export interface PlanDevice {
+  /** Absolute path inside the container. */
+  path: string;
+  type: "c" | "b" | "p" | "u";
+  major: number;
+  minor: number;
+  /** Permission bits (0666), without the file type. */
+  fileMode: number;
+  uid: number;
+  gid: number;
+  /** Bind-mount the host node at the same path instead of mknod (user namespaces cannot mknod). */
+  bindFromHost: boolean;
+}
+
+export interface PlanSymlink {
+  /** Absolute path inside the container where the link is created. */
+  path: string;
+  target: string;
+}
+
+export interface PlanRlimit {
+  /** RLIMIT_* number. */
+  resource: number;
+  soft: bigint;
+  hard: bigint;
+}
+
+export interface PlanCapabilities {
+  /** Capability numbers (CAP_* values) for each set. */
+  bounding: number[];
+  effective: number[];
+  inheritable: number[];
+  permitted: number[];
+  ambient: number[];
+}
+
+export interface PlanProcess {
+  args: string[];
+  /** "KEY=VALUE" strings, exactly as the container gets them. */
+  env: string[];
+  /** Absolute path inside the container. */
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  /** Absent: leave the umask as inherited. */
+  umask?: number;
+  rlimits: PlanRlimit[];
+  noNewPrivileges: boolean;
+  /** Absent: leave capabilities untouched (never the case for containers tsrun makes). */
+  capabilities?: PlanCapabilities;
+  /** Absent: leave /proc/self/oom_score_adj untouched. */
+  oomScoreAdj?: number;
+  /** Give the process a pty: its master goes to consoleSocket, or to the helper in foreground mode. */
+  terminal: boolean;
+  consoleHeight: number;
+  consoleWidth: number;
+}
+
+export interface PlanTimeOffset {
+  clock: "monotonic" | "boottime";
+  secs: bigint;
+  nanosecs: number;
+}
+
+/** seccomp actions, as the runtime-spec's SCMP_ACT_* (KILL is KILL_THREAD, as in libseccomp). */
+export type SeccompAction =
+  | "KILL"
+  | "KILL_PROCESS"
+  | "KILL_THREAD"
+  | "TRAP"
+  | "ERRNO"
+  | "TRACE"
+  | "ALLOW"
+  | "LOG"
+  | "NOTIFY";
+
+/** Argument comparisons, as the runtime-spec's SCMP_CMP_*. */
+export type SeccompOp = "NE" | "LT" | "LE" | "EQ" | "GE" | "GT" | "MASKED_EQ";
+
+export interface PlanSeccompArg {
+  /** Syscall argument number, 0..5. */
+  index: number;
+  /** The value compared with; for MASKED_EQ the mask. */
+  value: bigint;
+  /** For MASKED_EQ the value the masked argument must equal; otherwise 0n. */
+  valueTwo: bigint;
+  op: SeccompOp;
+}
+
+export interface PlanSeccompRule {
+  /** Syscall names; names libseccomp does not know are skipped with a warning. */
+  names: string[];
+  action: SeccompAction;
+  /** ERRNO: the errno returned; TRACE: the value given to the tracer. */
+  errnoRet: number;
+  /** All must match (several on one argument index become separate rules, as runc does). */
+  args: PlanSeccompArg[];
+}
+
+export interface PlanSeccomp {
+  defaultAction: SeccompAction;
+  /** errno (ERRNO) or trace value (TRACE) of the default action. */
+  defaultErrnoRet: number;
+  /** libseccomp architecture names ("x86_64", "x86", "x32", "aarch64", ...); empty: native only. */
+  architectures: string[];
+  /** SECCOMP_FILTER_FLAG_* bits: 1 TSYNC, 2 LOG, 4 SPEC_ALLOW (others are refused by the helper). */
+  flags: number;
+  syscalls: PlanSeccompRule[];
+  /** Unix socket (host path) the NOTIFY listener fd is sent to; required when an action is NOTIFY. */
+  listenerPath?: string;
+  /**
+   * The message sent with the listener fd: runc's container process state JSON (ociVersion,
+   * fds ["seccompFd"], pid, metadata from listenerMetadata, state), rendered by TypeScript.
+   * The helper replaces each "@PID@" in it with the container process's pid as the host sees it.
+   */
+  listenerState?: string;
+}
+
+export interface LaunchPlan {
+  /** create: a new container init with its rootfs; exec: a new process in an existing container. */
+  mode: "create" | "exec";
+  /**
+   * The helper's own parent process stays, waits for the container process, proxies the
+   * terminal when there is one and no console socket, and reports its exit status
+   * ("exit N" on the sync socket). Otherwise the helper exits once the process is ready.
+   */
+  foreground: boolean;
+  /** Send "debug ..." progress lines with timestamps on the sync socket. */
+  debug: boolean;
+
+  /**
+   * In order. When joining, the helper joins what its own privileges allow first, then the
+   * user namespace, then what only that user namespace allows (docs/plan-format.md).
+   */
+  namespaces: PlanNamespace[];
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  timeOffsets: PlanTimeOffset[];
+  /** cgroup.procs files the process is written into before it runs anything of its own. */
+  cgroupProcs: string[];
+
+  /** create mode: absolute host path of the rootfs. exec mode: empty. */
+  rootfs: string;
+  /** MS_* propagation for "/" before the mounts (MS_SLAVE|MS_REC by default, as runc). */
+  rootfsPropagation: number;
+  /** MS_MOVE + chroot instead of pivot_root (runc --no-pivot). */
+  noPivot: boolean;
+  readonlyRoot: boolean;
+  mounts: PlanMount[];
+  devices: PlanDevice[];
+  symlinks: PlanSymlink[];
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  /** Written to /proc/sys/<key with dots as slashes> inside the container. */
+  sysctls: { key: string; value: string }[];
+  hostname?: string;
+  domainname?: string;
+
+  process: PlanProcess;
+  /** Unix socket to send the pty master to (SCM_RIGHTS), when process.terminal is set. */
+  consoleSocket?: string;
+  /**
+   * create mode: host path of the exec fifo, which the helper creates (mkfifo). The init holds it O_RDWR from before pivot_root,
+   * reports "ready", and blocks reading one byte from it before execve.
+   */
+  execFifo?: string;
+  /** fds 3 .. 3+preserveFds-1 stay open in the container; every other fd above 2 is closed. */
+  preserveFds: number;
+  /**
+   * Absent: no filter. Loaded as late as possible: right before execve when the process has
+   * noNewPrivileges, otherwise before capabilities are dropped (it then needs CAP_SYS_ADMIN).
+   */
+  seccomp?: PlanSeccomp;
+}
