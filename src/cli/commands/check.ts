@@ -1,0 +1,31 @@
+/** check: every problem of a bundle that can be found without running it, each with its JSON path. */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { str, type CommandContext } from "../context.ts";
+import { errnoText, formatProblem, TsrunError, type Problem } from "../../errors.ts";
+import { parseJsonText, validateConfig } from "../../spec/validate.ts";
+import { checkBundle } from "../../spec/check-bundle.ts";
+
+export function run(ctx: CommandContext): number {
+  const bundle = resolve(str(ctx.values, "bundle") ?? ".");
+  const file = join(bundle, "config.json");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new TsrunError(`config.json: cannot read ${file}: ${errnoText(err)}`);
+  }
+  const parsed = parseJsonText(text);
+  if ("error" in parsed) throw new TsrunError(`config.json: invalid JSON: ${parsed.error}`);
+  const { config, problems, warnings } = validateConfig(parsed.value);
+  const findings: Problem[] = [...problems];
+  if (config) findings.push(...checkBundle(bundle, config));
+  for (const p of findings) process.stdout.write(formatProblem(p) + "\n");
+  for (const w of warnings) process.stdout.write(`warning: ${formatProblem(w)}\n`);
+  if (findings.length === 0) {
+    process.stdout.write(`${bundle}: no problems found\n`);
+    return 0;
+  }
+  process.stderr.write(`tsrun: ${findings.length} problem${findings.length === 1 ? "" : "s"} in ${bundle}\n`);
+  return 1;
+}

@@ -1,0 +1,145 @@
+/**
+ * create: validate the bundle, take the id, make the cgroup, launch the helper, and record
+ * the container. Whatever fails, the host is left as if create never ran.
+ */
+import { realpathSync, statSync, writeFileSync, renameSync } from "node:fs";
+import { dirname, join, resolve, basename } from "node:path";
+import { TsrunError, errnoText, formatProblem } from "../errors.ts";
+import { logDebug, logWarn } from "../log.ts";
+import { loadConfigFile } from "../spec/validate.ts";
+import { planCgroup, createCgroup, procsFiles, type CgroupState } from "../linux/cgroups/index.ts";
+import { procStat } from "../linux/proc.ts";
+import { withDefaultDeviceRules } from "../linux/default-devices.ts";
+import { planCreate } from "./plan.ts";
+import { launchHelper, type HelperRun } from "./helper-process.ts";
+import { lockNewContainer, writeRecord, execFifoPath, validateId, type ContainerRecord } from "./state-store.ts";
+import { destroyContainer } from "./destroy.ts";
+import { SPEC_VERSION } from "../version.ts";
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle?: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot: boolean;
+  preserveFds: number;
+  /** run in the foreground: the helper stays and reports the exit status. */
+  foreground: boolean;
+  debug: boolean;
+  systemdCgroup: boolean;
+}
+
+export interface Created {
+  record: ContainerRecord;
+  dir: string;
+  helper: HelperRun;
+}
+
+function resolveBundle(bundle: string | undefined): string {
+  const path = resolve(bundle ?? ".");
+  try {
+    const real = realpathSync(path);
+    if (!statSync(real).isDirectory()) throw new TsrunError(`bundle ${path}: not a directory`);
+    return real;
+  } catch (err) {
+    if (err instanceof TsrunError) throw err;
+    throw new TsrunError(`bundle ${path}: ${errnoText(err)}`);
+  }
+}
+
+function resolveRootfs(bundle: string, rootPath: string): string {
+  const path = resolve(bundle, rootPath);
+  try {
+    const real = realpathSync(path);
+    if (!statSync(real).isDirectory()) throw new TsrunError(`config.json: root.path: ${path} is not a directory`);
+    return real;
+  } catch (err) {
+    if (err instanceof TsrunError) throw err;
+    throw new TsrunError(`config.json: root.path: ${path}: ${errnoText(err)}`);
+  }
+}
+
+/** Written like runc: to a temp file beside it, then renamed, so readers never see half a pid. */
+export function writePidFile(path: string, pid: number): void {
+  const abs = resolve(path);
+  const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}`);
+  try {
+    writeFileSync(tmp, String(pid), { mode: 0o644 });
+    renameSync(tmp, abs);
+  } catch (err) {
+    throw new TsrunError(`cannot write pid file ${abs}: ${errnoText(err)}`);
+  }
+}
+
+export function parsePreserveFds(text: string | undefined): number {
+  if (text === undefined) return 0;
+  if (!/^[0-9]+$/.test(text)) throw new TsrunError(`invalid --preserve-fds value "${text}": want a number`);
+  return Number(text);
+}
+
+export async function createContainer(opts: CreateOptions): Promise<Created> {
+  validateId(opts.id);
+  const bundle = resolveBundle(opts.bundle);
+  const { config, warnings } = loadConfigFile(join(bundle, "config.json"));
+  for (const w of warnings) logWarn(formatProblem(w));
+  if (!config.process) throw new TsrunError("config.json: process: is required to create a container");
+  const terminal = config.process.terminal === true;
+  if (terminal && !opts.consoleSocket && !opts.foreground) {
+    throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
+  }
+  if (!terminal && opts.consoleSocket) {
+    throw new TsrunError("cannot use console socket if the process does not allocate a tty (process.terminal is false)");
+  }
+  const rootfs = resolveRootfs(bundle, config.root?.path ?? "rootfs");
+
+  const dir = lockNewContainer(opts.root, opts.id);
+  const record: ContainerRecord = {
+    ociVersion: config.ociVersion ?? SPEC_VERSION,
+    id: opts.id,
+    pid: 0,
+    pidStartTime: "",
+    bundle,
+    rootfs,
+    created: new Date().toISOString(),
+    owner: "",
+    annotations: config.annotations,
+    config,
+    complete: false,
+  };
+  let helper: HelperRun | undefined;
+  try {
+    // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
+    let cgroup: CgroupState = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup });
+    record.cgroup = cgroup;
+    writeRecord(dir, record);
+    cgroup = createCgroup(cgroup, withDefaultDeviceRules(config.linux?.resources), logWarn);
+    record.cgroup = cgroup;
+    writeRecord(dir, record);
+    logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
+
+    const plan = planCreate({
+      config, bundle, rootfs, cgroup, cgroupProcs: procsFiles(cgroup), execFifo: execFifoPath(dir),
+      consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
+      noPivot: opts.noPivot, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
+      warn: logWarn,
+    });
+    helper = await launchHelper(plan);
+    const stat = procStat(helper.pid);
+    if (!stat) throw new TsrunError("container init exited during create");
+    record.pid = helper.pid;
+    record.pidStartTime = stat.startTime;
+    record.complete = true;
+    writeRecord(dir, record);
+    if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
+    return { record, dir, helper };
+  } catch (err) {
+    helper?.abort();
+    try {
+      destroyContainer(opts.root, record);
+    } catch (cleanupErr) {
+      logWarn((cleanupErr as Error).message);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,32 @@
+/** Removing what create made: the processes, the cgroup, the state directory. Idempotent. */
+import { destroyCgroup } from "../linux/cgroups/index.ts";
+import { isSameLiveProcess, sleepMs } from "../linux/proc.ts";
+import { TsrunError, errnoText } from "../errors.ts";
+import { removeContainerDir, type ContainerRecord } from "./state-store.ts";
+
+/** SIGKILL the init (only if it is still the process we started) and wait until it is gone. */
+export function killInit(record: ContainerRecord): void {
+  if (!isSameLiveProcess(record.pid, record.pidStartTime)) return;
+  try {
+    process.kill(record.pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 2000 && isSameLiveProcess(record.pid, record.pidStartTime); i++) sleepMs(i < 50 ? 1 : 10);
+}
+
+/**
+ * Kills what is left, removes the cgroup, then the state directory. If the cgroup cannot be
+ * removed the state directory stays, so that a later `delete --force` can finish the job.
+ */
+export function destroyContainer(root: string, record: ContainerRecord): void {
+  killInit(record);
+  if (record.cgroup) {
+    try {
+      destroyCgroup(record.cgroup);
+    } catch (err) {
+      throw new TsrunError(`cannot remove the cgroup of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
+    }
+  }
+  removeContainerDir(root, record.id);
+}

@@ -1,0 +1,138 @@
+/**
+ * exec: a new process in a running container. Like runc, the process starts from the
+ * container's own process config (env, capabilities, rlimits, user, no_new_privs) unless
+ * --process gives a whole one; flags then override it.
+ */
+import { readFileSync } from "node:fs";
+import { TsrunError, errnoText, formatProblem } from "../errors.ts";
+import { logWarn } from "../log.ts";
+import { validateProcess } from "../spec/validate.ts";
+import { procsFiles } from "../linux/cgroups/index.ts";
+import { planProcess } from "./plan.ts";
+import { launchHelper } from "./helper-process.ts";
+import { writePidFile } from "./create.ts";
+import { loadContainer } from "./status.ts";
+import type { LaunchPlan, NamespaceType } from "../linux/launch-plan.ts";
+import type { Spec } from "../spec/generated/types.ts";
+
+type ConfigProcess = NonNullable<Spec["process"]>;
+
+export interface ExecOptions {
+  root: string;
+  id: string;
+  processFile?: string;
+  args: string[];
+  tty: boolean;
+  consoleSocket?: string;
+  detach: boolean;
+  pidFile?: string;
+  cwd?: string;
+  env: string[];
+  user?: string;
+  additionalGids: string[];
+  caps: string[];
+  noNewPrivs: boolean;
+  preserveFds: number;
+  ignorePaused: boolean;
+  debug: boolean;
+}
+
+const NS_FILE: Record<NamespaceType, string> = {
+  pid: "pid", network: "net", mount: "mnt", ipc: "ipc", uts: "uts", user: "user", cgroup: "cgroup", time: "time",
+};
+
+function readProcessFile(path: string): ConfigProcess {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new TsrunError(`${path}: invalid JSON: ${err.message}`);
+    throw new TsrunError(`${path}: ${errnoText(err)}`);
+  }
+  const { process: p, problems, warnings } = validateProcess(raw);
+  if (problems.length || !p) throw new TsrunError(problems.map((pr) => formatProblem(pr, "process.json")).join("\n"));
+  for (const w of warnings) logWarn(formatProblem(w, "process.json"));
+  return p;
+}
+
+function parseId(text: string, what: string): number {
+  if (!/^[0-9]+$/.test(text)) throw new TsrunError(`invalid ${what} "${text}": want a number`);
+  return Number(text);
+}
+
+function withEnv(env: string[], overrides: string[]): string[] {
+  const out = [...env];
+  for (const kv of overrides) {
+    const key = kv.split("=", 1)[0];
+    const i = out.findIndex((e) => e.split("=", 1)[0] === key);
+    if (i >= 0) out[i] = kv;
+    else out.push(kv);
+  }
+  return out;
+}
+
+function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigProcess {
+  if (o.processFile) return readProcessFile(o.processFile);
+  if (!base) throw new TsrunError("the container has no process config to base the new process on; use --process");
+  if (o.args.length === 0) throw new TsrunError("exec: expects <container-id> <command> [args...], or --process FILE");
+  const p: ConfigProcess = structuredClone(base);
+  p.args = o.args;
+  p.terminal = o.tty;
+  delete p.consoleSize;
+  if (o.cwd) p.cwd = o.cwd;
+  p.env = withEnv(p.env ?? [], o.env);
+  if (o.user) {
+    const [uid, gid] = o.user.split(":");
+    p.user = { ...p.user, uid: parseId(uid!, "user id"), gid: gid === undefined ? p.user.gid : parseId(gid, "group id") };
+  }
+  if (o.additionalGids.length) p.user.additionalGids = o.additionalGids.map((g) => parseId(g, "additional gid"));
+  if (o.caps.length) {
+    const c = (p.capabilities ??= {});
+    for (const set of ["bounding", "effective", "permitted"] as const) c[set] = [...new Set([...(c[set] ?? []), ...o.caps])];
+  }
+  if (o.noNewPrivs) p.noNewPrivileges = true;
+  return p;
+}
+
+export async function execInContainer(o: ExecOptions): Promise<number> {
+  const { record, status } = loadContainer(o.root, o.id);
+  if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
+  if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
+  const proc = execProcess(record.config.process, o);
+  if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
+  if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");
+
+  const plan: LaunchPlan = {
+    mode: "exec",
+    foreground: !o.detach,
+    debug: o.debug,
+    namespaces: (record.config.linux?.namespaces ?? []).map((ns) => ({
+      type: ns.type as NamespaceType,
+      path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
+    })),
+    uidMappings: [], gidMappings: [], timeOffsets: [],
+    cgroupProcs: record.cgroup ? procsFiles(record.cgroup) : [],
+    rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
+    mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
+    process: planProcess(proc, logWarn),
+    consoleSocket: o.consoleSocket,
+    preserveFds: o.preserveFds,
+  };
+  const helper = await launchHelper(plan);
+  if (o.pidFile) writePidFile(o.pidFile, helper.pid);
+  if (o.detach) return 0;
+  const forward = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(helper.pid, sig);
+    } catch {
+      // gone already
+    }
+  };
+  const signals: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
+  for (const sig of signals) process.on(sig, forward);
+  try {
+    return await helper.exitStatus;
+  } finally {
+    for (const sig of signals) process.off(sig, forward);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Runs the C helper and speaks the sync-socket protocol (docs/architecture.md): the plan
+ * goes in, "pid", "ready", "exit", "error", "warn" and "debug" lines come back.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Duplex } from "node:stream";
+import { TsrunError } from "../errors.ts";
+import { logDebug, logWarn } from "../log.ts";
+import { encodePlan } from "../linux/plan-encode.ts";
+import type { LaunchPlan } from "../linux/launch-plan.ts";
+
+export interface HelperRun {
+  /** The container process, as the host sees it. */
+  pid: number;
+  /** Foreground plans: the process's exit status (128+signal when killed). */
+  exitStatus: Promise<number>;
+  /** Kill the helper (and with it a child that is not yet ready). */
+  abort(): void;
+}
+
+export function helperPath(): string {
+  const fromEnv = process.env.TSRUN_HELPER;
+  if (fromEnv) return fromEnv;
+  const dir = dirname(process.execPath);
+  for (const candidate of [join(dir, "tsrun-helper"), join(dir, "..", "libexec", "tsrun", "tsrun-helper")]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new TsrunError(`cannot find tsrun-helper next to ${process.execPath} or in ../libexec/tsrun (set TSRUN_HELPER)`);
+}
+
+const START_ERROR = "unable to start container process: ";
+
+export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
+  const syncFd = 3 + plan.preserveFds;
+  const stdio: (number | "pipe")[] = [0, 1, 2];
+  for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
+  stdio.push("pipe");
+  let child: ChildProcess;
+  try {
+    child = spawn(helperPath(), [String(syncFd)], { stdio });
+  } catch (err) {
+    return Promise.reject(new TsrunError(`cannot run tsrun-helper: ${(err as Error).message}`));
+  }
+  const sock = child.stdio[syncFd] as Duplex;
+  const started = Date.now();
+
+  return new Promise<HelperRun>((resolveLaunch, rejectLaunch) => {
+    let pid = 0;
+    let ready = false;
+    let error: string | undefined;
+    let exitCode: number | undefined;
+    let resolveExit: (n: number) => void = () => {};
+    let rejectExit: (e: Error) => void = () => {};
+    const exitStatus = new Promise<number>((res, rej) => {
+      resolveExit = res;
+      rejectExit = rej;
+    });
+    exitStatus.catch(() => {});
+    const abort = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    };
+
+    const onLine = (line: string) => {
+      const space = line.indexOf(" ");
+      const word = space < 0 ? line : line.slice(0, space);
+      const rest = space < 0 ? "" : line.slice(space + 1);
+      switch (word) {
+        case "pid":
+          pid = Number(rest);
+          break;
+        case "ready":
+          ready = true;
+          logDebug(`helper ready after ${Date.now() - started} ms`);
+          resolveLaunch({ pid, exitStatus, abort });
+          break;
+        case "exit":
+          exitCode = Number(rest);
+          break;
+        case "error":
+          error ??= rest;
+          break;
+        case "warn":
+          logWarn(rest);
+          break;
+        case "debug":
+          logDebug(`helper: ${rest}`);
+          break;
+        default:
+          logDebug(`helper said something unknown: ${line}`);
+      }
+    };
+
+    let buffered = "";
+    sock.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        onLine(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    sock.on("error", () => {});
+    sock.write(encodePlan(plan));
+
+    child.on("error", (err) => rejectLaunch(new TsrunError(`cannot run tsrun-helper: ${err.message}`)));
+    child.on("exit", (code, signal) => {
+      sock.destroy();
+      if (buffered) onLine(buffered);
+      const failure = error ?? `tsrun-helper ${signal ? `killed by ${signal}` : `exited with status ${code}`} before the container was ready`;
+      if (!ready) {
+        rejectLaunch(new TsrunError(error ? START_ERROR + error : failure));
+        return;
+      }
+      if (exitCode !== undefined) resolveExit(exitCode);
+      else if (plan.foreground) rejectExit(new TsrunError(error ?? "tsrun-helper ended without reporting the exit status"));
+      else resolveExit(0);
+    });
+  });
+}

@@ -1,0 +1,23 @@
+/** kill: a signal to the init, or with --all to every process in the container's cgroup. */
+import { TsrunError, errnoText } from "../errors.ts";
+import { signalAll, thaw } from "../linux/cgroups/index.ts";
+import { loadContainer } from "./status.ts";
+
+const SIGKILL = 9;
+
+export function killContainer(root: string, id: string, signal: number, all: boolean): void {
+  const { record, status } = loadContainer(root, id);
+  if (status !== "created" && status !== "running" && status !== "paused") throw new TsrunError("container not running");
+  if (all && record.cgroup) {
+    signalAll(record.cgroup, signal);
+    // A frozen process cannot act on its signal; for SIGKILL let it die now, as runc does.
+    if (status === "paused" && signal === SIGKILL) thaw(record.cgroup);
+    return;
+  }
+  try {
+    process.kill(record.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") throw new TsrunError("container not running");
+    throw new TsrunError(`cannot send signal ${signal} to ${record.pid}: ${errnoText(err)}`);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * config.json (already validated) -> the launch plan the helper carries out. Every default
+ * and every decision of how a config field becomes syscalls is made here.
+ */
+import { statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { TsrunError } from "../errors.ts";
+import { parseMountOptions, MS } from "../linux/mount-options.ts";
+import { resolveCapabilities } from "../linux/capabilities.ts";
+import { RLIMITS } from "../linux/rlimits.ts";
+import { DEFAULT_DEVICES } from "../linux/default-devices.ts";
+import type { CgroupState } from "../linux/cgroups/index.ts";
+import type {
+  LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset,
+} from "../linux/launch-plan.ts";
+import type { Spec } from "../spec/generated/types.ts";
+
+type ConfigProcess = NonNullable<Spec["process"]>;
+type ConfigLinux = NonNullable<Spec["linux"]>;
+type ConfigMount = NonNullable<Spec["mounts"]>[number];
+
+
+const DEFAULT_SYMLINKS: PlanSymlink[] = [
+  { path: "/dev/fd", target: "/proc/self/fd" },
+  { path: "/dev/stdin", target: "/proc/self/fd/0" },
+  { path: "/dev/stdout", target: "/proc/self/fd/1" },
+  { path: "/dev/stderr", target: "/proc/self/fd/2" },
+  { path: "/dev/ptmx", target: "pts/ptmx" },
+];
+
+const ROOTFS_PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC,
+  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC,
+  shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
+  unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** JSON numbers past 2^53 arrive rounded; anything at or beyond 2^64-1 means "unlimited". */
+function toUint64(n: number): bigint {
+  if (!Number.isFinite(n) || n >= 18446744073709551615) return UINT64_MAX;
+  return BigInt(Math.max(0, Math.trunc(n)));
+}
+
+export interface CreatePlanInput {
+  config: Spec;
+  /** Absolute bundle path: relative bind mount sources are relative to it. */
+  bundle: string;
+  rootfs: string;
+  cgroup: CgroupState | undefined;
+  cgroupProcs: string[];
+  execFifo: string;
+  consoleSocket?: string;
+  noPivot: boolean;
+  preserveFds: number;
+  foreground: boolean;
+  debug: boolean;
+  warn: (msg: string) => void;
+}
+
+export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefix = "process"): PlanProcess {
+  const rlimits: PlanRlimit[] = (p.rlimits ?? []).map((r, i) => {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new TsrunError(`config.json: ${prefix}.rlimits[${i}].type: unknown rlimit ${JSON.stringify(r.type)}`);
+    return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
+  });
+  const env = p.env ?? [];
+  return {
+    args: p.args ?? [],
+    env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],
+    cwd: p.cwd,
+    uid: p.user.uid,
+    gid: p.user.gid,
+    additionalGids: p.user.additionalGids ?? [],
+    umask: p.user.umask,
+    rlimits,
+    noNewPrivileges: p.noNewPrivileges === true,
+    capabilities: resolveCapabilities(p.capabilities ?? {}, warn),
+    oomScoreAdj: p.oomScoreAdj,
+    terminal: p.terminal === true,
+    consoleHeight: p.consoleSize?.height ?? 0,
+    consoleWidth: p.consoleSize?.width ?? 0,
+  };
+}
+
+function planNamespaces(linux: ConfigLinux): PlanNamespace[] {
+  return (linux.namespaces ?? []).map((ns) => ({ type: ns.type as NamespaceType, ...(ns.path ? { path: ns.path } : {}) }));
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return true;
+  }
+}
+
+function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
+  const where = `config.json: mounts[${index}]`;
+  const opts = parseMountOptions(m.options, where);
+  const bind = opts.bind || m.type === "bind";
+  let source = m.source ?? "";
+  if (bind && source && !source.startsWith("/")) source = join(bundle, source);
+  if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
+  const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
+  return {
+    source,
+    destination: m.destination,
+    fstype: bind ? "" : m.type ?? "",
+    flags,
+    remountFlags: bind ? opts.flags : 0,
+    propagation: opts.propagation,
+    recAttrSet: opts.recAttrSet,
+    recAttrClr: opts.recAttrClr,
+    data: opts.data.join(","),
+    destKind: bind && !isDirectory(source) ? "file" : "dir",
+  };
+}
+
+/**
+ * A "cgroup" mount shows the container its own cgroups: on cgroup v2 with a cgroup namespace
+ * a fresh cgroup2 mount does that; otherwise a tmpfs with a read-only bind of each of the
+ * container's cgroup directories, which works with or without a cgroup namespace.
+ */
+function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | undefined, newCgroupNs: boolean): PlanMount[] {
+  const opts = parseMountOptions(m.options, `config.json: mounts[${index}]`);
+  const base = { propagation: [], recAttrSet: 0, recAttrClr: 0, destKind: "dir" as const };
+  if (!cgroup) return [];
+  if (cgroup.version === "v2" && cgroup.v2 && newCgroupNs) {
+    return [{ ...base, source: "cgroup", destination: m.destination, fstype: "cgroup2", flags: opts.flags, remountFlags: 0, data: "" }];
+  }
+  const mounts: PlanMount[] = [{
+    ...base, source: "tmpfs", destination: m.destination, fstype: "tmpfs",
+    flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, remountFlags: 0, data: "mode=755",
+  }];
+  const bindFlags = opts.flags | MS.NOSUID | MS.NOEXEC | MS.NODEV;
+  const dirs: [string, string][] = Object.entries(cgroup.v1).map(([controller, dir]) => [controller.replace(/^name=/, ""), dir]);
+  if (cgroup.v2) dirs.push([cgroup.version === "v2" ? "" : "unified", cgroup.v2]);
+  for (const [name, dir] of dirs) {
+    mounts.push({
+      ...base, source: dir, destination: name ? `${m.destination}/${basename(name)}` : m.destination, fstype: "",
+      flags: MS.BIND | MS.REC, remountFlags: bindFlags, data: "",
+    });
+  }
+  return mounts;
+}
+
+export function planCreate(input: CreatePlanInput): LaunchPlan {
+  const { config } = input;
+  const linux: ConfigLinux = config.linux ?? {};
+  if (!config.process) throw new TsrunError("config.json: process: is required to create a container");
+  const namespaces = planNamespaces(linux);
+  const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
+  const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
+  if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
+  const inUserNs = has("user");
+
+  const mounts: PlanMount[] = [];
+  (config.mounts ?? []).forEach((m, i) => {
+    if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, i, input.cgroup, hasNew("cgroup")));
+    else mounts.push(planMount(m, i, input.bundle));
+  });
+
+  const devices = new Map<string, PlanDevice>();
+  for (const d of DEFAULT_DEVICES) devices.set(d.path, { ...d, bindFromHost: inUserNs });
+  for (const d of linux.devices ?? []) {
+    devices.set(d.path, {
+      path: d.path, type: d.type as PlanDevice["type"], major: d.major ?? 0, minor: d.minor ?? 0,
+      fileMode: (d.fileMode ?? 0o666) & 0o7777, uid: d.uid ?? 0, gid: d.gid ?? 0, bindFromHost: inUserNs,
+    });
+  }
+
+  const timeOffsets: PlanTimeOffset[] = [];
+  for (const clock of ["monotonic", "boottime"] as const) {
+    const o = linux.timeOffsets?.[clock];
+    if (o) timeOffsets.push({ clock, secs: BigInt(o.secs ?? 0), nanosecs: o.nanosecs ?? 0 });
+  }
+
+  let rootfsPropagation: number = MS.SLAVE | MS.REC;
+  if (linux.rootfsPropagation) {
+    const p = ROOTFS_PROPAGATION[linux.rootfsPropagation];
+    if (p === undefined) throw new TsrunError(`config.json: linux.rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
+    rootfsPropagation = p;
+  }
+
+  return {
+    mode: "create",
+    foreground: input.foreground,
+    debug: input.debug,
+    namespaces,
+    uidMappings: linux.uidMappings ?? [],
+    gidMappings: linux.gidMappings ?? [],
+    timeOffsets,
+    cgroupProcs: input.cgroupProcs,
+    rootfs: input.rootfs,
+    rootfsPropagation,
+    noPivot: input.noPivot,
+    readonlyRoot: config.root?.readonly === true,
+    mounts,
+    devices: [...devices.values()],
+    symlinks: DEFAULT_SYMLINKS,
+    maskedPaths: linux.maskedPaths ?? [],
+    readonlyPaths: linux.readonlyPaths ?? [],
+    sysctls: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({ key, value: String(value) })),
+    hostname: config.hostname,
+    domainname: config.domainname,
+    process: planProcess(config.process, input.warn),
+    consoleSocket: input.consoleSocket,
+    execFifo: input.execFifo,
+    preserveFds: input.preserveFds,
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * run: create + start. In the foreground tsrun forwards the signals it gets to the container,
+ * waits for it, deletes it (unless --keep), and exits with its status (128+signal if killed).
+ */
+import { createContainer, type CreateOptions } from "./create.ts";
+import { startContainer } from "./start.ts";
+import { destroyContainer } from "./destroy.ts";
+import { loadContainer } from "./status.ts";
+import { logWarn } from "../log.ts";
+
+const FORWARDED: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP"];
+
+export async function runContainer(opts: CreateOptions & { detach: boolean; keep: boolean }): Promise<number> {
+  const created = await createContainer({ ...opts, foreground: !opts.detach });
+  const { record, helper } = created;
+  const forward = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(record.pid, sig);
+    } catch {
+      // already gone: its exit is on the way
+    }
+  };
+  if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
+  try {
+    startContainer(opts.root, opts.id);
+  } catch (err) {
+    helper.abort();
+    destroyContainer(opts.root, record);
+    throw err;
+  }
+  if (opts.detach) return 0;
+  let status: number;
+  try {
+    status = await helper.exitStatus;
+  } finally {
+    for (const sig of FORWARDED) process.off(sig, forward);
+  }
+  if (!opts.keep) {
+    try {
+      destroyContainer(opts.root, loadContainer(opts.root, opts.id).record);
+    } catch (err) {
+      logWarn((err as Error).message);
+    }
+  }
+  return status;
+}

@@ -1,0 +1,45 @@
+/**
+ * The devices every container gets (runtime-spec config-linux.md "Default Devices"), and the
+ * device cgroup rules that let it use them, appended after the config's own rules as runc does:
+ * a config that denies all devices still gets a working /dev/null, /dev/pts and so on.
+ */
+import type { PlanDevice } from "./launch-plan.ts";
+
+export type DefaultDevice = Omit<PlanDevice, "bindFromHost">;
+
+const chr = (path: string, major: number, minor: number): DefaultDevice => ({ path, type: "c", major, minor, fileMode: 0o666, uid: 0, gid: 0 });
+
+export const DEFAULT_DEVICES: DefaultDevice[] = [
+  chr("/dev/null", 1, 3),
+  chr("/dev/zero", 1, 5),
+  chr("/dev/full", 1, 7),
+  chr("/dev/random", 1, 8),
+  chr("/dev/urandom", 1, 9),
+  chr("/dev/tty", 5, 0),
+];
+
+export interface DeviceRule {
+  allow: boolean;
+  type?: string;
+  major?: number;
+  minor?: number;
+  access?: string;
+}
+
+export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
+  // mknod of any node is allowed (using one still needs its own rule).
+  { allow: true, type: "c", access: "m" },
+  { allow: true, type: "b", access: "m" },
+  ...DEFAULT_DEVICES.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" })),
+  { allow: true, type: "c", major: 5, minor: 1, access: "rwm" }, // /dev/console
+  { allow: true, type: "c", major: 5, minor: 2, access: "rwm" }, // /dev/ptmx
+  { allow: true, type: "c", major: 136, access: "rwm" }, // /dev/pts/*
+  { allow: true, type: "c", major: 10, minor: 200, access: "rwm" }, // /dev/net/tun
+];
+
+/** The config's resources with the default devices' rules after its own. */
+export function withDefaultDeviceRules<R extends { devices?: DeviceRule[] }>(resources: R | undefined): R {
+  const r = { ...(resources ?? {}) } as R;
+  r.devices = [...(r.devices ?? []), ...DEFAULT_DEVICE_RULES];
+  return r;
+}

@@ -1,0 +1,35 @@
+/**
+ * `tsrun features` (runtime-spec features.md): built from the same tables the code uses, so
+ * it cannot claim more than the build does. Extend it in the same change that adds a feature.
+ */
+import { MOUNT_OPTIONS } from "./mount-options.ts";
+import { CAPABILITIES } from "./capabilities.ts";
+import { SPEC_VERSION } from "../version.ts";
+import type { NamespaceType } from "./launch-plan.ts";
+
+export const SUPPORTED_NAMESPACES: NamespaceType[] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
+
+/** Hooks run by this build. Empty until the hooks runner lands. */
+export const SUPPORTED_HOOKS: string[] = [];
+
+export function features(): Record<string, unknown> {
+  return {
+    ociVersionMin: "1.0.0",
+    ociVersionMax: SPEC_VERSION,
+    hooks: SUPPORTED_HOOKS,
+    mountOptions: Object.keys(MOUNT_OPTIONS).sort(),
+    linux: {
+      namespaces: SUPPORTED_NAMESPACES,
+      capabilities: [...CAPABILITIES],
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
+      seccomp: { enabled: false },
+      apparmor: { enabled: false },
+      selinux: { enabled: false },
+      intelRdt: { enabled: false },
+      mountExtensions: { idmap: { enabled: false } },
+    },
+    annotations: {
+      "io.github.tsrun.version": SPEC_VERSION,
+    },
+  };
+}

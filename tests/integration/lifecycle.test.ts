@@ -1,0 +1,203 @@
+// The container lifecycle state machine, driven through the built binary on real containers:
+// every command from every state, with the exact error runc's callers match on.
+import t from "tap";
+import fs from "node:fs";
+import path from "node:path";
+import { makeBundle } from "../lib/bundle.ts";
+import { leakCheck } from "../lib/leaks.ts";
+import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+
+function state(root: string, id: string): { status: string; pid: number; [k: string]: unknown } {
+  const r = tsrun(["state", id], { root });
+  if (r.code !== 0) throw new Error(`state ${id}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function waitForStatus(root: string, id: string, want: string): string {
+  let status = "";
+  for (let i = 0; i < 500; i++) {
+    status = state(root, id).status;
+    if (status === want) break;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return status;
+}
+
+t.test("create, start, state, kill, delete", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  const pidFile = path.join(bundle.dir, "init.pid");
+
+  const created = tsrun(["create", "--bundle", bundle.dir, "--pid-file", pidFile, id], { root });
+  t.equal(created.code, 0, `create: ${created.stderr}`);
+  const s = state(root, id);
+  t.equal(s.status, "created");
+  t.equal(s.id, id);
+  t.equal(s.bundle, bundle.dir);
+  t.equal(s.ociVersion, "1.3.0");
+  t.equal(Number(fs.readFileSync(pidFile, "utf8")), s.pid, "pid file holds the init's pid");
+  t.ok(fs.existsSync(`/proc/${s.pid}`), "the init waits");
+  t.equal(fs.statSync(path.join(root, id)).mode & 0o777, 0o700, "state dir is 0700");
+  t.match(fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8"), /tsrun-helper/, "what waits is the helper, not sleep");
+
+  t.match(tsrun(["create", "--bundle", bundle.dir, id], { root }), { code: 1, stderr: /container with given ID already exists/ });
+  t.match(tsrun(["kill", id, "0"], { root }), { code: 0 }, "signal 0 to a created container");
+
+  t.equal(tsrun(["start", id], { root }).code, 0);
+  t.equal(waitForStatus(root, id, "running"), "running");
+  t.match(fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8"), /^sleep\0/, "start execs the user's process");
+  t.match(tsrun(["start", id], { root }), { code: 1, stderr: /cannot start an already running container/ });
+  t.match(tsrun(["delete", id], { root }), { code: 1, stderr: /cannot delete container .* that is not stopped: running/ });
+
+  t.equal(tsrun(["kill", id, "KILL"], { root }).code, 0);
+  t.equal(waitForStatus(root, id, "stopped"), "stopped");
+  t.equal(state(root, id).pid, 0, "a stopped container has pid 0");
+  t.match(tsrun(["kill", id], { root }), { code: 1, stderr: /container not running/ });
+  t.match(tsrun(["start", id], { root }), { code: 1, stderr: /cannot start a container that has stopped/ });
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+  t.notOk(fs.existsSync(path.join(root, id)), "delete removes the state dir");
+  for (const cmd of [["state", id], ["start", id], ["kill", id], ["delete", id]]) {
+    t.match(tsrun(cmd, { root }), { code: 1, stderr: /container does not exist/ }, cmd[0]!);
+  }
+});
+
+t.test("delete of a created container kills its waiting init (as runc, which containerd relies on)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root }).code, 0);
+  const pid = state(root, id).pid;
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+  t.notOk(fs.existsSync(`/proc/${pid}/stat`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8")), "init gone");
+});
+
+t.test("delete --force of a running container", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  t.equal(tsrun(["run", "--detach", "--bundle", bundle.dir, id], { root }).code, 0);
+  t.equal(state(root, id).status, "running");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  t.match(tsrun(["state", id], { root }), { code: 1, stderr: /container does not exist/ });
+});
+
+t.test("run in the foreground returns the exit code, and 128+signal", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const b1 = makeBundle(t, { args: ["sh", "-c", "echo out; echo err >&2; exit 7"] });
+  const r = tsrun(["run", "--bundle", b1.dir, containerId()], { root });
+  t.equal(r.code, 7);
+  t.equal(r.stdout, "out\n");
+  t.match(r.stderr, /err/);
+  // Without a pid namespace the shell is not an init, which would be immune to its own SIGKILL.
+  const b2 = makeBundle(t, {
+    args: ["sh", "-c", "kill -9 $$"],
+    config: (c) => (c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid")),
+  });
+  t.equal(tsrun(["run", "--bundle", b2.dir, containerId()], { root }).code, 137);
+  t.same(fs.readdirSync(root), [], "run deletes the container");
+});
+
+t.test("run --keep leaves a stopped container to delete", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["true"] });
+  const id = containerId();
+  t.equal(tsrun(["run", "--keep", "--bundle", bundle.dir, id], { root }).code, 0);
+  t.equal(state(root, id).status, "stopped");
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+});
+
+t.test("a reused pid reads as stopped and is never signalled", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  t.equal(tsrun(["run", "--detach", "--bundle", bundle.dir, id], { root }).code, 0);
+  // Point the record at a live process that is not the container: this test's own.
+  const file = path.join(root, id, "state.json");
+  const record = JSON.parse(fs.readFileSync(file, "utf8"));
+  const realPid = record.pid;
+  record.pid = process.pid;
+  fs.writeFileSync(file, JSON.stringify(record));
+  t.equal(state(root, id).status, "stopped");
+  t.match(tsrun(["kill", id, "KILL"], { root }), { code: 1, stderr: /container not running/ });
+  record.pid = realPid;
+  fs.writeFileSync(file, JSON.stringify(record));
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+});
+
+t.test("list shows containers in table, json and quiet form", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const a = containerId("a");
+  const b = containerId("b");
+  t.equal(tsrun(["create", "--bundle", bundle.dir, a], { root }).code, 0);
+  t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, b], { root }).code, 0);
+  const json = JSON.parse(tsrun(["list", "--format", "json"], { root }).stdout) as { id: string; status: string }[];
+  t.same(json.map((c) => [c.id, c.status]), [[a, "created"], [b, "running"]]);
+  t.same(tsrun(["list", "-q"], { root }).stdout, `${a}\n${b}\n`);
+  const table = tsrun(["list"], { root }).stdout.split("\n");
+  t.match(table[0], /^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED\s+OWNER$/);
+  t.match(table[1], new RegExp(`^${a}\\s+\\d+\\s+created\\s+${bundle.dir}`));
+  t.equal(tsrun(["delete", "-f", a], { root }).code, 0);
+  t.equal(tsrun(["delete", "-f", b], { root }).code, 0);
+});
+
+t.test("pause and resume", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, id], { root }).code, 0);
+  t.equal(tsrun(["pause", id], { root }).code, 0);
+  t.equal(state(root, id).status, "paused");
+  t.match(tsrun(["pause", id], { root }), { code: 1, stderr: /container already paused/ });
+  t.match(tsrun(["start", id], { root }), { code: 1, stderr: /cannot start an already running container/ });
+  t.equal(tsrun(["resume", id], { root }).code, 0);
+  t.equal(state(root, id).status, "running");
+  t.match(tsrun(["resume", id], { root }), { code: 1, stderr: /container not paused/ });
+  const ps = JSON.parse(tsrun(["ps", "--format", "json", id], { root }).stdout) as number[];
+  t.same(ps, [state(root, id).pid], "ps lists the init");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+});
+
+t.test("a failing create leaves nothing behind", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const cases: [string, (c: Record<string, any>) => void, RegExp][] = [
+    ["missing binary", (c) => (c.process.args = ["nope-not-here"]), /unable to start container process: exec: "nope-not-here": executable file not found in \$PATH/],
+    ["missing path", (c) => (c.process.args = ["/bin/nope"]), /exec: "\/bin\/nope": stat \/bin\/nope: no such file or directory/],
+    ["not executable", (c) => (c.process.args = ["/etc/passwd"]), /exec: "\/etc\/passwd": permission denied/],
+    ["bad mount", (c) => c.mounts.push({ destination: "/mnt", type: "nosuchfs", source: "x" }), /unable to start container process: .*mnt/],
+    ["bad sysctl", (c) => (c.linux.sysctl = { "net.ipv4.no_such_thing": "1" }), /unable to start container process: .*no_such_thing/],
+  ];
+  for (const [name, mutate, error] of cases) {
+    const bundle = makeBundle(t, { config: mutate });
+    const id = containerId();
+    const r = tsrun(["create", "--bundle", bundle.dir, id], { root });
+    t.equal(r.code, 1, name);
+    t.match(r.stderr, error, name);
+    t.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line`);
+    t.notOk(fs.existsSync(path.join(root, id)), `${name}: no state dir`);
+  }
+});
+
+t.test("json log lines for callers that read --log", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["nope-not-here"] });
+  const log = path.join(bundle.dir, "log.json");
+  const r = tsrun(["--log", log, "--log-format", "json", "create", "--bundle", bundle.dir, containerId()], { root });
+  t.equal(r.code, 1);
+  const lines = fs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const last = lines[lines.length - 1];
+  t.equal(last.level, "error");
+  t.match(last.msg, /executable file not found in \$PATH/);
+  t.ok(!Number.isNaN(Date.parse(last.time)), "time is a date");
+});

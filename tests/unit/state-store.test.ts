@@ -1,0 +1,50 @@
+import t from "tap";
+import { mkdtempSync, rmSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validateId, lockNewContainer, writeRecord, readRecord, listIds, computeStatus, type ContainerRecord } from "../../src/lifecycle/state-store.ts";
+import { procStat } from "../../src/linux/proc.ts";
+
+const root = mkdtempSync(join(tmpdir(), "tsrun-state-"));
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
+
+t.test("container ids", async (t) => {
+  for (const good of ["a", "A-b_c.d+e", "x".repeat(1024)]) t.doesNotThrow(() => validateId(good), good.slice(0, 20));
+  for (const bad of ["", ".", "..", "../x", "a/b", "a b", "x".repeat(1025), "é"]) {
+    t.throws(() => validateId(bad), /invalid container id/, JSON.stringify(bad.slice(0, 20)));
+  }
+});
+
+t.test("the state directory is the lock", async (t) => {
+  const dir = lockNewContainer(root, "one");
+  t.equal(statSync(dir).mode & 0o777, 0o700);
+  t.throws(() => lockNewContainer(root, "one"), /^container with given ID already exists$/);
+});
+
+const me = procStat(process.pid)!;
+const record = (over: Partial<ContainerRecord>): ContainerRecord => ({
+  ociVersion: "1.3.0", id: "two", pid: process.pid, pidStartTime: me.startTime, bundle: "/b", rootfs: "/b/rootfs",
+  created: new Date().toISOString(), owner: "", config: { ociVersion: "1.3.0" }, complete: true, ...over,
+});
+
+t.test("records are written whole and status is computed", async (t) => {
+  const dir = lockNewContainer(root, "two");
+  writeRecord(dir, record({}));
+  t.same(readdirSync(dir), ["state.json"], "no temp file left");
+  const r = readRecord(root, "two");
+  t.equal(computeStatus(root, r, () => false), "running");
+  t.equal(computeStatus(root, r, () => true), "paused");
+  writeFileSync(join(dir, "exec.fifo"), "");
+  t.equal(computeStatus(root, r, () => false), "created");
+  t.equal(computeStatus(root, { ...r, pidStartTime: "1" }, () => false), "stopped", "a reused pid reads as stopped");
+  t.equal(computeStatus(root, { ...r, complete: false }, () => false), "creating");
+  t.throws(() => readRecord(root, "nope"), /^container does not exist$/);
+});
+
+t.test("a directory without state.json (a create killed half-way) reads as stopped", async (t) => {
+  lockNewContainer(root, "three");
+  const r = readRecord(root, "three");
+  t.equal(r.complete, false);
+  t.equal(computeStatus(root, r, () => false), "stopped");
+  t.same(listIds(root), ["one", "three", "two"]);
+});
