@@ -119,6 +119,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
 
     const plan = planCreate({
+      id: opts.id,
       config, bundle, rootfs, cgroup, cgroupProcs: procsFiles(cgroup), execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
       noPivot: opts.noPivot, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,

@@ -9,9 +9,10 @@ import { parseMountOptions, MS } from "../linux/mount-options.ts";
 import { resolveCapabilities } from "../linux/capabilities.ts";
 import { RLIMITS } from "../linux/rlimits.ts";
 import { DEFAULT_DEVICES } from "../linux/default-devices.ts";
+import { seccompPlan, renderListenerState } from "../linux/seccomp-plan.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import type {
-  LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset,
+  LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset, PlanSeccomp,
 } from "../linux/launch-plan.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
@@ -45,6 +46,7 @@ function toUint64(n: number): bigint {
 }
 
 export interface CreatePlanInput {
+  id: string;
   config: Spec;
   /** Absolute bundle path: relative bind mount sources are relative to it. */
   bundle: string;
@@ -147,6 +149,16 @@ function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | un
   return mounts;
 }
 
+/** The container's seccomp filter; a notify listener also gets the state as runc sends it. */
+export function planSeccomp(config: Spec, id: string, bundle: string, status: "creating" | "running"): PlanSeccomp | undefined {
+  const s = config.linux?.seccomp;
+  if (!s) return undefined;
+  const state = s.listenerPath
+    ? renderListenerState({ ociVersion: config.ociVersion, id, status, bundle, annotations: config.annotations, metadata: s.listenerMetadata })
+    : undefined;
+  return seccompPlan(s, state);
+}
+
 export function planCreate(input: CreatePlanInput): LaunchPlan {
   const { config } = input;
   const linux: ConfigLinux = config.linux ?? {};
@@ -207,6 +219,7 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     hostname: config.hostname,
     domainname: config.domainname,
     process: planProcess(config.process, input.warn),
+    seccomp: planSeccomp(config, input.id, input.bundle, "creating"),
     consoleSocket: input.consoleSocket,
     execFifo: input.execFifo,
     preserveFds: input.preserveFds,

@@ -6,6 +6,7 @@ import { MOUNT_OPTIONS } from "./mount-options.ts";
 import { CAPABILITIES } from "./capabilities.ts";
 import { SPEC_VERSION } from "../version.ts";
 import type { NamespaceType } from "./launch-plan.ts";
+import { SECCOMP_FEATURES } from "./seccomp-plan.ts";
 
 export const SUPPORTED_NAMESPACES: NamespaceType[] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
 
@@ -22,7 +23,7 @@ export function features(): Record<string, unknown> {
       namespaces: SUPPORTED_NAMESPACES,
       capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
-      seccomp: { enabled: false },
+      seccomp: { enabled: true, ...SECCOMP_FEATURES },
       apparmor: { enabled: false },
       selinux: { enabled: false },
       intelRdt: { enabled: false },
