@@ -1,0 +1,110 @@
+// The command line as callers see it: help, version, unknown commands and flags, log formats,
+// and the bundle-debugging commands (spec, check, features) through the built binary.
+import t from "tap";
+import fs from "node:fs";
+import path from "node:path";
+import { makeBundle, writeConfig } from "../lib/bundle.ts";
+import { tsrun } from "../lib/tsrun.ts";
+
+const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
+
+t.test("version and help", async (t) => {
+  t.match(tsrun(["--version"]), { code: 0, stdout: /^tsrun version \d+\.\d+\.\d+\nspec: 1\.3\.0\n$/ });
+  const help = tsrun(["--help"]);
+  t.equal(help.code, 0);
+  for (const c of COMMANDS) t.match(help.stdout, new RegExp(`^   ${c}\\s`, "m"), `help lists ${c}`);
+  for (const flag of ["--root", "--log", "--log-format", "--debug", "--systemd-cgroup"]) t.match(help.stdout, flag);
+  for (const c of COMMANDS) {
+    const r = tsrun([c, "--help"]);
+    t.equal(r.code, 0, `${c} --help`);
+    t.match(r.stdout, new RegExp(`^usage: tsrun \\[global options\\] ${c}`, "m"), `${c} has a usage line`);
+  }
+  t.match(tsrun([]), { code: 1, stdout: /^tsrun: / }, "no command: help and exit 1");
+});
+
+t.test("unknown commands and flags: one line naming them, exit 1", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /^tsrun: unknown command "frobnicate" \(run 'tsrun --help' for the list\)\n$/],
+    [["--frob", "list"], /^tsrun: unknown flag: --frob\n$/],
+    [["list", "--frob"], /^tsrun: list: unknown flag: --frob\n$/],
+    [["create", "--bundle"], /^tsrun: create: flag --bundle needs a value\n$/],
+    [["kill"], /^tsrun: kill: expects <container-id> \[signal\], got none\n$/],
+    [["state", "a", "b"], /^tsrun: state: expects <container-id>, got "a" "b"\n$/],
+    [["--log-format", "xml", "list"], /^tsrun: invalid --log-format "xml": want text or json\n$/],
+    [["--root", "/nonexistent-root", "kill", "x", "NOPE"], /^tsrun: invalid signal: NOPE\n$/],
+    [["list", "--format", "yaml"], /^tsrun: invalid --format "yaml": want table or json\n$/],
+  ];
+  for (const [args, want] of cases) {
+    const r = tsrun(args);
+    t.equal(r.code, 1, args.join(" "));
+    t.match(r.stderr, want, args.join(" "));
+  }
+});
+
+t.test("runc's single-dash and = flag forms", async (t) => {
+  t.equal(tsrun(["-root", "/nonexistent-root", "list", "-q"]).code, 0);
+  t.equal(tsrun(["--root=/nonexistent-root", "list", "--format=json"]).stdout, "[]\n");
+});
+
+t.test("--log with json and text formats", async (t) => {
+  const bundle = makeBundle(t);
+  const json = path.join(bundle.dir, "log.json");
+  const r = tsrun(["--log", json, "--log-format", "json", "state", "nope"], { root: "/nonexistent-root" });
+  t.equal(r.code, 1);
+  t.equal(r.stderr, "tsrun: container does not exist\n", "errors also go to stderr");
+  const lines = fs.readFileSync(json, "utf8").trim().split("\n");
+  t.equal(lines.length, 1);
+  const entry = JSON.parse(lines[0]!);
+  t.same(Object.keys(entry).sort(), ["level", "msg", "time"]);
+  t.equal(entry.level, "error");
+  t.equal(entry.msg, "container does not exist");
+  const text = path.join(bundle.dir, "log.txt");
+  tsrun(["--log", text, "state", "nope"], { root: "/nonexistent-root" });
+  t.match(fs.readFileSync(text, "utf8"), /^time="[^"]+" level=error msg="container does not exist"\n$/);
+});
+
+t.test("spec writes a valid config once; check finds every problem with its JSON path", async (t) => {
+  const bundle = makeBundle(t);
+  fs.rmSync(bundle.configPath);
+  t.equal(tsrun(["spec", "--bundle", bundle.dir]).code, 0);
+  const spec = JSON.parse(fs.readFileSync(bundle.configPath, "utf8"));
+  t.equal(spec.ociVersion, "1.3.0");
+  t.match(tsrun(["spec", "--bundle", bundle.dir]), { code: 1, stderr: /config\.json exists: remove it first/ });
+  // No rootfs yet: check says so, by JSON path.
+  t.match(tsrun(["check", "--bundle", bundle.dir]), { code: 1, stdout: /^config\.json: root\.path: /m });
+
+  const good = makeBundle(t, { args: ["sh", "-c", "true"] });
+  t.match(tsrun(["check", "--bundle", good.dir]), { code: 0, stdout: /no problems found/ });
+
+  const bad = makeBundle(t);
+  bad.config.process.args = ["no-such-program"];
+  bad.config.process.cwd = "relative";
+  bad.config.linux.namespaces.push({ type: "pidd" });
+  bad.config.mounts.push({ destination: "/x", type: "bind", source: "/no/such/source", options: ["rbind"] });
+  writeConfig(bad);
+  const r = tsrun(["check", "--bundle", bad.dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /^config\.json: process\.cwd: must be an absolute path/m);
+  t.match(r.stdout, /^config\.json: linux\.namespaces\[\d+\]\.type: must be one of/m);
+  t.match(r.stderr, /problems? in /);
+
+  const unresolved = makeBundle(t);
+  unresolved.config.process.args = ["no-such-program"];
+  unresolved.config.mounts.push({ destination: "/x", type: "bind", source: "/no/such/source", options: ["rbind"] });
+  writeConfig(unresolved);
+  const u = tsrun(["check", "--bundle", unresolved.dir]);
+  t.match(u.stdout, /^config\.json: process\.args\[0\]: exec: "no-such-program": executable file not found in \$PATH/m);
+  t.match(u.stdout, /^config\.json: mounts\[\d+\]\.source: .*no such file or directory/m);
+
+  fs.writeFileSync(bad.configPath, "{ not json");
+  t.match(tsrun(["check", "--bundle", bad.dir]), { code: 1, stderr: /^tsrun: config\.json: invalid JSON: / });
+});
+
+t.test("features is valid JSON describing this build", async (t) => {
+  const r = tsrun(["features"]);
+  t.equal(r.code, 0);
+  const f = JSON.parse(r.stdout);
+  t.equal(f.ociVersionMax, "1.3.0");
+  t.ok(f.mountOptions.includes("rro"));
+  t.same(f.linux.namespaces.sort(), ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]);
+});
