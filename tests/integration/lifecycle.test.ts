@@ -3,9 +3,10 @@
 import t from "tap";
 import fs from "node:fs";
 import path from "node:path";
-import { makeBundle } from "../lib/bundle.ts";
+import { spawnSync } from "node:child_process";
+import { makeBundle, writeConfig } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { containerId, spawnTsrun, testRoot, tsrun, TSRUN } from "../lib/tsrun.ts";
 
 function state(root: string, id: string): { status: string; pid: number; [k: string]: unknown } {
   const r = tsrun(["state", id], { root });
@@ -200,4 +201,98 @@ t.test("json log lines for callers that read --log", async (t) => {
   t.equal(last.level, "error");
   t.match(last.msg, /executable file not found in \$PATH/);
   t.ok(!Number.isNaN(Date.parse(last.time)), "time is a date");
+});
+
+t.test("every command from every state", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId();
+  // What each command answers in each state; undefined: it succeeds.
+  type Expect = Record<string, RegExp | undefined>;
+  const expect: Record<string, Expect> = {
+    nonexistent: { start: /container does not exist/, kill: /container does not exist/, pause: /container does not exist/, resume: /container does not exist/, state: /container does not exist/, delete: /container does not exist/, exec: /container does not exist/ },
+    // The one command that changes the state comes last in each row.
+    created: { pause: /container not running/, resume: /container not paused/, state: undefined, exec: undefined, kill: undefined, start: undefined },
+    running: { start: /cannot start an already running container/, resume: /container not paused/, state: undefined, delete: /that is not stopped: running/, exec: undefined, kill: undefined, pause: undefined },
+    paused: { start: /cannot start an already running container/, pause: /container already paused/, delete: /that is not stopped: paused/, exec: /cannot exec in a paused container/, state: undefined, resume: undefined },
+    stopped: { start: /cannot start a container that has stopped/, kill: /container not running/, pause: /container not running/, resume: /container not paused/, exec: /cannot exec in a stopped container/, state: undefined },
+  };
+  const args = (cmd: string): string[] => (cmd === "exec" ? ["exec", id, "true"] : cmd === "kill" ? ["kill", id, "0"] : [cmd, id]);
+  const check = (status: string) => {
+    for (const [cmd, want] of Object.entries(expect[status]!)) {
+      // Commands that change the state are tried only where they must fail, or last.
+      const r = tsrun(args(cmd), { root });
+      if (want) t.match(r, { code: 1, stderr: want }, `${cmd} when ${status}`);
+      else t.equal(r.code, 0, `${cmd} when ${status}: ${r.stderr}`);
+      if (!want && (cmd === "start" || cmd === "pause" || cmd === "resume")) return;
+    }
+  };
+  check("nonexistent");
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root }).code, 0);
+  check("created"); // ends with start
+  t.equal(state(root, id).status, "running");
+  check("running"); // ends with pause
+  t.equal(state(root, id).status, "paused");
+  check("paused"); // ends with resume
+  t.equal(tsrun(["kill", id, "KILL"], { root }).code, 0);
+  t.equal(waitForStatus(root, id, "stopped"), "stopped");
+  check("stopped");
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+});
+
+t.test("kill --all signals every process of the container", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  // Without a pid namespace: the shell is not an init, so SIGTERM's default action applies to it.
+  const bundle = makeBundle(t, {
+    args: ["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+    config: (c) => (c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid")),
+  });
+  const id = containerId();
+  t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, id], { root }).code, 0);
+  let pids: number[] = [];
+  for (let i = 0; i < 200 && pids.length < 3; i++) {
+    pids = JSON.parse(tsrun(["ps", "--format", "json", id], { root }).stdout);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  t.equal(pids.length, 3, "sh and two sleeps");
+  t.equal(tsrun(["kill", "--all", id, "TERM"], { root }).code, 0);
+  t.equal(waitForStatus(root, id, "stopped"), "stopped");
+  t.same(JSON.parse(tsrun(["ps", "--format", "json", id], { root }).stdout), [], "no process left");
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+});
+
+t.test("editing config.json after create changes nothing", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sh", "-c", "echo original"] });
+  const id = containerId();
+  const out = path.join(bundle.dir, "out");
+  const fd = fs.openSync(out, "w");
+  const created = spawnSync(TSRUN, ["--root", root, "create", "--bundle", bundle.dir, id], { stdio: ["ignore", fd, fd] });
+  fs.closeSync(fd);
+  t.equal(created.status, 0);
+  bundle.config.process.args = ["sh", "-c", "echo edited"];
+  bundle.config.hostname = "edited";
+  writeConfig(bundle);
+  t.equal(tsrun(["start", id], { root }).code, 0);
+  t.equal(waitForStatus(root, id, "stopped"), "stopped");
+  t.equal(fs.readFileSync(out, "utf8"), "original\n");
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+});
+
+t.test("run in the foreground forwards signals to the container", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"] });
+  const { child, done } = spawnTsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+  child.stdin!.end();
+  let seen = "";
+  await new Promise<void>((resolve) => child.stdout!.on("data", (d: Buffer) => ((seen += d.toString()), seen.includes("ready") && resolve())));
+  child.kill("SIGTERM");
+  const r = await done;
+  t.match(r.stdout, /got TERM/);
+  t.equal(r.code, 3, "the container's exit code");
+  t.same(fs.readdirSync(root), [], "deleted after it exited");
 });
