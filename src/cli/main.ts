@@ -94,7 +94,9 @@ export async function main(argv: string[]): Promise<number> {
     return await dispatch(argv);
   } catch (err) {
     if (err instanceof TsrunError) {
-      logError(err.message);
+      // Several problems (config.json) are several complete lines: each is its own log entry,
+      // so a caller showing the last error line still shows a whole message.
+      for (const line of err.message.split("\n")) logError(line);
       return err.exitCode;
     }
     const e = err as Error;

@@ -1,0 +1,76 @@
+// Mount types and options from inside the container: the cgroup mount, overlay, recursive
+// read-only, and a symlink in the rootfs used as a destination.
+import t from "tap";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
+import { leakCheck } from "../lib/leaks.ts";
+import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import type { TestLike } from "../lib/context.ts";
+
+function inside(t: TestLike, root: string, script: string, mutate: (c: ConfigObject) => void, copyRootfs = false): { code: number; out: string; err: string } {
+  const bundle = makeBundle(t, { args: ["sh", "-c", script], config: mutate, copyRootfs });
+  const r = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+  return { code: r.code, out: r.stdout, err: r.stderr };
+}
+
+function hostDir(t: TestLike): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-mnt-"));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test("mounts", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+
+  t.test("a cgroup mount shows the container its own cgroups, read-only", async (t) => {
+    const r = inside(t, root, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; (echo 5 > /sys/fs/cgroup/pids/pids.max) 2>&1", (c) => {
+      c.mounts.push({ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] });
+      c.linux.resources = { ...c.linux.resources, memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 42 } };
+    });
+    t.match(r.out, /^67108864\n42\n.*Read-only file system/, r.err);
+  });
+
+  t.test("overlay", async (t) => {
+    const dir = hostDir(t);
+    for (const d of ["lower", "upper", "work"]) fs.mkdirSync(path.join(dir, d));
+    fs.writeFileSync(path.join(dir, "lower", "a"), "from lower\n");
+    const r = inside(t, root, "cat /ov/a; echo new > /ov/b && echo wrote", (c) => {
+      c.mounts.push({
+        destination: "/ov", type: "overlay", source: "overlay",
+        options: [`lowerdir=${dir}/lower`, `upperdir=${dir}/upper`, `workdir=${dir}/work`],
+      });
+    });
+    t.equal(r.out, "from lower\nwrote\n", r.err);
+    t.equal(fs.readFileSync(path.join(dir, "upper", "b"), "utf8"), "new\n", "the write landed in upperdir");
+  });
+
+  t.test("rro makes submounts read-only too; ro alone does not", async (t) => {
+    const dir = hostDir(t);
+    fs.mkdirSync(path.join(dir, "sub"));
+    t.equal(spawnSync("mount", ["-t", "tmpfs", "tmpfs", path.join(dir, "sub")]).status, 0);
+    t.teardown(() => spawnSync("umount", ["-l", path.join(dir, "sub")]));
+    const script = "(echo x > /d/sub/f) 2>&1 && echo writable";
+    const ro = inside(t, root, script, (c) => c.mounts.push({ destination: "/d", type: "bind", source: dir, options: ["rbind", "ro"] }));
+    t.match(ro.out, /writable/, `plain ro leaves the submount writable (as the kernel does): ${ro.err}`);
+    const rro = inside(t, root, script, (c) => c.mounts.push({ destination: "/d", type: "bind", source: dir, options: ["rbind", "rro"] }));
+    t.match(rro.out, /Read-only file system/, rro.err);
+  });
+
+  t.test("a rootfs symlink used as a destination stays inside the rootfs", async (t) => {
+    const target = hostDir(t);
+    const bundle = makeBundle(t, {
+      args: ["sh", "-c", "grep -c ' /etc-link ' /proc/self/mountinfo; ls -d /etc-link"],
+      config: (c) => c.mounts.push({ destination: "/etc-link/sub", type: "tmpfs", source: "tmpfs", options: ["size=1m"] }),
+      copyRootfs: true,
+    });
+    // An absolute symlink to a host directory, and one that climbs out with ../
+    fs.symlinkSync(target, path.join(bundle.dir, "rootfs", "etc-link"));
+    const r = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+    t.equal(r.code, 0, r.stderr);
+    t.same(fs.readdirSync(target), [], "nothing was mounted or created on the host");
+  });
+});
