@@ -4,6 +4,7 @@
  * a config that denies all devices still gets a working /dev/null, /dev/pts and so on.
  */
 import type { PlanDevice } from "./launch-plan.ts";
+import type { DeviceRule } from "./cgroups/resources.ts";
 
 export type DefaultDevice = Omit<PlanDevice, "bindFromHost">;
 
@@ -18,13 +19,6 @@ export const DEFAULT_DEVICES: DefaultDevice[] = [
   chr("/dev/tty", 5, 0),
 ];
 
-export interface DeviceRule {
-  allow: boolean;
-  type?: string;
-  major?: number;
-  minor?: number;
-  access?: string;
-}
 
 export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   // mknod of any node is allowed (using one still needs its own rule).

@@ -1,9 +1,10 @@
 import { bool, str, type CommandContext } from "../context.ts";
-import { createContainer, parsePreserveFds } from "../../lifecycle/create.ts";
+import { createContainer, parsePreserveFds, type CreateOptions } from "../../lifecycle/create.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
+/** The options create and run share, from their common flags. */
+export function createOptions(ctx: CommandContext, foreground: boolean): CreateOptions {
   const v = ctx.values;
-  await createContainer({
+  return {
     root: ctx.global.root,
     id: ctx.operands[0]!,
     bundle: str(v, "bundle"),
@@ -11,9 +12,13 @@ export async function run(ctx: CommandContext): Promise<number> {
     consoleSocket: str(v, "console-socket"),
     noPivot: bool(v, "no-pivot"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
-    foreground: false,
+    foreground,
     debug: ctx.global.debug,
     systemdCgroup: ctx.global.systemdCgroup,
-  });
+  };
+}
+
+export async function run(ctx: CommandContext): Promise<number> {
+  await createContainer(createOptions(ctx, false));
   return 0;
 }
