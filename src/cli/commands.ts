@@ -40,6 +40,21 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: "version", short: "v", type: "boolean", description: "print the version" },
 ];
 
+/** runc's `update` flags besides --resources, each a number (or size) for one resource. */
+export const UPDATE_FLAGS = [
+  "memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp", "cpu-share", "cpu-quota",
+  "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
+];
+
+const UPDATE_FLAG_HELP: Record<string, string> = {
+  memory: "memory limit in bytes (k, m, g suffixes)", "memory-reservation": "memory soft limit in bytes",
+  "memory-swap": "memory plus swap limit in bytes (-1: unlimited)", "kernel-memory": "kernel memory limit (ignored by new kernels)",
+  "kernel-memory-tcp": "kernel TCP buffer limit", "cpu-share": "CPU shares (relative weight)", "cpu-quota": "CPU CFS quota in microseconds",
+  "cpu-period": "CPU CFS period in microseconds", "cpu-burst": "CPU CFS burst in microseconds", "cpu-rt-period": "realtime period in microseconds",
+  "cpu-rt-runtime": "realtime runtime in microseconds", "cpuset-cpus": "CPUs to run on (0-3, 0,1)", "cpuset-mems": "memory nodes (0-3, 0,1)",
+  "pids-limit": "maximum number of processes", "blkio-weight": "block IO weight (10 to 1000)",
+};
+
 export const COMMANDS: CommandSpec[] = [
   {
     name: "create", summary: "create a container from a bundle, its process waiting for start",
@@ -116,6 +131,24 @@ export const COMMANDS: CommandSpec[] = [
     operands: "<container-id> [ps options]", minOperands: 1, maxOperands: -1, stopAtFirstOperand: true,
     options: [format],
     load: () => import("./commands/ps.ts"),
+  },
+  {
+    name: "update", summary: "change the resource limits of a running container",
+    operands: "<container-id>", minOperands: 1, maxOperands: 1,
+    options: [
+      { name: "resources", short: "r", type: "string", arg: "FILE", description: "runtime-spec LinuxResources JSON (- for stdin)" },
+      ...UPDATE_FLAGS.map((name): OptionSpec => ({ name, type: "string", arg: "VALUE", description: UPDATE_FLAG_HELP[name]! })),
+    ],
+    load: () => import("./commands/update.ts"),
+  },
+  {
+    name: "events", summary: "print the container's resource usage and OOM events as JSON lines",
+    operands: "<container-id>", minOperands: 1, maxOperands: 1,
+    options: [
+      { name: "stats", type: "boolean", description: "print one stats event and exit" },
+      { name: "interval", type: "string", arg: "DURATION", description: "time between stats events (default 5s)" },
+    ],
+    load: () => import("./commands/events.ts"),
   },
   {
     name: "list", summary: "list the containers under --root",
