@@ -46,3 +46,26 @@ bench: all
 
 clean:
 	rm -rf build src/spec/generated
+
+# OCI runtime-spec conformance suite (conformance/, docs/conformance.md).
+#   make conformance [RUNTIME=/path/to/runtime]  run the suite against one runtime (TAP on stdout;
+#                                                default: build/tsrun)
+#   make conformance-report                     run it against tsrun, runc and crun (crun through
+#                                                conformance/runtimes/crun-hybrid) and rewrite
+#                                                docs/conformance.md and conformance/expected-tsrun.json
+#   make conformance-check                      run it against build/tsrun and fail on any assertion
+#                                                that passes in conformance/expected-tsrun.json but
+#                                                not now (what CI runs)
+.PHONY: conformance conformance-report conformance-check
+RUNTIME ?= build/tsrun
+CONFORMANCE_TESTS = $(sort $(wildcard conformance/*.test.ts))
+
+conformance: node_modules/.package-lock.json $(if $(filter build/tsrun,$(RUNTIME)),all)
+	$(BUN) conformance/lib/build.ts >/dev/null
+	RUNTIME=$(abspath $(RUNTIME)) node_modules/.bin/tap --reporter=tap --disable-coverage --timeout=900 $(CONFORMANCE_TESTS)
+
+conformance-report: node_modules/.package-lock.json all
+	$(BUN) conformance/report.ts report
+
+conformance-check: node_modules/.package-lock.json all
+	$(BUN) conformance/report.ts check build/tsrun

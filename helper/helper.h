@@ -40,13 +40,17 @@ enum plan_tag {
 	TAG_SECCOMP = 26,
 	TAG_SECCOMP_ARCH = 27,
 	TAG_SECCOMP_RULE = 28,
-	TAG_MAX = 28,
+	TAG_START_HOOKS = 29,
+	TAG_START_HOOK = 30,
+	TAG_MAX = 30,
 };
 
 #define GENERAL_FOREGROUND 1u
 #define GENERAL_DEBUG 2u
 #define GENERAL_NO_PIVOT 4u
 #define GENERAL_READONLY_ROOT 8u
+#define GENERAL_HOOK_CREATE_RUNTIME 16u   /* pause with "hook createRuntime" before pivot_root */
+#define GENERAL_HOOK_CREATE_CONTAINER 32u /* pause with "hook createContainer" before pivot_root */
 #define PROCESS_TERMINAL 1u
 #define PROCESS_NO_NEW_PRIVILEGES 2u
 
@@ -104,6 +108,14 @@ struct plan_scmp_rule {
 	struct plan_scmp_arg *args;
 };
 
+/* A startContainer hook, run by the init in the container (helper/hooks.c). */
+struct plan_hook {
+	uint32_t timeout; /* seconds, 0: none */
+	const char *path;
+	const char **argv; /* NULL-terminated */
+	const char **envp; /* NULL-terminated */
+};
+
 #define ARRAY(type, name) \
 	type *name;       \
 	size_t n_##name
@@ -145,6 +157,10 @@ struct plan {
 	const char *scmp_listener_path, *scmp_listener_state;
 	ARRAY(const char *, scmp_arches);
 	ARRAY(struct plan_scmp_rule, scmp_rules);
+
+	/* startContainer hooks: the status fifo `tsrun start` reads, the state JSON (with @PID@) */
+	const char *start_status, *start_state;
+	ARRAY(struct plan_hook, start_hooks);
 };
 
 /* plan.c */
@@ -156,7 +172,8 @@ extern int g_report_fd;     /* where lines go: the sync socket (parent) or the p
 extern bool g_debug;
 extern pid_t g_kill_on_die; /* parent: child to kill and reap before exiting on error */
 extern void (*g_die_hook)(void);
-extern const char *g_unlink_on_die; /* parent: a file it created, removed on a fatal error */
+extern const char *g_unlink_on_die[2]; /* parent: files it created, removed on a fatal error */
+void unlink_on_die_files(void);
 void report_line(const char *word, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void report_raw(const char *line, size_t len);
 void debug_stage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -229,5 +246,10 @@ bool filter_wanted(const struct plan *p);
 
 /* seal.c */
 void ensure_sealed_exe(int argc, char **argv);
+
+/* hooks.c: startContainer hooks in the init; the --enter mode for createContainer hooks */
+char *render_pid_token(const char *text, pid_t pid);
+int run_start_hooks(const struct plan *p, pid_t host_pid, char *why, size_t whylen);
+_Noreturn void enter_main(int argc, char **argv);
 
 #endif

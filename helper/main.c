@@ -32,6 +32,7 @@ struct launch {
 	int console_child;            /* where the child sends the pty master, or -1 */
 	int console_parent;           /* foreground without console socket: where the parent gets it */
 	int fifo;                     /* exec.fifo (create), or -1 */
+	int status_fd;                /* the startContainer hooks' status fifo (create), or -1 */
 	int cg_fds[64];               /* cgroup.procs files, opened on the host side */
 	size_t n_cg;
 	pid_t pid;
@@ -46,7 +47,7 @@ static void open_host_side(struct launch *l)
 {
 	const struct plan *p = l->p;
 
-	l->console_child = l->console_parent = l->fifo = -1;
+	l->console_child = l->console_parent = l->fifo = l->status_fd = -1;
 	if (p->proc_flags & PROCESS_TERMINAL) {
 		if (p->console_socket && *p->console_socket) {
 			l->console_child = console_connect(p->console_socket);
@@ -74,10 +75,19 @@ static void open_host_side(struct launch *l)
 		/* Created here because TypeScript has no mkfifo; start unlinks it. */
 		if (mkfifo(p->exec_fifo, 0600) < 0)
 			die_errno("mkfifo %s", p->exec_fifo);
-		g_unlink_on_die = p->exec_fifo; /* a failed create leaves no fifo behind */
+		g_unlink_on_die[0] = p->exec_fifo; /* a failed create leaves no fifo behind */
 		l->fifo = open(p->exec_fifo, O_RDWR | O_CLOEXEC);
 		if (l->fifo < 0)
 			die_errno("open exec fifo %s", p->exec_fifo);
+	}
+	if (p->mode == MODE_CREATE && p->start_status && *p->start_status) {
+		/* Where the init tells `tsrun start` how its startContainer hooks went. */
+		if (mkfifo(p->start_status, 0600) < 0)
+			die_errno("mkfifo %s", p->start_status);
+		g_unlink_on_die[1] = p->start_status;
+		l->status_fd = open(p->start_status, O_RDWR | O_CLOEXEC);
+		if (l->status_fd < 0)
+			die_errno("open start status fifo %s", p->start_status);
 	}
 	process_oom(p);
 	filter_connect_listener(p);
@@ -98,6 +108,8 @@ static void parent_close_child_side(struct launch *l)
 		close(l->console_child);
 	if (l->fifo >= 0)
 		close(l->fifo);
+	if (l->status_fd >= 0)
+		close(l->status_fd);
 }
 
 static void place_in_cgroups(struct launch *l)
@@ -121,6 +133,34 @@ static void send_go(struct launch *l)
 	int32_t pid = l->pid;
 	if (write_all(l->sp_parent, &pid, sizeof(pid)) < 0)
 		die_errno("signal the container process to go on");
+}
+
+/* A hook point: the child waits while TypeScript runs hooks. Passes TypeScript's answer, one
+ * line read from the sync socket, on to the child; "abort" (or a closed socket) ends the create. */
+static void relay_hook_answer(struct launch *l)
+{
+	char line[64];
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t r = read(l->syncfd, line + n, 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			die_errno("read the answer at a hook point");
+		}
+		if (r == 0)
+			die("tsrun went away at a hook point");
+		if (line[n] == '\n')
+			break;
+		if (++n == sizeof(line) - 1)
+			die("overlong answer at a hook point");
+	}
+	line[n] = '\0';
+	if (strcmp(line, "continue") != 0)
+		die("create aborted at a hook point (%s)", line);
+	if (write_all(l->sp_parent, "continue\n", 9) < 0)
+		die_errno("pass the hook answer to the container process");
 }
 
 static void describe_status(int st, char *buf, size_t len)
@@ -169,8 +209,7 @@ static void relay(struct launch *l, bool *ready, bool *exec_marker)
 				while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
 					;
 				g_kill_on_die = 0;
-				if (g_unlink_on_die)
-					unlink(g_unlink_on_die);
+				unlink_on_die_files();
 				if (g_die_hook)
 					g_die_hook();
 				_exit(1);
@@ -178,6 +217,10 @@ static void relay(struct launch *l, bool *ready, bool *exec_marker)
 				*ready = true;
 			} else if (len == 5 && memcmp(buf, "exec\n", 5) == 0) {
 				*exec_marker = true;
+			} else if (len > 5 && memcmp(buf, "hook ", 5) == 0 && buf[len - 1] == '\n') {
+				/* the child waits for the answer: nothing follows this line */
+				report_raw(buf, len);
+				relay_hook_answer(l);
 			} else {
 				report_raw(buf, len);
 			}
@@ -211,7 +254,8 @@ static _Noreturn void parent_finish(struct launch *l)
 	const struct plan *p = l->p;
 	int master = -1, st = 0;
 
-	g_unlink_on_die = NULL; /* from "ready" on, exec.fifo is the container's */
+	/* from "ready" on, exec.fifo and the status fifo are the container's */
+	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL;
 	if (!(p->flags & GENERAL_FOREGROUND)) {
 		report_raw("ready\n", 6);
 		g_kill_on_die = 0;
@@ -247,7 +291,7 @@ static void child_begin(struct launch *l)
 
 	g_report_fd = l->sp_child;
 	g_kill_on_die = 0;
-	g_unlink_on_die = NULL; /* the parent cleans up */
+	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL; /* the parent cleans up */
 	close(l->syncfd);
 	close(l->sp_parent);
 	if (l->console_parent >= 0)
@@ -260,6 +304,31 @@ static void child_begin(struct launch *l)
 	if (r < 0)
 		_exit(1); /* the parent is gone or gave up; it reports */
 	g_host_pid = pid;
+}
+
+/* Child: report a hook point and wait for the parent to pass on TypeScript's "continue". */
+static void hook_point(struct launch *l, const char *name)
+{
+	char line[16];
+	size_t n = 0;
+
+	debug_stage("init: paused for %s hooks", name);
+	report_line("hook", "%s", name);
+	for (;;) {
+		ssize_t r = read(l->sp_child, line + n, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			_exit(1); /* the parent gave up; it reports */
+		if (line[n] == '\n')
+			break;
+		if (++n == sizeof(line) - 1)
+			_exit(1);
+	}
+	line[n] = '\0';
+	if (strcmp(line, "continue") != 0)
+		_exit(1);
+	debug_stage("init: %s hooks done", name);
 }
 
 static void make_controlling_tty(int slave)
@@ -316,6 +385,12 @@ static _Noreturn void child_create(struct launch *l)
 	rootfs_devices(p, &rc);
 	rootfs_make_cwd(p, &rc);
 	debug_stage("init: mounts done");
+	/* As runc: prestart and createRuntime hooks once the mounts are in place, then the
+	 * createContainer hooks in the container's namespaces, all before pivot_root. */
+	if (p->flags & GENERAL_HOOK_CREATE_RUNTIME)
+		hook_point(l, "createRuntime");
+	if (p->flags & GENERAL_HOOK_CREATE_CONTAINER)
+		hook_point(l, "createContainer");
 	if (p->proc_flags & PROCESS_TERMINAL) {
 		slave = console_setup(rc.rootfd, p, l->console_child, true);
 		close(l->console_child);
@@ -360,6 +435,31 @@ static _Noreturn void child_create(struct launch *l)
 			_exit(1);
 		}
 		close(l->fifo);
+	}
+	if (l->status_fd >= 0 || p->n_start_hooks > 0) {
+		/* As runc: the startContainer hooks run after the filter is in place, as the
+		 * container's user, and SIGPIPE stays ignored while the init feeds their stdin.
+		 * `tsrun start` waits on the status fifo (also for poststart hooks, which must run
+		 * once the process is executed): "ok", then EOF when the execve closes it. */
+		char why[8192];
+		if (filter_wanted(p) && (p->proc_flags & PROCESS_NO_NEW_PRIVILEGES))
+			filter_load(p, g_host_pid);
+		if (run_start_hooks(p, g_host_pid, why, sizeof(why)) < 0) {
+			char msg[sizeof(why) + 8];
+			int n = snprintf(msg, sizeof(msg), "error %s\n", why);
+			size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+			/* Both are best effort: the init exits either way, and a status fifo without
+			 * "ok" already means failure to `tsrun start`. */
+			if (l->status_fd >= 0 && write_all(l->status_fd, msg, len) < 0)
+				_exit(1);
+			if (len > 6 && write_all(2, msg + 6, len - 6) < 0)
+				_exit(1);
+			_exit(1);
+		}
+		if (l->status_fd >= 0 && write_all(l->status_fd, "ok\n", 3) < 0)
+			_exit(1);
+		reset_signals();
+		process_exec(p, path); /* the status fifo closes on exec: `tsrun start` sees EOF */
 	}
 	reset_signals();
 	if (filter_wanted(p) && (p->proc_flags & PROCESS_NO_NEW_PRIVILEGES))
@@ -442,8 +542,13 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	g_t0_ns = now_ns();
+	if (argc >= 2 && strcmp(argv[1], "--enter") == 0) {
+		ensure_sealed_exe(argc, argv);
+		enter_main(argc, argv);
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n");
+		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
+				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n");
 		return 2;
 	}
 	fd = strtol(argv[1], &end, 10);

@@ -80,6 +80,7 @@ static const char *tag_name(unsigned tag)
 		"ROOTFS", "MOUNT", "DEVICE", "SYMLINK", "MASKED_PATH", "READONLY_PATH", "SYSCTL", "HOSTNAME",
 		"DOMAINNAME", "PROCESS", "ARG", "ENV", "ADDITIONAL_GID", "UMASK", "RLIMIT", "CAPABILITIES",
 		"OOM_SCORE_ADJ", "CONSOLE_SOCKET", "EXEC_FIFO", "SECCOMP", "SECCOMP_ARCH", "SECCOMP_RULE",
+		"START_HOOKS", "START_HOOK",
 	};
 	return tag <= TAG_MAX ? names[tag] : "?";
 }
@@ -286,6 +287,36 @@ static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, 
 		}
 		for (uint32_t i = 0; i < r->nnames; i++)
 			r->names[i] = get_str(c);
+		break;
+	}
+	case TAG_START_HOOKS:
+		p->start_status = get_str(c);
+		p->start_state = get_str(c);
+		break;
+	case TAG_START_HOOK: {
+		struct plan_hook *h = PUSH(p->start_hooks, p->n_start_hooks);
+		uint32_t nargs, nenv;
+		h->timeout = get_u32(c);
+		nargs = get_u32(c);
+		nenv = get_u32(c);
+		/* every string takes at least its NUL byte */
+		if (c->bad || nargs > c->left || nenv > c->left - nargs) {
+			c->bad = true;
+			break;
+		}
+		h->path = get_str(c);
+		h->argv = calloc((size_t)nargs + 1, sizeof(*h->argv));
+		h->envp = calloc((size_t)nenv + 1, sizeof(*h->envp));
+		if (!h->argv || !h->envp)
+			abort();
+		for (uint32_t i = 0; i < nargs; i++)
+			h->argv[i] = get_str(c);
+		for (uint32_t i = 0; i < nenv; i++)
+			h->envp[i] = get_str(c);
+		if (!c->bad && (nargs == 0 || h->path[0] != '/')) {
+			snprintf(err, errlen, "plan: startContainer hook %s: needs an absolute path and argv[0]", h->path);
+			return -1;
+		}
 		break;
 	}
 	default:

@@ -19,7 +19,7 @@ int g_report_fd = -1;
 bool g_debug;
 pid_t g_kill_on_die;
 void (*g_die_hook)(void);
-const char *g_unlink_on_die;
+const char *g_unlink_on_die[2];
 uint64_t g_t0_ns;
 
 uint64_t now_ns(void)
@@ -120,6 +120,15 @@ void debug_stage(const char *fmt, ...)
 	report_line("debug", "%.3f %s", (double)(now_ns() - g_t0_ns) / 1e6, text);
 }
 
+void unlink_on_die_files(void)
+{
+	for (size_t i = 0; i < sizeof(g_unlink_on_die) / sizeof(g_unlink_on_die[0]); i++) {
+		if (g_unlink_on_die[i])
+			unlink(g_unlink_on_die[i]);
+		g_unlink_on_die[i] = NULL;
+	}
+}
+
 static _Noreturn void finish_fatal(void)
 {
 	if (g_kill_on_die > 0) {
@@ -128,8 +137,7 @@ static _Noreturn void finish_fatal(void)
 			;
 		g_kill_on_die = 0;
 	}
-	if (g_unlink_on_die)
-		unlink(g_unlink_on_die);
+	unlink_on_die_files();
 	if (g_die_hook)
 		g_die_hook();
 	_exit(1);

@@ -7,13 +7,15 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
-import { planCgroup, createCgroup, procsFiles, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
 import { launchHelper, type HelperRun } from "./helper-process.ts";
 import { lockNewContainer, writeRecord, execFifoPath, validateId, type ContainerRecord } from "./state-store.ts";
 import { destroyContainer } from "./destroy.ts";
+import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
+import { crashPoint } from "./crash-point.ts";
 import { SPEC_VERSION } from "../version.ts";
 
 export interface CreateOptions {
@@ -93,7 +95,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
   const rootfs = resolveRootfs(bundle, config.root?.path ?? "rootfs");
 
+  // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
+  // those a create killed half-way may have made, for delete to remove.
+  let cgroup: CgroupState = claimCgroup(planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup }));
+  const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
+  crashPoint("create-locked");
   const record: ContainerRecord = {
     ociVersion: config.ociVersion ?? SPEC_VERSION,
     id: opts.id,
@@ -105,17 +112,20 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     owner: "",
     annotations: config.annotations,
     config,
+    cgroup,
     complete: false,
+    ...(self ? { creator: { pid: process.pid, startTime: self.startTime } } : {}),
   };
   let helper: HelperRun | undefined;
+  let launched = false;
   try {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
-    let cgroup: CgroupState = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup });
-    record.cgroup = cgroup;
     writeRecord(dir, record);
+    crashPoint("create-record-written");
     cgroup = createCgroup(cgroup, withDefaultDeviceRules(config.linux?.resources), logWarn);
     record.cgroup = cgroup;
     writeRecord(dir, record);
+    crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
 
     const plan = planCreate({
@@ -125,14 +135,19 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       noPivot: opts.noPivot, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,
     });
-    helper = await launchHelper(plan);
+    Object.assign(plan, planHooks(record, dir));
+    launched = true;
+    helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
+    crashPoint("create-helper-ready");
     const stat = procStat(helper.pid);
     if (!stat) throw new TsrunError("container init exited during create");
     record.pid = helper.pid;
     record.pidStartTime = stat.startTime;
     record.complete = true;
     writeRecord(dir, record);
+    crashPoint("create-record-complete");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
+    crashPoint("create-pid-file");
     return { record, dir, helper };
   } catch (err) {
     helper?.abort();
@@ -141,6 +156,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     } catch (cleanupErr) {
       logWarn((cleanupErr as Error).message);
     }
+    // The container existed (its createRuntime hooks may have set things up): as runc's destroy.
+    if (launched) await runPoststopHooks(record);
     throw err;
   }
 }

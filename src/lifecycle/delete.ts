@@ -7,12 +7,15 @@ import { TsrunError } from "../errors.ts";
 import { thaw } from "../linux/cgroups/index.ts";
 import { loadContainer } from "./status.ts";
 import { destroyContainer } from "./destroy.ts";
+import { runPoststopHooks } from "./hooks.ts";
 
-export function deleteContainer(root: string, id: string, force: boolean): void {
+export async function deleteContainer(root: string, id: string, force: boolean): Promise<void> {
   const { record, status } = loadContainer(root, id);
   if (!force && (status === "running" || status === "paused" || status === "creating")) {
     throw new TsrunError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
   if (status === "paused" && record.cgroup) thaw(record.cgroup);
   destroyContainer(root, record);
+  // After the container is gone, before delete returns; failures are only warnings.
+  await runPoststopHooks(record);
 }

@@ -3,6 +3,7 @@ import { destroyCgroup } from "../linux/cgroups/index.ts";
 import { isSameLiveProcess, sleepMs } from "../linux/proc.ts";
 import { TsrunError, errnoText } from "../errors.ts";
 import { removeContainerDir, type ContainerRecord } from "./state-store.ts";
+import { crashPoint } from "./crash-point.ts";
 
 /** SIGKILL the init (only if it is still the process we started) and wait until it is gone. */
 export function killInit(record: ContainerRecord): void {
@@ -21,12 +22,15 @@ export function killInit(record: ContainerRecord): void {
  */
 export function destroyContainer(root: string, record: ContainerRecord): void {
   killInit(record);
+  crashPoint("delete-killed");
   if (record.cgroup) {
     try {
       destroyCgroup(record.cgroup);
     } catch (err) {
       throw new TsrunError(`cannot remove the cgroup of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
     }
+    crashPoint("delete-cgroup-destroyed");
   }
+  crashPoint("delete-before-remove-dir");
   removeContainerDir(root, record.id);
 }

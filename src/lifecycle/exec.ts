@@ -119,19 +119,30 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     consoleSocket: o.consoleSocket,
     preserveFds: o.preserveFds,
   };
-  const helper = await launchHelper(plan);
-  if (o.pidFile) writePidFile(o.pidFile, helper.pid);
-  if (o.detach) return 0;
+  // In the foreground the handlers are in place before the process exists: it may run (and be
+  // signalled by a caller that saw its output) before tsrun has read the helper's "ready".
+  // What arrives before its pid is known is passed on once it is.
+  let target = 0;
+  const early: NodeJS.Signals[] = [];
   const forward = (sig: NodeJS.Signals) => {
+    if (target === 0) {
+      early.push(sig);
+      return;
+    }
     try {
-      process.kill(helper.pid, sig);
+      process.kill(target, sig);
     } catch {
       // gone already
     }
   };
-  const signals: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
+  const signals: NodeJS.Signals[] = o.detach ? [] : ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
   for (const sig of signals) process.on(sig, forward);
   try {
+    const helper = await launchHelper(plan);
+    if (o.pidFile) writePidFile(o.pidFile, helper.pid);
+    if (o.detach) return 0;
+    target = helper.pid;
+    for (const sig of early.splice(0)) forward(sig);
     return await helper.exitStatus;
   } finally {
     for (const sig of signals) process.off(sig, forward);

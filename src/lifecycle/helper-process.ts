@@ -10,6 +10,7 @@ import { TsrunError } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { encodePlan } from "../linux/plan-encode.ts";
 import type { LaunchPlan } from "../linux/launch-plan.ts";
+import { crashPoint } from "./crash-point.ts";
 
 export interface HelperRun {
   /** The container process, as the host sees it. */
@@ -32,7 +33,24 @@ export function helperPath(): string {
 
 const START_ERROR = "unable to start container process: ";
 
-export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
+export interface LaunchOptions {
+  /**
+   * Called when the helper pauses at a hook point ("hook NAME"), with the container process's
+   * pid. The helper goes on when the promise resolves; when it rejects the create is aborted
+   * and launchHelper rejects with that error.
+   */
+  onHook?: (point: string, pid: number) => Promise<void>;
+}
+
+export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promise<HelperRun> {
+  // Encoded before the helper runs: a value the plan cannot carry (a NUL byte in a string, a
+  // number out of range) that validation let through is the user's error, said in one line.
+  let encoded: Uint8Array;
+  try {
+    encoded = encodePlan(plan);
+  } catch (err) {
+    return Promise.reject(err instanceof TsrunError ? err : new TsrunError(`invalid container configuration: ${(err as Error).message}`));
+  }
   const syncFd = 3 + plan.preserveFds;
   const stdio: (number | "pipe")[] = [0, 1, 2];
   for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
@@ -50,6 +68,7 @@ export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
     let pid = 0;
     let ready = false;
     let error: string | undefined;
+    let hookError: unknown;
     let exitCode: number | undefined;
     let resolveExit: (n: number) => void = () => {};
     let rejectExit: (e: Error) => void = () => {};
@@ -69,6 +88,7 @@ export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
       switch (word) {
         case "pid":
           pid = Number(rest);
+          if (plan.mode === "create") crashPoint("create-helper-pid");
           break;
         case "ready":
           ready = true;
@@ -81,6 +101,17 @@ export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
         case "error":
           error ??= rest;
           break;
+        case "hook": {
+          const onHook = opts.onHook ?? (() => Promise.resolve());
+          onHook(rest, pid).then(
+            () => sock.write("continue\n"),
+            (err: unknown) => {
+              hookError = err;
+              sock.write("abort\n");
+            },
+          );
+          break;
+        }
         case "warn":
           logWarn(rest);
           break;
@@ -102,7 +133,7 @@ export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
       }
     });
     sock.on("error", () => {});
-    sock.write(encodePlan(plan));
+    sock.write(encoded);
 
     child.on("error", (err) => rejectLaunch(new TsrunError(`cannot run tsrun-helper: ${err.message}`)));
     child.on("exit", (code, signal) => {
@@ -110,6 +141,10 @@ export function launchHelper(plan: LaunchPlan): Promise<HelperRun> {
       if (buffered) onLine(buffered);
       const failure = error ?? `tsrun-helper ${signal ? `killed by ${signal}` : `exited with status ${code}`} before the container was ready`;
       if (!ready) {
+        if (hookError !== undefined) {
+          rejectLaunch(hookError instanceof TsrunError ? new TsrunError(START_ERROR + hookError.message) : hookError);
+          return;
+        }
         rejectLaunch(new TsrunError(error ? START_ERROR + error : failure));
         return;
       }

@@ -6,6 +6,7 @@ import { createContainer, type CreateOptions } from "./create.ts";
 import { startContainer } from "./start.ts";
 import { destroyContainer } from "./destroy.ts";
 import { loadContainer } from "./status.ts";
+import { runPoststopHooks } from "./hooks.ts";
 import { logWarn } from "../log.ts";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP"];
@@ -22,10 +23,11 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
   };
   if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
   try {
-    startContainer(opts.root, opts.id);
+    await startContainer(opts.root, opts.id);
   } catch (err) {
     helper.abort();
     destroyContainer(opts.root, record);
+    await runPoststopHooks(record);
     throw err;
   }
   if (opts.detach) return 0;
@@ -41,6 +43,7 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
     } catch (err) {
       logWarn((err as Error).message);
     }
+    await runPoststopHooks(record);
   }
   return status;
 }

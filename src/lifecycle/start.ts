@@ -3,9 +3,10 @@ import { openSync, writeSync, closeSync, unlinkSync, constants } from "node:fs";
 import { TsrunError, errnoText } from "../errors.ts";
 import { execFifoPath, containerDir } from "./state-store.ts";
 import { loadContainer } from "./status.ts";
+import { StartHookStatus, runPoststartHooks } from "./hooks.ts";
 
-export function startContainer(root: string, id: string): void {
-  const { status } = loadContainer(root, id);
+export async function startContainer(root: string, id: string): Promise<void> {
+  const { record, status } = loadContainer(root, id);
   switch (status) {
     case "created":
       break;
@@ -28,17 +29,31 @@ export function startContainer(root: string, id: string): void {
     if (code === "ENOENT") throw new TsrunError("cannot start an already running container");
     throw new TsrunError(`cannot open exec fifo: ${errnoText(err)}`);
   }
+  let hookStatus: StartHookStatus | undefined;
+  try {
+    // Opened before the init is released, so that its startContainer hooks' verdict is never lost.
+    hookStatus = StartHookStatus.open(record, containerDir(root, id));
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
   try {
     unlinkSync(fifo);
   } catch (err) {
     closeSync(fd);
+    hookStatus?.close();
     // Another start got here first.
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new TsrunError("cannot start an already running container");
     throw new TsrunError(`cannot remove exec fifo: ${errnoText(err)}`);
   }
   try {
     writeSync(fd, "0");
+  } catch (err) {
+    hookStatus?.close();
+    throw err;
   } finally {
     closeSync(fd);
   }
+  hookStatus?.wait();
+  await runPoststartHooks(record);
 }

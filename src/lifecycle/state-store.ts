@@ -29,6 +29,11 @@ export interface ContainerRecord {
   cgroup?: CgroupState;
   /** Set once everything create does has succeeded; a record without it is a create that died half-way. */
   complete: boolean;
+  /**
+   * The tsrun process running the create (pid and start time), so that an incomplete record
+   * reads as "creating" while that create runs and as "stopped" once it died half-way.
+   */
+  creator?: { pid: number; startTime: string };
 }
 
 const ID_PATTERN = /^[A-Za-z0-9_+.-]+$/;
@@ -68,8 +73,73 @@ export function lockNewContainer(root: string, id: string): string {
 
 export function writeRecord(dir: string, record: ContainerRecord): void {
   const tmp = join(dir, `.state.json.${process.pid}`);
-  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
-  renameSync(tmp, join(dir, "state.json"));
+  try {
+    writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+    renameSync(tmp, join(dir, "state.json"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && !existsSync(dir)) {
+      throw new TsrunError(`container ${record.id} was deleted while it was being created`);
+    }
+    throw new TsrunError(`cannot write state of ${record.id}: ${errnoText(err)}`);
+  }
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === "string" ? v : "");
+const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+function cgroupOf(v: unknown): CgroupState | undefined {
+  if (!isObject(v) || !isObject(v.v1) || !strings(v.created)) return undefined;
+  if (v.version !== "v1" && v.version !== "v2" && v.version !== "hybrid") return undefined;
+  const v1 = v.v1;
+  if (!Object.values(v1).every((d) => typeof d === "string" && d.startsWith("/"))) return undefined;
+  if (v.v2 !== undefined && (typeof v.v2 !== "string" || !v.v2.startsWith("/"))) return undefined;
+  if (v.claimed !== undefined && !strings(v.claimed)) return undefined;
+  return v as unknown as CgroupState;
+}
+
+/**
+ * The record as far as it can be trusted: a state.json of the wrong shape (written by hand, or
+ * damaged) must never make state, list or delete fail with an internal error.
+ */
+function recordOf(raw: unknown, id: string, dir: string): ContainerRecord {
+  const r = isObject(raw) ? raw : {};
+  const pid = typeof r.pid === "number" && Number.isSafeInteger(r.pid) && r.pid > 0 ? r.pid : 0;
+  const annotations = isObject(r.annotations) && Object.values(r.annotations).every((a) => typeof a === "string")
+    ? (r.annotations as Record<string, string>)
+    : undefined;
+  let created = str(r.created);
+  if (!created) {
+    try {
+      created = statSync(dir).ctime.toISOString();
+    } catch {
+      created = new Date(0).toISOString();
+    }
+  }
+  // Fields not checked here (added by other parts of tsrun) pass through as they are.
+  const { annotations: _a, cgroup: _c, creator: _p, ...rest } = r;
+  const record = {
+    ...rest,
+    ociVersion: str(r.ociVersion),
+    id,
+    pid,
+    pidStartTime: pid ? str(r.pidStartTime) : "",
+    bundle: str(r.bundle),
+    rootfs: str(r.rootfs),
+    created,
+    owner: str(r.owner),
+    config: (isObject(r.config) ? r.config : { ociVersion: "" }) as unknown as Spec,
+    complete: r.complete === true,
+  } as ContainerRecord;
+  if (annotations) record.annotations = annotations;
+  const cgroup = cgroupOf(r.cgroup);
+  if (cgroup) record.cgroup = cgroup;
+  const c = r.creator;
+  if (isObject(c) && typeof c.pid === "number" && Number.isSafeInteger(c.pid) && c.pid > 0 && typeof c.startTime === "string") {
+    record.creator = { pid: c.pid, startTime: c.startTime };
+  }
+  return record;
 }
 
 /**
@@ -83,18 +153,21 @@ export function readRecord(root: string, id: string): ContainerRecord {
     text = readFileSync(join(dir, "state.json"), "utf8");
   } catch (err) {
     if (!existsSync(dir)) throw new TsrunError("container does not exist");
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new TsrunError(`cannot read state of ${id}: ${errnoText(err)}`);
+    // Not a file that can be read, ever (a directory, a loop, an entry that is not a directory):
+    // as damaged as a missing one. Anything else (EMFILE, EIO, ...) may pass, so it is an error.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "EISDIR" && code !== "ENOTDIR" && code !== "ELOOP") {
+      throw new TsrunError(`cannot read state of ${id}: ${errnoText(err)}`);
+    }
     text = "";
   }
+  let raw: unknown;
   try {
-    if (text) return JSON.parse(text) as ContainerRecord;
+    if (text) raw = JSON.parse(text);
   } catch {
-    // fall through: a damaged record is treated like a missing one
+    // a damaged record is treated like a missing one
   }
-  return {
-    ociVersion: "", id, pid: 0, pidStartTime: "", bundle: "", rootfs: "", created: statSync(dir).ctime.toISOString(),
-    owner: "", config: { ociVersion: "" } as Spec, complete: false,
-  };
+  return recordOf(raw, id, dir);
 }
 
 export function removeContainerDir(root: string, id: string): void {
@@ -112,8 +185,12 @@ export function listIds(root: string): string[] {
 
 /** Status is computed from the live system, never trusted from disk. */
 export function computeStatus(root: string, record: ContainerRecord, isFrozen: () => boolean): Status {
+  if (!record.complete) {
+    // A create still running (its hooks may be at work) is "creating"; one that died is "stopped".
+    const c = record.creator;
+    return c && isSameLiveProcess(c.pid, c.startTime) ? "creating" : "stopped";
+  }
   if (!isSameLiveProcess(record.pid, record.pidStartTime)) return "stopped";
-  if (!record.complete) return "creating";
   if (existsSync(execFifoPath(containerDir(root, record.id)))) return "created";
   return isFrozen() ? "paused" : "running";
 }

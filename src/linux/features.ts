@@ -5,13 +5,14 @@
 import { MOUNT_OPTIONS } from "./mount-options.ts";
 import { CAPABILITIES } from "./capabilities.ts";
 import { SPEC_VERSION } from "../version.ts";
+import { HOOK_NAMES } from "../spec/constants.ts";
 import type { NamespaceType } from "./launch-plan.ts";
 import { SECCOMP_FEATURES } from "./seccomp-plan.ts";
 
 export const SUPPORTED_NAMESPACES: NamespaceType[] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
 
-/** Hooks run by this build. Empty until the hooks runner lands. */
-export const SUPPORTED_HOOKS: string[] = [];
+/** Hooks run by this build (src/lifecycle/hooks.ts, helper/hooks.c), in lifecycle order. */
+export const SUPPORTED_HOOKS: string[] = [...HOOK_NAMES];
 
 export function features(): Record<string, unknown> {
   return {

@@ -162,6 +162,29 @@ export interface PlanSeccomp {
   listenerState?: string;
 }
 
+/** A hook the helper runs itself (startContainer: by the init, inside the container). */
+export interface PlanHook {
+  /** Executed as is: absolute, resolved where the hook runs. */
+  path: string;
+  /** The whole argv: argv[0] is the hook's args[0] (its path when the config gives no args). */
+  argv: string[];
+  /** "KEY=VALUE" strings: exactly the hook's env, nothing inherited. */
+  env: string[];
+  /** Seconds; killed (SIGKILL) when it runs longer. 0: no limit. */
+  timeout: number;
+}
+
+/** Where the create-mode helper pauses ("hook NAME") until TypeScript answers continue or abort. */
+export type HookPoint = "createRuntime" | "createContainer";
+
+export interface PlanStartHooks {
+  /** Host path of a fifo the helper creates; the init writes "ok" or "error TEXT" to it, `tsrun start` reads it. */
+  statusFifo: string;
+  /** The state JSON each hook reads on stdin; "@PID@" becomes the container's pid as the host sees it. */
+  state: string;
+  hooks: PlanHook[];
+}
+
 export interface LaunchPlan {
   /** create: a new container init with its rootfs; exec: a new process in an existing container. */
   mode: "create" | "exec";
@@ -217,4 +240,11 @@ export interface LaunchPlan {
    * noNewPrivileges, otherwise before capabilities are dropped (it then needs CAP_SYS_ADMIN).
    */
   seccomp?: PlanSeccomp;
+  /**
+   * create mode: the init pauses after its mounts, before pivot_root, at each of these points
+   * (in this order: createRuntime, then createContainer) while TypeScript runs those hooks.
+   */
+  hookPoints?: HookPoint[];
+  /** create mode: startContainer hooks, run by the init after the exec.fifo byte and before execve. */
+  startHooks?: PlanStartHooks;
 }

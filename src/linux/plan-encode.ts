@@ -7,7 +7,7 @@
  * exactly is a bug in the planner, reported as an Error naming the field.
  */
 import { Buffer } from "node:buffer";
-import type { LaunchPlan, NamespaceType, PlanMount, PlanDevice, PlanSeccomp, SeccompAction, SeccompOp } from "./launch-plan.ts";
+import type { LaunchPlan, NamespaceType, PlanMount, PlanDevice, PlanSeccomp, PlanStartHooks, SeccompAction, SeccompOp } from "./launch-plan.ts";
 
 export const PLAN_MAGIC = "TSRP";
 export const PLAN_VERSION = 1;
@@ -43,6 +43,8 @@ export const Tag = {
   Seccomp: 26,
   SeccompArch: 27,
   SeccompRule: 28,
+  StartHooks: 29,
+  StartHook: 30,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -50,6 +52,8 @@ export const GENERAL_FOREGROUND = 1;
 export const GENERAL_DEBUG = 2;
 export const GENERAL_NO_PIVOT = 4;
 export const GENERAL_READONLY_ROOT = 8;
+export const GENERAL_HOOK_CREATE_RUNTIME = 16;
+export const GENERAL_HOOK_CREATE_CONTAINER = 32;
 export const PROCESS_TERMINAL = 1;
 export const PROCESS_NO_NEW_PRIVILEGES = 2;
 
@@ -242,6 +246,23 @@ function encodeSeccomp(w: PlanWriter, s: PlanSeccomp): void {
   });
 }
 
+function encodeStartHooks(w: PlanWriter, s: PlanStartHooks): void {
+  w.add(Tag.StartHooks, p().str(s.statusFifo, "startHooks.statusFifo").str(s.state, "startHooks.state"));
+  s.hooks.forEach((h, i) => {
+    const f = `startHooks.hooks[${i}]`;
+    if (!h.path.startsWith("/")) throw new Error(`launch plan: ${f}.path: ${JSON.stringify(h.path)} is not absolute`);
+    if (h.argv.length === 0) throw new Error(`launch plan: ${f}.argv: must not be empty`);
+    const out = p()
+      .u32(h.timeout, `${f}.timeout`)
+      .u32(h.argv.length, `${f}.argv.length`)
+      .u32(h.env.length, `${f}.env.length`)
+      .str(h.path, `${f}.path`);
+    h.argv.forEach((a, j) => out.str(a, `${f}.argv[${j}]`));
+    h.env.forEach((e, j) => out.str(e, `${f}.env[${j}]`));
+    w.add(Tag.StartHook, out);
+  });
+}
+
 /** Encodes a launch plan into the helper's binary format (docs/plan-format.md). */
 export function encodePlan(plan: LaunchPlan): Buffer {
   const w = new PlanWriter();
@@ -252,6 +273,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.debug) general |= GENERAL_DEBUG;
   if (plan.noPivot) general |= GENERAL_NO_PIVOT;
   if (plan.readonlyRoot) general |= GENERAL_READONLY_ROOT;
+  if (plan.hookPoints?.includes("createRuntime")) general |= GENERAL_HOOK_CREATE_RUNTIME;
+  if (plan.hookPoints?.includes("createContainer")) general |= GENERAL_HOOK_CREATE_CONTAINER;
   w.add(
     Tag.General,
     p()
@@ -370,6 +393,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.consoleSocket !== undefined) w.add(Tag.ConsoleSocket, p().str(plan.consoleSocket, "consoleSocket"));
   if (plan.execFifo !== undefined) w.add(Tag.ExecFifo, p().str(plan.execFifo, "execFifo"));
   if (plan.seccomp !== undefined) encodeSeccomp(w, plan.seccomp);
+  if (plan.startHooks !== undefined) encodeStartHooks(w, plan.startHooks);
 
   return w.finish();
 }

@@ -130,9 +130,10 @@ export function checkBundle(bundleDir: string, config: Spec): Problem[] {
     }
   });
 
-  // hook programs on the host
+  // hook programs on the host (a startContainer hook's path resolves in the container, after its mounts)
   const hooks = config.hooks ?? {};
   for (const name of HOOK_NAMES) {
+    if (name === "startContainer") continue;
     (hooks[name] ?? []).forEach((h, i) => {
       const where = `hooks.${name}[${i}].path`;
       try {

@@ -37,7 +37,9 @@ t.test("records are written whole and status is computed", async (t) => {
   writeFileSync(join(dir, "exec.fifo"), "");
   t.equal(computeStatus(root, r, () => false), "created");
   t.equal(computeStatus(root, { ...r, pidStartTime: "1" }, () => false), "stopped", "a reused pid reads as stopped");
-  t.equal(computeStatus(root, { ...r, complete: false }, () => false), "creating");
+  t.equal(computeStatus(root, { ...r, complete: false, creator: { pid: process.pid, startTime: me.startTime } }, () => false), "creating", "a create still at work");
+  t.equal(computeStatus(root, { ...r, complete: false, creator: { pid: process.pid, startTime: "1" } }, () => false), "stopped", "a create that died half-way");
+  t.equal(computeStatus(root, { ...r, complete: false }, () => false), "stopped", "an incomplete record without its creator");
   t.throws(() => readRecord(root, "nope"), /^container does not exist$/);
 });
 

@@ -26,6 +26,7 @@ import { findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from 
 import type { Resources } from "./resources.ts";
 import { readStats, type StatSource, type StatSources, type Stats } from "./stats.ts";
 import type { CgroupState, WarnFn } from "./types.ts";
+import { crashPoint } from "../../lifecycle/crash-point.ts";
 
 export type { CgroupState, WarnFn } from "./types.ts";
 export type { Resources } from "./resources.ts";
@@ -66,14 +67,30 @@ export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: bo
   return planPaths(opts, findHierarchies(mounts), self);
 }
 
+/** The dirs mkdir -p would make for dir, parents first. */
+function missingDirs(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/**
+ * The planned state with `claimed` set to the dirs that do not exist yet (no filesystem
+ * changes). Record this before createCgroup, so that a create killed inside it can be undone.
+ */
+export function claimCgroup(state: CgroupState): CgroupState {
+  const claimed: string[] = [];
+  for (const d of dirsOf(state)) for (const m of missingDirs(d)) if (!claimed.includes(m)) claimed.push(m);
+  return { ...state, claimed };
+}
+
 /** mkdir -p, appending each dir it makes to `created`, parents first. */
 function mkdirP(dir: string, created: string[]): void {
   for (let attempt = 0; ; attempt++) {
-    const missing: string[] = [];
-    for (let d = dir; !existsSync(d); d = dirname(d)) {
-      missing.unshift(d);
-      if (dirname(d) === d) break;
-    }
+    const missing = missingDirs(dir);
     let current = dir;
     try {
       for (const d of missing) {
@@ -181,7 +198,11 @@ function rmdirTolerant(dir: string): void {
   }
 }
 
-/** Removes a container dir and any cgroups made inside it (by the container itself), retrying EBUSY. */
+/**
+ * Removes a container dir and any cgroups made inside it (by the container itself), retrying
+ * EBUSY. A process that joined after destroy's kill sweep (a create still in flight placing its
+ * init) keeps the dir busy: it is killed too, since everything in the container's dir is its own.
+ */
 function removeTree(dir: string, deadline: number): void {
   let entries;
   try {
@@ -200,6 +221,7 @@ function removeTree(dir: string, deadline: number): void {
       if (c === "ENOENT") return;
       if (c !== "EBUSY" || Date.now() > deadline) throw new TsrunError(`cgroup: rmdir ${dir}: ${errText(e)}`);
     }
+    for (const pid of readProcs(dir)) killPid(pid, SIGKILL);
     sleepMs(delay);
   }
 }
@@ -210,10 +232,12 @@ function removeTree(dir: string, deadline: number): void {
  */
 export function createCgroup(state: CgroupState, resources: Resources | undefined, warn: WarnFn = defaultWarn): CgroupState {
   const created: string[] = [];
-  const next: CgroupState = { ...state, v1: { ...state.v1 }, created: [...state.created] };
+  const { claimed: _claimed, ...planned } = state;
+  const next: CgroupState = { ...planned, v1: { ...state.v1 }, created: [...state.created] };
   const dirs = dirsOf(state);
   try {
     for (const d of dirs) mkdirP(d, created);
+    crashPoint("create-cgroup-dirs");
     for (const d of dirs) {
       if (created.includes(d)) continue;
       const n = readProcs(d).length;
@@ -420,14 +444,18 @@ export function signalAll(state: CgroupState, signal: number): void {
 /**
  * Kills whatever is left in the container's cgroups, waits until they are empty and removes the
  * dirs this container created, deepest first. Already removed dirs are fine: idempotent.
+ * A state still holding `claimed` (a create killed before its cgroup was complete) owns only
+ * the claimed dirs: those are emptied and removed, whether or not `created` got recorded.
  */
 export function destroyCgroup(state: CgroupState): void {
-  const dirs = dirsOf(state).filter((d) => existsSync(d));
+  const claimed = state.claimed;
+  const leaves = claimed ? dirsOf(state).filter((d) => claimed.includes(d)) : dirsOf(state);
+  const dirs = leaves.filter((d) => existsSync(d));
   const deadline = Date.now() + DESTROY_TIMEOUT_MS;
   if (dirs.length > 0) {
     // Frozen v1 tasks do not act on SIGKILL until thawed.
     const f = freezerOf(state);
-    if (f) {
+    if (f && dirs.includes(f.kind === "v1" ? dirname(f.file) : f.dir)) {
       try {
         if (f.kind === "v1") writeRaw(f.file, "THAWED");
         else writeRaw(join(f.dir, "cgroup.freeze"), "0");
@@ -435,7 +463,7 @@ export function destroyCgroup(state: CgroupState): void {
         // gone already, or no freezer file: nothing to thaw
       }
     }
-    const killFile = state.v2 && existsSync(join(state.v2, "cgroup.kill")) ? join(state.v2, "cgroup.kill") : undefined;
+    const killFile = state.v2 && dirs.includes(state.v2) && existsSync(join(state.v2, "cgroup.kill")) ? join(state.v2, "cgroup.kill") : undefined;
     for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
       const pids = sortedPids(dirs);
       if (pids.length === 0) break;
@@ -453,7 +481,7 @@ export function destroyCgroup(state: CgroupState): void {
       sleepMs(delay);
     }
   }
-  removeCreated(state.created, new Set(dirsOf(state)), deadline);
+  removeCreated(claimed ? [...new Set([...state.created, ...claimed])] : state.created, new Set(leaves), deadline);
 }
 
 function source(state: CgroupState, v1Name: string, v2File: string): StatSource | undefined {

@@ -12,6 +12,13 @@ export interface CgroupState {
   v2?: string;
   /** Dirs this container created, parents before children; removed deepest first. */
   created: string[];
+  /**
+   * Set from claimCgroup until createCgroup returns: the dirs that did not exist when the create
+   * began (the container's dirs and missing parents, parents first). A create killed half-way
+   * leaves this in its record; destroyCgroup then kills and removes only these (never a dir
+   * that was there before, which may hold another container's processes).
+   */
+  claimed?: string[];
 }
 
 /** Called with a one-line message for a setting that is skipped rather than applied. */

@@ -1,0 +1,298 @@
+/**
+ * OCI hooks (runtime-spec 1.3.0, config.md "POSIX-platform Hooks" and runtime.md "Lifecycle"),
+ * at the moments and in the namespaces runc runs them, each with the state JSON on its stdin,
+ * exactly its env, its args as the whole argv (args[0] is argv[0]; path is what is executed)
+ * and its timeout (killed with SIGKILL when it runs over):
+ *
+ * | hook            | run by                          | when                                              | state status |
+ * | --------------- | ------------------------------- | ------------------------------------------------- | ------------ |
+ * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | creating     |
+ * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | creating     |
+ * | createContainer | tsrun create, via `tsrun-helper --enter PID`: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | creating |
+ * | startContainer  | the init itself (helper/hooks.c), in the container | after the exec.fifo byte, before execve | created |
+ * | poststart       | tsrun start, runtime namespace  | once the init executed the user's process (its startContainer hooks passed) | running |
+ * | poststop        | tsrun delete (and run, and a failed create), runtime namespace | after the container is gone | stopped |
+ *
+ * Failures: a prestart, createRuntime or createContainer hook fails create (which then leaves
+ * nothing behind and runs the poststop hooks, as runc's destroy does); a startContainer hook
+ * stops the init and fails start; a poststart hook fails start and stops the container; a
+ * poststop hook is a warning and the rest goes on.
+ *
+ * Two choices where runc differs: the state's pid is always the container process as the host
+ * sees it, as the spec says (runc gives createContainer and startContainer hooks the pid inside
+ * the container); and a hook without env gets an empty environment, not tsrun's own.
+ *
+ * execa, which runs the hooks, is imported only when a config has hooks.
+ */
+import { openSync, readSync, closeSync, unlinkSync, constants } from "node:fs";
+import { join } from "node:path";
+import { TsrunError, errnoText } from "../errors.ts";
+import { logDebug, logWarn } from "../log.ts";
+import { sleepMs } from "../linux/proc.ts";
+import { signalAll } from "../linux/cgroups/index.ts";
+import { helperPath } from "./helper-process.ts";
+import { killInit } from "./destroy.ts";
+import type { ContainerRecord } from "./state-store.ts";
+import type { HookPoint, LaunchPlan, PlanStartHooks } from "../linux/launch-plan.ts";
+import { HOOK_NAMES, type HookName } from "../spec/constants.ts";
+import type { Spec } from "../spec/generated/types.ts";
+
+export type Hook = NonNullable<NonNullable<Spec["hooks"]>[HookName]>[number];
+
+/** The status runc puts in the state each kind of hook gets. */
+const HOOK_STATUS: Record<HookName, string> = {
+  prestart: "creating",
+  createRuntime: "creating",
+  createContainer: "creating",
+  startContainer: "created",
+  poststart: "running",
+  poststop: "stopped",
+};
+
+/** The file in the container's state directory through which the init reports its startContainer hooks. */
+export function startStatusPath(dir: string): string {
+  return join(dir, "start-status.fifo");
+}
+
+export function hooksOf(config: Spec | undefined, name: HookName): Hook[] {
+  return config?.hooks?.[name] ?? [];
+}
+
+/** The runtime-spec state as runc gives it to hooks: no rootfs/created/owner, pid left out when 0. */
+export function hookState(record: ContainerRecord, name: HookName, pid: number | string): string {
+  const state: Record<string, unknown> = {
+    ociVersion: record.ociVersion,
+    id: record.id,
+    status: HOOK_STATUS[name],
+  };
+  if (pid !== 0) state.pid = pid;
+  state.bundle = record.bundle;
+  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
+  // The pid of a startContainer hook is known only in the helper: it replaces this token.
+  return JSON.stringify(state).replace('"@PID@"', "@PID@");
+}
+
+/** args as the whole argv; without args the path alone, as Go's exec (and so runc) does. */
+function argvOf(hook: Hook): string[] {
+  return hook.args && hook.args.length > 0 ? hook.args : [hook.path];
+}
+
+/** KEY=VALUE strings as an environment object; the last of a repeated key wins. */
+function envObject(env: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of env ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+interface RunOptions {
+  /** Working directory of the hook (runtime namespace hooks); absent: tsrun's own. */
+  cwd?: string;
+  /** Run in a container process's cgroups and namespaces through `tsrun-helper --enter`. */
+  enter?: { pid: number; cwd: string; cgroupProcs: string[] };
+}
+
+function describe(text: string): string {
+  return text.replace(/\s+$/, "");
+}
+
+/** Runs one hook to its end; throws a TsrunError in runc's words when it fails. */
+async function runHook(name: HookName, index: number, hook: Hook, state: string, opts: RunOptions): Promise<void> {
+  const { execa } = await import("execa");
+  const argv = argvOf(hook);
+  let file = hook.path;
+  let args = argv.slice(1);
+  let argv0: string | undefined = argv[0];
+  if (opts.enter) {
+    const e = opts.enter;
+    file = helperPath();
+    args = ["--enter", String(e.pid), "--cwd", e.cwd, ...e.cgroupProcs.flatMap((f) => ["--cgroup-procs", f]), "--", hook.path, ...argv];
+    argv0 = undefined;
+  }
+  const started = Date.now();
+  const r = await execa(file, args, {
+    ...(argv0 !== undefined ? { argv0 } : {}),
+    input: state,
+    env: envObject(hook.env),
+    extendEnv: false,
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    ...(hook.timeout ? { timeout: hook.timeout * 1000 } : {}),
+    // The --enter helper turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
+    killSignal: opts.enter ? "SIGTERM" : "SIGKILL",
+    forceKillAfterDelay: opts.enter ? 2000 : false,
+    reject: false,
+    encoding: "utf8",
+    stripFinalNewline: false,
+    maxBuffer: 4 * 1024 * 1024,
+  });
+  logDebug(`${name} hook #${index} (${hook.path}) ended after ${Date.now() - started} ms: ${r.exitCode ?? r.signal ?? "?"}`);
+  if (!r.failed) return;
+  let detail: string;
+  if (r.timedOut) {
+    detail = `hook ran past specified timeout of ${hook.timeout!.toFixed(1)}s`;
+  } else if (r.exitCode === undefined && r.signal === undefined) {
+    // It never ran (spawn failed), as Go's "fork/exec PATH: ..." says it.
+    detail = `fork/exec ${hook.path}: ${errnoText(r.cause)}`;
+  } else {
+    const how = r.exitCode !== undefined ? `exit status ${r.exitCode}` : `signal: ${r.signal}`;
+    detail = `${how}, stdout: ${describe(String(r.stdout ?? ""))}, stderr: ${describe(String(r.stderr ?? ""))}`;
+  }
+  throw new TsrunError(`error running ${name} hook #${index}: ${detail}`);
+}
+
+async function runAll(name: HookName, record: ContainerRecord, pid: number, opts: RunOptions): Promise<void> {
+  const hooks = hooksOf(record.config, name);
+  if (hooks.length === 0) return;
+  const state = hookState(record, name, pid);
+  for (const [i, hook] of hooks.entries()) await runHook(name, i, hook, state, opts);
+}
+
+// ---------- create ----------
+
+/**
+ * The plan additions for create: where the init pauses for the hooks TypeScript runs, and the
+ * startContainer hooks the init runs itself (with their status fifo in the state directory).
+ */
+export function planHooks(record: ContainerRecord, dir: string): Pick<LaunchPlan, "hookPoints" | "startHooks"> {
+  const config = record.config;
+  const hookPoints: HookPoint[] = [];
+  if (hooksOf(config, "prestart").length || hooksOf(config, "createRuntime").length) hookPoints.push("createRuntime");
+  if (hooksOf(config, "createContainer").length) hookPoints.push("createContainer");
+  // The status fifo also lets start wait for the execve before it runs poststart hooks.
+  const start = hooksOf(config, "startContainer");
+  let startHooks: PlanStartHooks | undefined;
+  if (start.length || hooksOf(config, "poststart").length) {
+    startHooks = {
+      statusFifo: startStatusPath(dir),
+      state: hookState(record, "startContainer", "@PID@"),
+      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], timeout: h.timeout ?? 0 })),
+    };
+  }
+  return {
+    ...(hookPoints.length ? { hookPoints } : {}),
+    ...(startHooks ? { startHooks } : {}),
+  };
+}
+
+/**
+ * The handler of the helper's hook points during create: prestart then createRuntime hooks in
+ * the runtime namespace (cwd: the bundle, as runc, which runs from there), and createContainer
+ * hooks in the container init's cgroups and namespaces (cwd: the rootfs, as runc).
+ */
+export function createHookHandler(record: ContainerRecord, cgroupProcs: string[]): ((point: string, pid: number) => Promise<void>) | undefined {
+  const config = record.config;
+  if (!HOOK_NAMES.some((n) => n !== "startContainer" && hooksOf(config, n).length)) return undefined;
+  return async (point, pid) => {
+    if (point === "createRuntime") {
+      await runAll("prestart", record, pid, { cwd: record.bundle });
+      await runAll("createRuntime", record, pid, { cwd: record.bundle });
+    } else if (point === "createContainer") {
+      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs } });
+    } else {
+      throw new TsrunError(`the helper paused at an unknown hook point ${JSON.stringify(point)}`);
+    }
+  };
+}
+
+// ---------- start ----------
+
+/**
+ * `tsrun start`'s end of the status fifo, opened before the init is released (so that what the
+ * init writes is never lost) and read until the init closes it: at execve ("ok" written first)
+ * or at its exit after a failing hook ("error TEXT"). With poststart hooks this is also how
+ * start knows the user's process has been executed before it runs them.
+ */
+export class StartHookStatus {
+  private constructor(
+    private fd: number | undefined,
+    private readonly path: string,
+  ) {}
+
+  /** undefined when the container has neither startContainer nor poststart hooks. */
+  static open(record: ContainerRecord, dir: string): StartHookStatus | undefined {
+    if (hooksOf(record.config, "startContainer").length === 0 && hooksOf(record.config, "poststart").length === 0) return undefined;
+    const path = startStatusPath(dir);
+    try {
+      // Not unlinked yet: the exec.fifo unlink decides which of two concurrent starts goes on.
+      return new StartHookStatus(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new TsrunError("cannot start an already running container");
+      throw new TsrunError(`cannot open ${path}: ${errnoText(err)}`);
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** Waits for the init's verdict; throws the hook's error when it failed. */
+  wait(): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // gone already: only this start got past the exec.fifo
+    }
+    const buf = Buffer.alloc(65536);
+    let text = "";
+    let idle = 0;
+    try {
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw new TsrunError(`cannot read the start status: ${errnoText(err)}`);
+          sleepMs(idle < 100 ? 1 : 10);
+          idle++;
+          continue;
+        }
+        if (n === 0) break;
+        text += buf.subarray(0, n).toString("utf8");
+      }
+    } finally {
+      this.close();
+    }
+    if (text.startsWith("ok\n")) return;
+    if (text.startsWith("error ")) throw new TsrunError(text.slice(6).replace(/\n$/, ""));
+    throw new TsrunError("container init exited before it started the process");
+  }
+}
+
+/**
+ * poststart hooks, after start released the init. When one fails the container is stopped
+ * (every process in it killed) and start fails (runtime-spec 1.3.0 lifecycle step 9).
+ */
+export async function runPoststartHooks(record: ContainerRecord): Promise<void> {
+  try {
+    await runAll("poststart", record, record.pid, {});
+  } catch (err) {
+    try {
+      if (record.cgroup) signalAll(record.cgroup, 9);
+    } catch {
+      // the init's SIGKILL below still stops it
+    }
+    killInit(record);
+    throw err;
+  }
+}
+
+// ---------- delete ----------
+
+/** poststop hooks, once the container is gone: a failure is a warning and the others still run. */
+export async function runPoststopHooks(record: ContainerRecord): Promise<void> {
+  const hooks = hooksOf(record.config, "poststop");
+  if (hooks.length === 0) return;
+  const state = hookState(record, "poststop", record.pid);
+  for (const [i, hook] of hooks.entries()) {
+    try {
+      await runHook("poststop", i, hook, state, {});
+    } catch (err) {
+      logWarn(err instanceof TsrunError ? err.message : `error running poststop hook #${i}: ${String(err)}`);
+    }
+  }
+}
