@@ -42,7 +42,8 @@ enum plan_tag {
 	TAG_SECCOMP_RULE = 28,
 	TAG_START_HOOKS = 29,
 	TAG_START_HOOK = 30,
-	TAG_MAX = 30,
+	TAG_SESSION_KEYRING = 31,
+	TAG_MAX = 31,
 };
 
 #define GENERAL_FOREGROUND 1u
@@ -151,6 +152,7 @@ struct plan {
 	int32_t oom_score_adj;
 	const char *console_socket;
 	const char *exec_fifo;
+	const char *session_keyring;
 
 	bool have_seccomp;
 	uint32_t scmp_default_action, scmp_default_errno, scmp_flags;
@@ -228,6 +230,7 @@ int console_connect(const char *path);
 /* process.c */
 void process_rlimits(const struct plan *p);
 void process_oom(const struct plan *p);
+void process_join_keyring(const struct plan *p);
 void process_identity(const struct plan *p, bool seccomp_early);
 void process_cwd_first(const struct plan *p, bool *retry);
 void process_cwd_check(const struct plan *p, bool retry);

@@ -375,6 +375,7 @@ static _Noreturn void child_create(struct launch *l)
 	child_enter_userns(p);
 	if (setsid() < 0)
 		die_errno("setsid");
+	process_join_keyring(p);
 	for (size_t i = 0; i < p->n_namespaces; i++)
 		if (p->namespaces[i].type == CLONE_NEWCGROUP && !p->namespaces[i].path && unshare(CLONE_NEWCGROUP) < 0)
 			die_errno("unshare cgroup namespace");
@@ -474,6 +475,7 @@ static _Noreturn void child_exec(struct launch *l)
 	child_begin(l);
 	if (setsid() < 0)
 		die_errno("setsid");
+	process_join_keyring(p);
 	if (p->proc_flags & PROCESS_TERMINAL) {
 		int slave = console_setup(-1, p, l->console_child, false);
 		close(l->console_child);

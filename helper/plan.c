@@ -242,6 +242,9 @@ static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, 
 	case TAG_EXEC_FIFO:
 		p->exec_fifo = get_str(c);
 		break;
+	case TAG_SESSION_KEYRING:
+		p->session_keyring = get_str(c);
+		break;
 	case TAG_SECCOMP:
 		p->have_seccomp = true;
 		p->scmp_default_action = get_u32(c);

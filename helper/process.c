@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +67,46 @@ void process_oom(const struct plan *p)
 	n = snprintf(buf, sizeof(buf), "%d", p->oom_score_adj);
 	if (write_file("/proc/self/oom_score_adj", buf, (size_t)n) < 0)
 		die_errno("set oom_score_adj to %d", p->oom_score_adj);
+}
+
+/* Search permission on the session keyring for the keyring's possessor's user, or for
+ * "other" in a user namespace, where the container's ids differ from the keyring's owner. */
+#define KEY_USR_SEARCH 0x00080000u
+#define KEY_OTH_SEARCH 0x00000008u
+
+/* Join (creating if needed) the container's own session keyring, so that it does not share
+ * the caller's: done in the container's user namespace, before the user switch. */
+void process_join_keyring(const struct plan *p)
+{
+	char desc[512];
+	unsigned perm;
+	bool userns = false;
+	if (!p->session_keyring)
+		return;
+	for (size_t i = 0; i < p->n_namespaces; i++)
+		userns |= p->namespaces[i].type == CLONE_NEWUSER;
+	long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, p->session_keyring);
+	if (id < 0) {
+		if (errno == ENOSYS) /* a kernel without keys: nothing to isolate */
+			return;
+		die_errno("join session keyring %s", p->session_keyring);
+	}
+	/* KEYCTL_DESCRIBE gives "type;uid;gid;perm;description", perm in hex. */
+	long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof(desc) - 1);
+	if (n < 0)
+		die_errno("describe session keyring %s", p->session_keyring);
+	desc[n < (long)sizeof(desc) ? n : (long)sizeof(desc) - 1] = '\0';
+	const char *field = desc;
+	for (int i = 0; i < 3 && field; i++) {
+		field = strchr(field, ';');
+		if (field)
+			field++;
+	}
+	if (!field || sscanf(field, "%x", &perm) != 1)
+		die("session keyring %s: cannot read its permissions from \"%s\"", p->session_keyring, desc);
+	perm |= userns ? KEY_OTH_SEARCH : KEY_USR_SEARCH;
+	if (syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm) < 0)
+		die_errno("set permissions of session keyring %s", p->session_keyring);
 }
 
 static unsigned last_cap(void)

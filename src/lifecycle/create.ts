@@ -25,6 +25,7 @@ export interface CreateOptions {
   pidFile?: string;
   consoleSocket?: string;
   noPivot: boolean;
+  noNewKeyring: boolean;
   preserveFds: number;
   /** run in the foreground: the helper stays and reports the exit status. */
   foreground: boolean;
@@ -112,6 +113,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     owner: "",
     annotations: config.annotations,
     config,
+    ...(opts.noNewKeyring ? { noNewKeyring: true } : {}),
     cgroup,
     complete: false,
     ...(self ? { creator: { pid: process.pid, startTime: self.startTime } } : {}),
@@ -132,7 +134,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       id: opts.id,
       config, bundle, rootfs, cgroup, cgroupProcs: procsFiles(cgroup), execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
-      noPivot: opts.noPivot, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
+      noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,
     });
     Object.assign(plan, planHooks(record, dir));

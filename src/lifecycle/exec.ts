@@ -8,7 +8,7 @@ import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
 import { procsFiles } from "../linux/cgroups/index.ts";
-import { planProcess, planSeccomp } from "./plan.ts";
+import { planProcess, planSeccomp, sessionKeyringName } from "./plan.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
@@ -116,6 +116,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
     process: planProcess(proc, logWarn),
     seccomp: planSeccomp(record.config, record.id, record.bundle, "running"),
+    sessionKeyring: sessionKeyringName(record.id, record.noNewKeyring),
     consoleSocket: o.consoleSocket,
     preserveFds: o.preserveFds,
   };

@@ -56,6 +56,8 @@ export interface CreatePlanInput {
   execFifo: string;
   consoleSocket?: string;
   noPivot: boolean;
+  /** --no-new-keyring: keep the caller's session keyring instead of the container's own. */
+  noNewKeyring: boolean;
   preserveFds: number;
   foreground: boolean;
   debug: boolean;
@@ -149,6 +151,11 @@ function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | un
   return mounts;
 }
 
+/** runc's name for a container's own session keyring, which exec joins too. */
+export function sessionKeyringName(id: string, noNewKeyring: boolean | undefined): string | undefined {
+  return noNewKeyring ? undefined : `_ses.${id}`;
+}
+
 /** The container's seccomp filter; a notify listener also gets the state as runc sends it. */
 export function planSeccomp(config: Spec, id: string, bundle: string, status: "creating" | "running"): PlanSeccomp | undefined {
   const s = config.linux?.seccomp;
@@ -222,6 +229,7 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     seccomp: planSeccomp(config, input.id, input.bundle, "creating"),
     consoleSocket: input.consoleSocket,
     execFifo: input.execFifo,
+    sessionKeyring: sessionKeyringName(input.id, input.noNewKeyring),
     preserveFds: input.preserveFds,
   };
 }

@@ -27,6 +27,8 @@ export interface ContainerRecord {
   annotations?: Record<string, string>;
   config: Spec;
   cgroup?: CgroupState;
+  /** Created with --no-new-keyring: exec keeps the caller's session keyring too. */
+  noNewKeyring?: boolean;
   /** Set once everything create does has succeeded; a record without it is a create that died half-way. */
   complete: boolean;
   /**

@@ -233,6 +233,12 @@ export interface LaunchPlan {
    * reports "ready", and blocks reading one byte from it before execve.
    */
   execFifo?: string;
+  /**
+   * The session keyring the process joins (created if missing), with search permission added
+   * for the container's user, as runc does ("_ses.<id>"); absent: keep the inherited one
+   * (--no-new-keyring).
+   */
+  sessionKeyring?: string;
   /** fds 3 .. 3+preserveFds-1 stay open in the container; every other fd above 2 is closed. */
   preserveFds: number;
   /**

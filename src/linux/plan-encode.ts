@@ -45,6 +45,7 @@ export const Tag = {
   SeccompRule: 28,
   StartHooks: 29,
   StartHook: 30,
+  SessionKeyring: 31,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -392,6 +393,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (proc.oomScoreAdj !== undefined) w.add(Tag.OomScoreAdj, p().i32(proc.oomScoreAdj, "process.oomScoreAdj"));
   if (plan.consoleSocket !== undefined) w.add(Tag.ConsoleSocket, p().str(plan.consoleSocket, "consoleSocket"));
   if (plan.execFifo !== undefined) w.add(Tag.ExecFifo, p().str(plan.execFifo, "execFifo"));
+  if (plan.sessionKeyring !== undefined) w.add(Tag.SessionKeyring, p().str(plan.sessionKeyring, "sessionKeyring"));
   if (plan.seccomp !== undefined) encodeSeccomp(w, plan.seccomp);
   if (plan.startHooks !== undefined) encodeStartHooks(w, plan.startHooks);
 

@@ -177,6 +177,20 @@ t.test("from inside the container", async (t) => {
     t.equal(np.stdout, "/etc/passwd\n", np.stderr);
   });
 
+  t.test("its own session keyring, or the caller's with --no-new-keyring", async (t) => {
+    const bundle = makeBundle(t, {
+      args: ["sh", "-c", "grep -o '_ses[^ ]*' /proc/keys || echo none"],
+      config: (c) => (c.linux.maskedPaths = c.linux.maskedPaths.filter((p: string) => p !== "/proc/keys")),
+    });
+    const escape = (id: string) => id.replace(/[.+]/g, "\\$&");
+    const id = containerId();
+    const own = tsrun(["run", "--bundle", bundle.dir, id], { root });
+    t.match(own.stdout, new RegExp(`^_ses\\.${escape(id)}:$`, "m"), own.stderr);
+    const other = containerId();
+    const shared = tsrun(["run", "--no-new-keyring", "--bundle", bundle.dir, other], { root });
+    t.notMatch(shared.stdout, new RegExp(`_ses\\.${escape(other)}:`), `no keyring of its own: ${shared.stdout}`);
+  });
+
   t.test("inherited fds are closed, --preserve-fds keeps N", async (t) => {
     const r = inside(t, root, "ls /proc/self/fd | tr '\\n' ' '");
     t.equal(r.out, "0 1 2 3 ", `only stdio and ls's own dir fd: ${r.err}`);

@@ -11,6 +11,7 @@ export function createOptions(ctx: CommandContext, foreground: boolean): CreateO
     pidFile: str(v, "pid-file"),
     consoleSocket: str(v, "console-socket"),
     noPivot: bool(v, "no-pivot"),
+    noNewKeyring: bool(v, "no-new-keyring"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
     foreground,
     debug: ctx.global.debug,
