@@ -44,6 +44,12 @@ enum plan_tag {
 	TAG_START_HOOK = 30,
 	TAG_SESSION_KEYRING = 31,
 	TAG_MAX = 31,
+	/* process attributes (helper/attrs.c) */
+	TAG_PERSONALITY = 40,
+	TAG_IOPRIO = 41,
+	TAG_SCHEDULER = 42,
+	TAG_CPU_AFFINITY = 43,
+	TAG_APPARMOR_PROFILE = 44,
 };
 
 #define GENERAL_FOREGROUND 1u
@@ -72,8 +78,11 @@ struct plan_timeoff {
 	uint32_t nsecs;
 };
 
+#define MOUNT_DEST_FILE 1u /* the mount point is a file (bind of a file) */
+#define MOUNT_COPY_UP 2u   /* tmpcopyup: fill the tmpfs with what the directory held */
+
 struct plan_mount {
-	uint32_t flags, remount_flags, rec_attr_set, rec_attr_clr, dest_kind;
+	uint32_t flags, remount_flags, rec_attr_set, rec_attr_clr, dest_kind; /* dest_kind: MOUNT_* bits */
 	uint32_t nprop;
 	uint32_t *prop;
 	const char *source, *destination, *fstype, *data;
@@ -115,6 +124,13 @@ struct plan_hook {
 	const char *path;
 	const char **argv; /* NULL-terminated */
 	const char **envp; /* NULL-terminated */
+};
+
+/* exec's execCPUAffinity: [0] initial, [1] final */
+struct plan_affinity {
+	bool have;
+	uint32_t *cpus;
+	size_t n_cpus;
 };
 
 #define ARRAY(type, name) \
@@ -163,6 +179,14 @@ struct plan {
 	/* startContainer hooks: the status fifo `tsrun start` reads, the state JSON (with @PID@) */
 	const char *start_status, *start_state;
 	ARRAY(struct plan_hook, start_hooks);
+
+	/* process attributes (helper/attrs.c) */
+	bool have_personality, have_ioprio, have_sched;
+	uint32_t personality, ioprio, sched_policy, sched_priority;
+	int32_t sched_nice;
+	uint64_t sched_flags, sched_runtime, sched_deadline, sched_period;
+	struct plan_affinity affinity[2];
+	const char *apparmor_profile;
 };
 
 /* plan.c */
@@ -247,6 +271,11 @@ void filter_load(const struct plan *p, pid_t host_pid);
 extern pid_t g_host_pid; /* the container process as the host sees it (set in the child) */
 bool filter_wanted(const struct plan *p);
 
+/* attrs.c */
+void process_attrs(const struct plan *p);
+void affinity_apply(const struct plan *p, int which, pid_t pid);
+void process_apparmor(const struct plan *p);
+
 /* seal.c */
 void ensure_sealed_exe(int argc, char **argv);
 
@@ -254,5 +283,8 @@ void ensure_sealed_exe(int argc, char **argv);
 char *render_pid_token(const char *text, pid_t pid);
 int run_start_hooks(const struct plan *p, pid_t host_pid, char *why, size_t whylen);
 _Noreturn void enter_main(int argc, char **argv);
+
+/* bpf-devices.c: the cgroup v2 device program (--device-filter DIR, program on stdin) */
+_Noreturn void device_filter_main(int argc, char **argv);
 
 #endif

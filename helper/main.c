@@ -351,6 +351,8 @@ static const char *child_process_setup(const struct plan *p)
 	process_rlimits(p);
 	if (p->have_umask)
 		umask((mode_t)p->umask);
+	process_attrs(p);
+	process_apparmor(p);
 	if (filter_wanted(p)) {
 		filter_prepare(p);
 		debug_stage("seccomp rules added");
@@ -507,6 +509,7 @@ static _Noreturn void run(struct launch *l)
 				die("exec: the %s namespace has no path to join", ns_name(p->namespaces[i].type));
 	}
 	open_host_side(l);
+	affinity_apply(p, 0, 0); /* exec: inherited by the process until its cgroup is joined */
 	join_namespaces(p);
 	if (create)
 		setup_time_ns(p);
@@ -523,6 +526,7 @@ static _Noreturn void run(struct launch *l)
 	if (create)
 		write_id_maps(p, l->pid);
 	place_in_cgroups(l);
+	affinity_apply(p, 1, l->pid); /* exec: once in the container's cgroups (its cpuset) */
 	report_line("pid", "%d", (int)l->pid);
 	debug_stage("process %d created", (int)l->pid);
 	send_go(l);
@@ -548,9 +552,12 @@ int main(int argc, char **argv)
 		ensure_sealed_exe(argc, argv);
 		enter_main(argc, argv);
 	}
+	if (argc >= 2 && (strcmp(argv[1], "--device-filter") == 0 || strcmp(argv[1], "--device-filter-count") == 0))
+		device_filter_main(argc, argv);
 	if (argc != 2) {
 		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
-				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n");
+				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n"
+				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n");
 		return 2;
 	}
 	fd = strtol(argv[1], &end, 10);

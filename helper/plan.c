@@ -80,9 +80,12 @@ static const char *tag_name(unsigned tag)
 		"ROOTFS", "MOUNT", "DEVICE", "SYMLINK", "MASKED_PATH", "READONLY_PATH", "SYSCTL", "HOSTNAME",
 		"DOMAINNAME", "PROCESS", "ARG", "ENV", "ADDITIONAL_GID", "UMASK", "RLIMIT", "CAPABILITIES",
 		"OOM_SCORE_ADJ", "CONSOLE_SOCKET", "EXEC_FIFO", "SECCOMP", "SECCOMP_ARCH", "SECCOMP_RULE",
-		"START_HOOKS", "START_HOOK",
+		"START_HOOKS", "START_HOOK", "SESSION_KEYRING",
 	};
-	return tag <= TAG_MAX ? names[tag] : "?";
+	static const char *names40[] = {"PERSONALITY", "IOPRIO", "SCHEDULER", "CPU_AFFINITY", "APPARMOR_PROFILE"};
+	if (tag >= TAG_PERSONALITY && tag <= TAG_APPARMOR_PROFILE)
+		return names40[tag - TAG_PERSONALITY];
+	return tag < sizeof(names) / sizeof(names[0]) ? names[tag] : "?";
 }
 
 static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, size_t errlen)
@@ -322,6 +325,47 @@ static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, 
 		}
 		break;
 	}
+	case TAG_PERSONALITY:
+		p->have_personality = true;
+		p->personality = get_u32(c);
+		break;
+	case TAG_IOPRIO:
+		p->have_ioprio = true;
+		p->ioprio = get_u32(c);
+		break;
+	case TAG_SCHEDULER:
+		p->have_sched = true;
+		p->sched_policy = get_u32(c);
+		p->sched_nice = (int32_t)get_u32(c);
+		p->sched_priority = get_u32(c);
+		p->sched_flags = get_u64(c);
+		p->sched_runtime = get_u64(c);
+		p->sched_deadline = get_u64(c);
+		p->sched_period = get_u64(c);
+		break;
+	case TAG_CPU_AFFINITY: {
+		uint32_t which = get_u32(c), n = get_u32(c);
+		struct plan_affinity *a;
+		if (c->bad || which > 1 || n == 0 || n > c->left / 4) {
+			c->bad = true;
+			break;
+		}
+		a = &p->affinity[which];
+		a->have = true;
+		a->n_cpus = n;
+		a->cpus = calloc(n, sizeof(*a->cpus));
+		if (!a->cpus)
+			abort();
+		for (uint32_t i = 0; i < n; i++) {
+			a->cpus[i] = get_u32(c);
+			if (a->cpus[i] >= 65536)
+				c->bad = true;
+		}
+		break;
+	}
+	case TAG_APPARMOR_PROFILE:
+		p->apparmor_profile = get_str(c);
+		break;
 	default:
 		snprintf(err, errlen,
 			 "plan: unknown record tag %u (the plan was written for another helper version; this helper reads plan format version %d)",

@@ -14,6 +14,9 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/sendfile.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,15 +317,89 @@ void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
 		die_errno("open rootfs %s", p->rootfs);
 }
 
+/* tmpcopyup: copies the tree under the directory fd `from` (the directory as it was before
+ * the tmpfs covered it) into `to`, keeping types, modes and owners. Never follows symlinks. */
+static void copy_tree(int from, int to, const char *where, int depth)
+{
+	DIR *dir;
+	struct dirent *e;
+	int dupfd;
+
+	if (depth > 64)
+		die("tmpcopyup %s: directories nested too deep", where);
+	dupfd = fcntl(from, F_DUPFD_CLOEXEC, 0);
+	if (dupfd < 0 || !(dir = fdopendir(dupfd)))
+		die_errno("tmpcopyup %s: read directory", where);
+	while ((errno = 0, e = readdir(dir))) {
+		struct stat st;
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			die_errno("tmpcopyup %s/%s: stat", where, n);
+		mode_t perm = st.st_mode & 07777;
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(to, n, perm) < 0)
+				die_errno("tmpcopyup %s/%s: mkdir", where, n);
+			int sub_from = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub_to = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub_from < 0 || sub_to < 0)
+				die_errno("tmpcopyup %s/%s: open directory", where, n);
+			copy_tree(sub_from, sub_to, where, depth + 1);
+			if (fchmod(sub_to, perm) < 0) /* after the copy: a read-only dir must still be filled */
+				die_errno("tmpcopyup %s/%s: chmod", where, n);
+			close(sub_from);
+			close(sub_to);
+		} else if (S_ISREG(st.st_mode)) {
+			int in = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int out = openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+			if (in < 0 || out < 0)
+				die_errno("tmpcopyup %s/%s: open", where, n);
+			for (off_t left = st.st_size; left > 0;) {
+				ssize_t k = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+				if (k < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL))
+					k = sendfile(out, in, NULL, (size_t)left);
+				if (k < 0)
+					die_errno("tmpcopyup %s/%s: copy", where, n);
+				if (k == 0)
+					break;
+				left -= k;
+			}
+			if (fchmod(out, perm) < 0) /* the umask trimmed the create mode */
+				die_errno("tmpcopyup %s/%s: chmod", where, n);
+			close(in);
+			close(out);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t len = readlinkat(from, n, target, sizeof(target) - 1);
+			if (len < 0)
+				die_errno("tmpcopyup %s/%s: readlink", where, n);
+			target[len] = '\0';
+			if (symlinkat(target, to, n) < 0)
+				die_errno("tmpcopyup %s/%s: symlink", where, n);
+		} else if (mknodat(to, n, st.st_mode, st.st_rdev) < 0) {
+			die_errno("tmpcopyup %s/%s: mknod", where, n);
+		}
+		if (fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+			die_errno("tmpcopyup %s/%s: chown", where, n);
+	}
+	if (errno)
+		die_errno("tmpcopyup %s: read directory", where);
+	closedir(dir);
+}
+
 static void mount_one(int rootfd, const struct plan_mount *m)
 {
 	char target[64];
-	int fd;
+	int fd, before = -1;
 	bool bind = (m->flags & MS_BIND) != 0;
 
-	fd = mkdir_in_root(rootfd, m->destination, m->dest_kind == 1);
+	fd = mkdir_in_root(rootfd, m->destination, (m->dest_kind & MOUNT_DEST_FILE) != 0);
 	if (fd < 0)
 		die_errno("mount %s on %s: create mount point", m->source, m->destination);
+	/* Opened before the mount covers it: this fd still reads the directory underneath. */
+	if ((m->dest_kind & MOUNT_COPY_UP) && (before = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		die_errno("tmpcopyup %s: open the directory", m->destination);
 	PROCFD(target, fd);
 	if (bind) {
 		if (mount(m->source, target, NULL, m->flags, NULL) < 0)
@@ -332,6 +409,14 @@ static void mount_one(int rootfd, const struct plan_mount *m)
 			die_errno("mount %s on %s", m->source, m->destination);
 	}
 	close(fd);
+	if (before >= 0) {
+		int after = open_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY, 0);
+		if (after < 0)
+			die_errno("tmpcopyup %s: open the new mount", m->destination);
+		copy_tree(before, after, m->destination, 0);
+		close(before);
+		close(after);
+	}
 	if (!(bind && m->remount_flags) && m->nprop == 0 && !m->rec_attr_set && !m->rec_attr_clr)
 		return;
 

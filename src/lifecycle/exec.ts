@@ -8,7 +8,8 @@ import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
 import { procsFiles } from "../linux/cgroups/index.ts";
-import { planProcess, planSeccomp, sessionKeyringName } from "./plan.ts";
+import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
+import { parseCpuList } from "../linux/process-attrs.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
@@ -94,6 +95,14 @@ function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigPro
   return p;
 }
 
+/** process.execCPUAffinity (exec only: the runtime-spec says it does not apply to the init). */
+function execCpuAffinity(p: ConfigProcess): LaunchPlan["cpuAffinity"] {
+  const initial = parseCpuList(p.execCPUAffinity?.initial);
+  const final = parseCpuList(p.execCPUAffinity?.final);
+  if (!initial && !final) return undefined;
+  return { ...(initial ? { initial } : {}), ...(final ? { final } : {}) };
+}
+
 export async function execInContainer(o: ExecOptions): Promise<number> {
   const { record, status } = loadContainer(o.root, o.id);
   if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
@@ -119,6 +128,8 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     sessionKeyring: sessionKeyringName(record.id, record.noNewKeyring),
     consoleSocket: o.consoleSocket,
     preserveFds: o.preserveFds,
+    personality: planContainerPersonality(record.config, logWarn),
+    cpuAffinity: execCpuAffinity(proc),
   };
   // In the foreground the handlers are in place before the process exists: it may run (and be
   // signalled by a caller that saw its output) before tsrun has read the helper's "ready".

@@ -3,11 +3,10 @@
  * goes in, "pid", "ready", "exit", "error", "warn" and "debug" lines come back.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { TsrunError } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
+import { helperPath } from "../linux/helper-path.ts";
 import { encodePlan } from "../linux/plan-encode.ts";
 import type { LaunchPlan } from "../linux/launch-plan.ts";
 import { crashPoint } from "./crash-point.ts";
@@ -21,15 +20,7 @@ export interface HelperRun {
   abort(): void;
 }
 
-export function helperPath(): string {
-  const fromEnv = process.env.TSRUN_HELPER;
-  if (fromEnv) return fromEnv;
-  const dir = dirname(process.execPath);
-  for (const candidate of [join(dir, "tsrun-helper"), join(dir, "..", "libexec", "tsrun", "tsrun-helper")]) {
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new TsrunError(`cannot find tsrun-helper next to ${process.execPath} or in ../libexec/tsrun (set TSRUN_HELPER)`);
-}
+export { helperPath };
 
 const START_ERROR = "unable to start container process: ";
 

@@ -10,6 +10,7 @@ import { resolveCapabilities } from "../linux/capabilities.ts";
 import { RLIMITS } from "../linux/rlimits.ts";
 import { DEFAULT_DEVICES } from "../linux/default-devices.ts";
 import { seccompPlan, renderListenerState } from "../linux/seccomp-plan.ts";
+import { planScheduler, planIoPriority, planPersonality, planApparmor, checkSelinuxLabel, checkMountLabel } from "../linux/process-attrs.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import type {
   LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset, PlanSeccomp,
@@ -71,6 +72,8 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
   const env = p.env ?? [];
+  checkSelinuxLabel(p.selinuxLabel, prefix);
+  const apparmorProfile = planApparmor(p.apparmorProfile, prefix);
   return {
     args: p.args ?? [],
     env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],
@@ -86,7 +89,16 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     terminal: p.terminal === true,
     consoleHeight: p.consoleSize?.height ?? 0,
     consoleWidth: p.consoleSize?.width ?? 0,
+    ...(p.scheduler ? { scheduler: planScheduler(p.scheduler, prefix) } : {}),
+    ...(p.ioPriority ? { ioPriority: planIoPriority(p.ioPriority, prefix) } : {}),
+    ...(apparmorProfile !== undefined ? { apparmorProfile } : {}),
   };
+}
+
+/** linux.personality, which runc applies to the init and to every exec'd process. */
+export function planContainerPersonality(config: Spec, warn: (msg: string) => void): number | undefined {
+  const p = config.linux?.personality;
+  return p ? planPersonality(p, warn) : undefined;
 }
 
 function planNamespaces(linux: ConfigLinux): PlanNamespace[] {
@@ -108,6 +120,7 @@ function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
   let source = m.source ?? "";
   if (bind && source && !source.startsWith("/")) source = join(bundle, source);
   if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
+  if (opts.copyUp && m.type !== "tmpfs") throw new TsrunError(`${where}.options: tmpcopyup is only for tmpfs mounts`);
   const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
   return {
     source,
@@ -120,6 +133,7 @@ function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
     recAttrClr: opts.recAttrClr,
     data: opts.data.join(","),
     destKind: bind && !isDirectory(source) ? "file" : "dir",
+    ...(opts.copyUp ? { copyUp: true } : {}),
   };
 }
 
@@ -197,6 +211,7 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     if (o) timeOffsets.push({ clock, secs: BigInt(o.secs ?? 0), nanosecs: o.nanosecs ?? 0 });
   }
 
+  checkMountLabel(linux.mountLabel);
   let rootfsPropagation: number = MS.SLAVE | MS.REC;
   if (linux.rootfsPropagation) {
     const p = ROOTFS_PROPAGATION[linux.rootfsPropagation];
@@ -231,5 +246,6 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     execFifo: input.execFifo,
     sessionKeyring: sessionKeyringName(input.id, input.noNewKeyring),
     preserveFds: input.preserveFds,
+    personality: planContainerPersonality(config, input.warn),
   };
 }

@@ -41,6 +41,8 @@ export interface PlanMount {
   data: string;
   /** What to create at the destination when it is missing: a directory, or an empty file (bind of a file). */
   destKind: "dir" | "file";
+  /** tmpcopyup: fill the new tmpfs with what the directory held before it was covered. */
+  copyUp?: boolean;
 }
 
 export interface PlanDevice {
@@ -100,6 +102,23 @@ export interface PlanProcess {
   terminal: boolean;
   consoleHeight: number;
   consoleWidth: number;
+  /** sched_setattr(2) of the process before execve; absent: inherited. */
+  scheduler?: PlanScheduler;
+  /** ioprio_set(IOPRIO_WHO_PROCESS, 0, value): (class << 13) | priority; absent: inherited. */
+  ioPriority?: number;
+  /** AppArmor profile applied from the execve on (only planned where AppArmor is enabled). */
+  apparmorProfile?: string;
+}
+
+/** struct sched_attr fields, already numeric (SCHED_* policy, SCHED_FLAG_* bits). */
+export interface PlanScheduler {
+  policy: number;
+  nice: number;
+  priority: number;
+  flags: bigint;
+  runtime: bigint;
+  deadline: bigint;
+  period: bigint;
 }
 
 export interface PlanTimeOffset {
@@ -149,7 +168,7 @@ export interface PlanSeccomp {
   defaultErrnoRet: number;
   /** libseccomp architecture names ("x86_64", "x86", "x32", "aarch64", ...); empty: native only. */
   architectures: string[];
-  /** SECCOMP_FILTER_FLAG_* bits: 1 TSYNC, 2 LOG, 4 SPEC_ALLOW (others are refused by the helper). */
+  /** SECCOMP_FILTER_FLAG_* bits: 1 TSYNC, 2 LOG, 4 SPEC_ALLOW, 32 WAIT_KILLABLE_RECV (others are refused by the helper). */
   flags: number;
   syscalls: PlanSeccompRule[];
   /** Unix socket (host path) the NOTIFY listener fd is sent to; required when an action is NOTIFY. */
@@ -253,4 +272,11 @@ export interface LaunchPlan {
   hookPoints?: HookPoint[];
   /** create mode: startContainer hooks, run by the init after the exec.fifo byte and before execve. */
   startHooks?: PlanStartHooks;
+  /** personality(2) persona (PER_LINUX, PER_LINUX32) set before execve, in create and exec mode; absent: inherited. */
+  personality?: number;
+  /**
+   * exec mode (process.execCPUAffinity): CPU numbers the helper runs on before the process
+   * joins the container's cgroups (inherited by it), and the ones the process gets once it has.
+   */
+  cpuAffinity?: { initial?: number[]; final?: number[] };
 }

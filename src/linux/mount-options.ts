@@ -23,7 +23,8 @@ type Effect =
   | { kind: "flag"; set: number; clear: number }
   | { kind: "propagation"; flags: number }
   | { kind: "recursive"; set: number; clear: number }
-  | { kind: "bind"; recursive: boolean };
+  | { kind: "bind"; recursive: boolean }
+  | { kind: "copyup" };
 
 const flag = (set: number, clear = 0): Effect => ({ kind: "flag", set, clear });
 const prop = (flags: number): Effect => ({ kind: "propagation", flags });
@@ -48,6 +49,8 @@ export const MOUNT_OPTIONS: Record<string, Effect> = {
   iversion: flag(MS.I_VERSION), noiversion: flag(0, MS.I_VERSION),
   lazytime: flag(MS.LAZYTIME), nolazytime: flag(0, MS.LAZYTIME),
   bind: { kind: "bind", recursive: false }, rbind: { kind: "bind", recursive: true },
+  // runc's and crun's extension, which podman puts on its tmpfs mounts.
+  tmpcopyup: { kind: "copyup" },
   private: prop(MS.PRIVATE), rprivate: prop(MS.PRIVATE | MS.REC),
   shared: prop(MS.SHARED), rshared: prop(MS.SHARED | MS.REC),
   slave: prop(MS.SLAVE), rslave: prop(MS.SLAVE | MS.REC),
@@ -70,12 +73,13 @@ export interface MountFlags {
   propagation: number[];
   recAttrSet: number;
   recAttrClr: number;
+  copyUp: boolean;
   /** Options the table does not know go to the filesystem as its data string, as runc does. */
   data: string[];
 }
 
 export function parseMountOptions(options: string[] | undefined, where: string): MountFlags {
-  const out: MountFlags = { bind: false, recursiveBind: false, flags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, data: [] };
+  const out: MountFlags = { bind: false, recursiveBind: false, flags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, copyUp: false, data: [] };
   for (const option of options ?? []) {
     if (option === "idmap" || option === "ridmap") {
       throw new TsrunError(`${where}: mount option "${option}" (idmapped mounts) is not supported by this build`);
@@ -99,6 +103,9 @@ export function parseMountOptions(options: string[] | undefined, where: string):
       case "bind":
         out.bind = true;
         out.recursiveBind ||= effect.recursive;
+        break;
+      case "copyup":
+        out.copyUp = true;
         break;
     }
   }

@@ -46,6 +46,11 @@ export const Tag = {
   StartHooks: 29,
   StartHook: 30,
   SessionKeyring: 31,
+  Personality: 40,
+  IoPriority: 41,
+  Scheduler: 42,
+  CpuAffinity: 43,
+  ApparmorProfile: 44,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -55,6 +60,8 @@ export const GENERAL_NO_PIVOT = 4;
 export const GENERAL_READONLY_ROOT = 8;
 export const GENERAL_HOOK_CREATE_RUNTIME = 16;
 export const GENERAL_HOOK_CREATE_CONTAINER = 32;
+export const MOUNT_DEST_FILE = 1;
+export const MOUNT_COPY_UP = 2;
 export const PROCESS_TERMINAL = 1;
 export const PROCESS_NO_NEW_PRIVILEGES = 2;
 
@@ -196,7 +203,7 @@ function encodeMount(m: PlanMount, field: string): Payload {
     .u32(m.remountFlags, `${field}.remountFlags`)
     .u32(m.recAttrSet, `${field}.recAttrSet`)
     .u32(m.recAttrClr, `${field}.recAttrClr`)
-    .u32(m.destKind === "file" ? 1 : 0, `${field}.destKind`)
+    .u32((m.destKind === "file" ? MOUNT_DEST_FILE : 0) | (m.copyUp ? MOUNT_COPY_UP : 0), `${field}.kind`)
     .u32(m.propagation.length, `${field}.propagation.length`);
   m.propagation.forEach((v, j) => out.u32(v, `${field}.propagation[${j}]`));
   return out
@@ -396,6 +403,35 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.sessionKeyring !== undefined) w.add(Tag.SessionKeyring, p().str(plan.sessionKeyring, "sessionKeyring"));
   if (plan.seccomp !== undefined) encodeSeccomp(w, plan.seccomp);
   if (plan.startHooks !== undefined) encodeStartHooks(w, plan.startHooks);
+  if (plan.personality !== undefined) w.add(Tag.Personality, p().u32(plan.personality, "personality"));
+  if (proc.ioPriority !== undefined) w.add(Tag.IoPriority, p().u32(proc.ioPriority, "process.ioPriority"));
+  if (proc.scheduler !== undefined) {
+    const s = proc.scheduler;
+    w.add(
+      Tag.Scheduler,
+      p()
+        .u32(s.policy, "process.scheduler.policy")
+        .i32(s.nice, "process.scheduler.nice")
+        .u32(s.priority, "process.scheduler.priority")
+        .u64(s.flags, "process.scheduler.flags")
+        .u64(s.runtime, "process.scheduler.runtime")
+        .u64(s.deadline, "process.scheduler.deadline")
+        .u64(s.period, "process.scheduler.period"),
+    );
+  }
+  (["initial", "final"] as const).forEach((which, code) => {
+    const cpus = plan.cpuAffinity?.[which];
+    if (cpus === undefined) return;
+    const f = `cpuAffinity.${which}`;
+    if (cpus.length === 0) throw new Error(`launch plan: ${f}: must not be empty`);
+    const out = p().u32(code, `${f}.which`).u32(cpus.length, `${f}.length`);
+    cpus.forEach((c, i) => {
+      if (!Number.isInteger(c) || c < 0 || c >= 65536) throw new Error(`launch plan: ${f}[${i}]: ${c} is not a CPU number (0..65535)`);
+      out.u32(c, `${f}[${i}]`);
+    });
+    w.add(Tag.CpuAffinity, out);
+  });
+  if (proc.apparmorProfile !== undefined) w.add(Tag.ApparmorProfile, p().str(proc.apparmorProfile, "process.apparmorProfile"));
 
   return w.finish();
 }

@@ -10,7 +10,8 @@ const EPERM = 1;
 /**
  * What this build's seccomp supports, for `tsrun features`: every action and operator the
  * helper maps to libseccomp, the architectures libseccomp 2.5 resolves, and the filter flags
- * (WAIT_KILLABLE_RECV is known but refused: libseccomp 2.5.4 cannot set it).
+ * (WAIT_KILLABLE_RECV, which libseccomp 2.5 cannot set, is loaded by the helper with seccomp(2)
+ * itself; as with libseccomp 2.6 it only applies to a filter with a NOTIFY listener).
  */
 export const SECCOMP_FEATURES = {
   actions: ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
@@ -21,7 +22,7 @@ export const SECCOMP_FEATURES = {
     "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64",
   ],
   knownFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-  supportedFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+  supportedFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
 };
 
 const FLAG_BITS: Record<SeccompFlag, number> = {

@@ -60,6 +60,15 @@ t.test("mounts", async (t) => {
     t.match(rro.out, /Read-only file system/, rro.err);
   });
 
+  t.test("tmpcopyup fills the tmpfs with what the directory held (podman's --tmpfs, --read-only)", async (t) => {
+    const r = inside(t, root, "ls /etc/passwd /etc/group && stat -c '%a %u' /etc/passwd && echo x > /etc/new && grep -c tmpfs /proc/self/mountinfo", (c) => {
+      c.mounts.push({ destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"] });
+    });
+    t.match(r.out, /^\/etc\/group\n\/etc\/passwd\n644 0\n\d+\n$/, `the image's files, modes and owners, on a writable tmpfs: ${r.err}`);
+    const bad = makeBundle(t, { config: (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind", "tmpcopyup"] }) });
+    t.match(tsrun(["create", "--bundle", bad.dir, containerId()], { root }), { code: 1, stderr: /mounts\[\d+\]\.options: tmpcopyup is only for tmpfs mounts/ });
+  });
+
   t.test("a rootfs symlink used as a destination stays inside the rootfs", async (t) => {
     const target = hostDir(t);
     const bundle = makeBundle(t, {

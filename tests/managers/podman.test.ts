@@ -223,14 +223,12 @@ tsrun = ["${ws.wrapper}"]
   });
 
   // podman gives its tmpfs mounts (/tmp, /run, /var/tmp with --read-only, and every --tmpfs)
-  // the "tmpcopyup" option (copy the image's directory into the new tmpfs), which runc and crun
-  // implement. tsrun passes it to mount(2) as tmpfs data: EINVAL. Known bug: todo assertions.
+  // the "tmpcopyup" option: copy the image's directory into the new tmpfs.
   await traced("--read-only with podman's writable tmpfs, --tmpfs (tmpcopyup)", (t) => {
-    const todo = "tsrun does not implement the tmpcopyup mount option";
     const ro = podman(["run", "--rm", "--read-only", IMAGE, "sh", "-c", "touch /tmp/x && echo tmp-ok; touch /x"]);
-    t.match(ro, { code: 1, stdout: "tmp-ok\n", stderr: /Read-only file system/ }, `--read-only: ${ro.stderr.trim()}`, { todo });
+    t.match(ro, { code: 1, stdout: "tmp-ok\n", stderr: /Read-only file system/ }, `--read-only: ${ro.stderr.trim()}`);
     const tmpfs = podman(["run", "--rm", "--tmpfs", "/scratch:size=1m", IMAGE, "sh", "-c", "echo x > /scratch/y && cat /scratch/y"]);
-    t.match(tmpfs, { code: 0, stdout: "x\n" }, `--tmpfs: ${tmpfs.stderr.trim()}`, { todo });
+    t.match(tmpfs, { code: 0, stdout: "x\n" }, `--tmpfs: ${tmpfs.stderr.trim()}`);
   });
 
   await traced("seccomp: default profile, a custom one, unconfined", (t) => {

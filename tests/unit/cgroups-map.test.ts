@@ -354,8 +354,14 @@ t.test("mapResources: device rules per host", async (t) => {
   t.equal(mapResources({ devices: DEFAULT_RULES }, v1, () => {}).length, 5);
   const same = host({ v1: ALL_V1, files: { "v1:devices:devices.list": "c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\n" } });
   t.same(mapResources({ devices: DEFAULT_RULES }, same, () => {}), [], "an unchanged list is not rewritten");
-  t.throws(() => mapResources({ devices: DEFAULT_RULES }, host({ v2: ALL_V2 }), () => {}), { message: "cgroup v2 device rules: not supported yet" });
-  t.same(mapResources({ devices: [{ allow: true, access: "rwm" }] }, host({ v2: ALL_V2 }), () => {}), [], "allow-all needs no program");
+  const v2 = mapResources({ devices: DEFAULT_RULES }, host({ v2: ALL_V2 }), () => {});
+  t.equal(v2.length, 1, "cgroup v2: one device program");
+  t.match(v2[0], { hierarchy: "v2", controller: "devices" });
+  t.ok(v2[0]!.deviceProgram && v2[0]!.deviceProgram.length > 0 && v2[0]!.deviceProgram.length % 8 === 0, "whole eBPF instructions");
+  t.throws(() => mapResources({ devices: DEFAULT_RULES }, host({ v1: ["memory"] }), () => {}), /devices controller is not available/);
+  const allowAll = mapResources({ devices: [{ allow: true, access: "rwm" }] }, host({ v2: ALL_V2 }), () => {});
+  t.equal(allowAll.length, 1, "allow-all gets a program too, so it can replace a restrictive one");
+  t.match(allowAll[0], { hierarchy: "v2", controller: "devices" });
 });
 
 t.test("conversions", async (t) => {

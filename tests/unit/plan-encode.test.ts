@@ -480,3 +480,24 @@ t.test("seccomp: bad values are refused", async (t) => {
   plan.seccomp.syscalls = [{ names: ["x"], action: "ERRNO", errnoRet: 1, args: [{ index: 0, op: "EQ", value: -1n, valueTwo: 0n }] }];
   t.throws(() => encodePlan(plan), /seccomp\.syscalls\[0\]\.args\[0\]\.value/);
 });
+
+t.test("process attributes: personality, ioprio, scheduler, CPU affinity, apparmor (tags 40..44)", async (t) => {
+  const plan = basePlan();
+  t.equal(byTag(encodePlan(plan), Tag.Personality).length + byTag(encodePlan(plan), Tag.Scheduler).length, 0, "absent: no records");
+  plan.personality = 8;
+  plan.process.ioPriority = (2 << 13) | 6;
+  plan.process.scheduler = { policy: 3, nice: -5, priority: 0, flags: 1n, runtime: 0n, deadline: 0n, period: 7n };
+  plan.cpuAffinity = { initial: [1], final: [0, 2, 3] };
+  plan.process.apparmorProfile = "prof";
+  const buf = encodePlan(plan);
+  t.same(fields(byTag(buf, Tag.Personality)[0]!, 1, 0).ints, [8]);
+  t.same(fields(byTag(buf, Tag.IoPriority)[0]!, 1, 0).ints, [(2 << 13) | 6]);
+  const s = byTag(buf, Tag.Scheduler)[0]!;
+  t.equal(s.length, 44);
+  t.same([s.readUInt32LE(0), s.readInt32LE(4), s.readUInt32LE(8)], [3, -5, 0]);
+  t.same([s.readBigUInt64LE(12), s.readBigUInt64LE(20), s.readBigUInt64LE(28), s.readBigUInt64LE(36)], [1n, 0n, 0n, 7n]);
+  t.same(byTag(buf, Tag.CpuAffinity).map((b) => fields(b, b.length / 4, 0).ints), [[0, 1, 1], [1, 3, 0, 2, 3]]);
+  t.same(fields(byTag(buf, Tag.ApparmorProfile)[0]!, 0, 1).strs, ["prof"]);
+  plan.cpuAffinity = { final: [] };
+  t.throws(() => encodePlan(plan), /cpuAffinity\.final: must not be empty/);
+});

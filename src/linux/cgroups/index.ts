@@ -9,17 +9,20 @@
  * - pause/resume use the v1 freezer where it is mounted (hybrid too), else cgroup.freeze.
  * - SIGKILL to everything uses cgroup2's cgroup.kill where it exists; other signals freeze the
  *   cgroup while the pids are listed and signalled, so nothing forks past the list.
- * - Device rules are v1 devices.allow/deny writes (see devices.ts); on a host without the v1
- *   devices controller, rules that restrict anything fail with "cgroup v2 device rules: not
- *   supported yet" (the eBPF device program is not written yet). Allow-all needs nothing.
+ * - Device rules are v1 devices.allow/deny writes (see devices.ts) where the v1 devices
+ *   controller is mounted (hybrid hosts too); otherwise an eBPF device program
+ *   (device-program.ts) that the helper attaches to the cgroup2 dir (`tsrun-helper
+ *   --device-filter DIR`), replacing the one attached before. Allow-all needs nothing.
  * - The systemd driver is not implemented: it fails clearly, never falls back to cgroupfs.
  * - Stats numbers are doubles: values above 2^53 (unlimited limits) are approximate.
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
+import { helperPath } from "../helper-path.ts";
 import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
 import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
 import { findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
@@ -290,6 +293,20 @@ function writePath(state: CgroupState, w: CgroupWrite): string {
   return join(d, w.file);
 }
 
+/**
+ * Loads a device program and attaches it to a cgroup2 dir in place of the device programs
+ * attached there before (the helper's --device-filter mode).
+ */
+export function attachDeviceProgram(dir: string, program: Uint8Array): void {
+  const r = spawnSync(helperPath(), ["--device-filter", dir], { input: program, stdio: ["pipe", "ignore", "pipe"], encoding: "utf8" });
+  // The helper's own error line comes first: when it fails before reading the program (a
+  // missing dir), writing the program fails with EPIPE, which says nothing useful.
+  const said = r.stderr?.trim().split("\n").pop();
+  if (r.status !== 0 && r.status !== null && said) throw new TsrunError(`cgroup: ${said}`);
+  if (r.error) throw new TsrunError(`cgroup: cannot run tsrun-helper to attach the device program: ${errText(r.error)}`);
+  if (r.status !== 0) throw new TsrunError(`cgroup: tsrun-helper --device-filter: ${r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`}`);
+}
+
 /** Applies linux.resources (create and `update`). Throws a TsrunError naming the file and value. */
 export function applyResources(state: CgroupState, resources: Resources, warn: WarnFn = defaultWarn): void {
   const writes = mapResources(resources, hostView(state), warn);
@@ -301,6 +318,10 @@ export function applyResources(state: CgroupState, resources: Resources, warn: W
   };
   for (const w of writes) {
     const path = writePath(state, w);
+    if (w.deviceProgram) {
+      attachDeviceProgram(dirname(path), w.deviceProgram);
+      continue;
+    }
     try {
       writeRaw(path, w.value);
     } catch (e) {

@@ -6,6 +6,7 @@
  * value; only the deprecated kernel memory limits are warnings.
  */
 import { TsrunError } from "../../errors.ts";
+import { deviceProgram } from "./device-program.ts";
 import { devicesListMatches, devicesRestrict, v1DeviceWrites } from "./devices.ts";
 import type { Resources, ThrottleDevice } from "./resources.ts";
 import type { WarnFn } from "./types.ts";
@@ -22,6 +23,8 @@ export interface CgroupWrite {
   retry?: boolean;
   /** Read the value back: the kernel clamps some values (cpu.shares) instead of failing. */
   verify?: boolean;
+  /** cgroup v2 device rules: not a file write but this device program attached to the dir (file and value only describe it). */
+  deviceProgram?: Uint8Array;
 }
 
 export interface HostView {
@@ -302,8 +305,13 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
       if (current === undefined || !devicesListMatches(final, current)) {
         for (const d of writes) out.push({ hierarchy: "v1", controller: "devices", file: d.file, value: d.value });
       }
+    } else if (host.v2) {
+      // cgroup v2: an eBPF device program attached to the container's cgroup2 dir, replacing
+      // the one attached before. Allow-all gets a program too, so that an `update` to allow-all
+      // replaces a restrictive one instead of leaving it in place.
+      const program = deviceProgram(rules);
+      out.push({ hierarchy: "v2", controller: "devices", file: "(device program)", value: `${program.length / 8} eBPF instructions`, deviceProgram: program });
     } else if (devicesRestrict(rules)) {
-      if (host.v2) throw new TsrunError("cgroup v2 device rules: not supported yet");
       throw new TsrunError("cgroup: linux.resources.devices: the devices controller is not available on this host");
     }
   }

@@ -1,0 +1,14 @@
+/** Where the C helper is: $TSRUN_HELPER, else next to the tsrun executable, else ../libexec/tsrun. */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { TsrunError } from "../errors.ts";
+
+export function helperPath(): string {
+  const fromEnv = process.env.TSRUN_HELPER;
+  if (fromEnv) return fromEnv;
+  const dir = dirname(process.execPath);
+  for (const candidate of [join(dir, "tsrun-helper"), join(dir, "..", "libexec", "tsrun", "tsrun-helper")]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new TsrunError(`cannot find tsrun-helper next to ${process.execPath} or in ../libexec/tsrun (set TSRUN_HELPER)`);
+}
