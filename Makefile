@@ -36,8 +36,10 @@ install: all
 	install -D -m 0755 build/tsrun $(DESTDIR)$(PREFIX)/bin/tsrun
 	install -D -m 0755 build/tsrun-helper $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-helper
 
+# Unit, integration and manager tests, then the conformance suite against the committed results.
 test: all typecheck
 	node_modules/.bin/tap
+	$(MAKE) --no-print-directory conformance-check
 
 demo: all
 	scripts/demo.sh
