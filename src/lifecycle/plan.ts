@@ -9,6 +9,7 @@ import { parseMountOptions, MS } from "../linux/mount-options.ts";
 import { resolveCapabilities } from "../linux/capabilities.ts";
 import { RLIMITS } from "../linux/rlimits.ts";
 import { DEFAULT_DEVICES } from "../linux/default-devices.ts";
+import { refuseHostNamespaceSettings } from "../linux/host-namespaces.ts";
 import { seccompPlan, renderListenerState } from "../linux/seccomp-plan.ts";
 import { planScheduler, planIoPriority, planPersonality, planApparmor, checkSelinuxLabel, checkMountLabel } from "../linux/process-attrs.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
@@ -188,6 +189,7 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
   const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
   const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
   if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
+  refuseHostNamespaceSettings(namespaces, { hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl });
   const inUserNs = has("user");
 
   const mounts: PlanMount[] = [];

@@ -27,6 +27,13 @@ const cases: [string, (c: ConfigObject) => void, RegExp][] = [
   ["mappings without a user namespace", (c) => (c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]), /^tsrun: config\.json: linux\.uidMappings/],
   ["time offsets without a time namespace", (c) => (c.linux.timeOffsets = { monotonic: { secs: 1 } }), /^tsrun: config\.json: linux\.timeOffsets/],
   ["relative namespace path", (c) => c.linux.namespaces.push({ type: "time", path: "ns/time" }), /^tsrun: config\.json: linux\.namespaces\[\d+\]\.path/],
+  ["hostname in the host's own UTS namespace", (c) => {
+    c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "uts" ? { type: "uts", path: "/proc/self/ns/uts" } : n));
+  }, /^tsrun: config\.json: hostname: the UTS namespace \/proc\/self\/ns\/uts is the host's own/],
+  ["network sysctl in the host's network namespace", (c) => {
+    c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "network" ? { type: "network", path: `/proc/${process.pid}/ns/net` } : n));
+    c.linux.sysctl = { "net.ipv4.ip_forward": "1" };
+  }, /^tsrun: config\.json: linux\.sysctl\["net\.ipv4\.ip_forward"\]: the network namespace .* is the host's own/],
   ["mount without a type or bind", (c) => c.mounts.push({ destination: "/x", source: "x" }), /^tsrun: .*mounts\[\d+\]/],
   ["bind source missing", (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/no/such/dir", options: ["rbind"] }), /^tsrun: unable to start container process: .*\/no\/such\/dir.*no such file or directory/],
   ["unknown filesystem", (c) => c.mounts.push({ destination: "/x", type: "nosuchfs", source: "none" }), /^tsrun: unable to start container process: mount .*\/x: no such device/],

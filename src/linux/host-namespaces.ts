@@ -1,0 +1,52 @@
+/**
+ * A namespace "joined" by path may be tsrun's own, that is the host's (/proc/self/ns/uts, or
+ * /proc/1/ns/net). Settings the config gives for such a namespace would change the host: a
+ * hostname, a network sysctl. tsrun refuses them (runc only checks network sysctls).
+ */
+import { statSync } from "node:fs";
+import { TsrunError } from "../errors.ts";
+import type { NamespaceType, PlanNamespace } from "./launch-plan.ts";
+
+const NS_FILE: Record<NamespaceType, string> = {
+  pid: "pid", network: "net", mount: "mnt", ipc: "ipc", uts: "uts", user: "user", cgroup: "cgroup", time: "time",
+};
+
+/** The namespace this process is in is the one at path (same device and inode). */
+function isOwnNamespace(type: NamespaceType, path: string): boolean {
+  try {
+    const joined = statSync(path);
+    const own = statSync(`/proc/self/ns/${NS_FILE[type]}`);
+    return joined.ino === own.ino && joined.dev === own.dev;
+  } catch {
+    return false; // a missing path is reported by the helper when it tries to join
+  }
+}
+
+/** Which namespace a sysctl belongs to, for the keys the kernel namespaces (as runc's list). */
+function sysctlNamespace(key: string): NamespaceType | undefined {
+  if (key.startsWith("net.")) return "network";
+  if (key === "kernel.hostname" || key === "kernel.domainname") return "uts";
+  if (/^kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)$/.test(key) || key.startsWith("fs.mqueue.")) return "ipc";
+  return undefined;
+}
+
+export function refuseHostNamespaceSettings(
+  namespaces: PlanNamespace[],
+  settings: { hostname?: string; domainname?: string; sysctl?: Record<string, string> },
+): void {
+  const host = (type: NamespaceType): string | undefined => {
+    const ns = namespaces.find((n) => n.type === type);
+    return ns?.path && isOwnNamespace(type, ns.path) ? ns.path : undefined;
+  };
+  const uts = host("uts");
+  for (const field of ["hostname", "domainname"] as const) {
+    if (settings[field] !== undefined && uts) {
+      throw new TsrunError(`config.json: ${field}: the UTS namespace ${uts} is the host's own: setting it would change the host's ${field}`);
+    }
+  }
+  for (const key of Object.keys(settings.sysctl ?? {})) {
+    const type = sysctlNamespace(key);
+    const path = type && host(type);
+    if (path) throw new TsrunError(`config.json: linux.sysctl["${key}"]: the ${type} namespace ${path} is the host's own: setting it would change the host`);
+  }
+}
