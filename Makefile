@@ -44,7 +44,10 @@ test: all typecheck
 demo: all
 	scripts/demo.sh
 
+# Benchmarks against runc and crun (bench/bench.ts; writes docs/performance.md). BENCH_RUNS=3 for a
+# quick smoke test (its report goes to build/bench/performance.md instead).
 bench: all
+	env -u NODE_EXTRA_CA_CERTS $(BUN) bench/bench.ts
 
 clean:
 	rm -rf build src/spec/generated
