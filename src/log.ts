@@ -49,3 +49,20 @@ export function logWarn(msg: string): void {
 export function logDebug(msg: string): void {
   if (debugOn) write("debug", msg, logFd === undefined);
 }
+
+/**
+ * Command output to stdout. fs.writeSync, not process.stdout: under Bun the first use of
+ * process.stdout costs 5-8 ms of CPU per process (measured in bench/), more than `state` itself.
+ * A caller may hand us a non-blocking pipe, so EAGAIN waits and retries.
+ */
+export function writeOut(text: string): void {
+  let buf = Buffer.from(text);
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(1, buf));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}

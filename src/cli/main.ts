@@ -5,7 +5,7 @@
 import { parseArgs, optionHelp } from "./args.ts";
 import { COMMANDS, GLOBAL_OPTIONS, findCommand, type CommandSpec } from "./commands.ts";
 import { str, bool, type GlobalOptions } from "./context.ts";
-import { configureLog, logError, closeLog, isDebug, type LogFormat } from "../log.ts";
+import { configureLog, logError, closeLog, isDebug, writeOut, type LogFormat } from "../log.ts";
 import { TsrunError } from "../errors.ts";
 import { VERSION, SPEC_VERSION } from "../version.ts";
 
@@ -61,12 +61,12 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   configureLog({ file: str(g.values, "log"), format: logFormat as LogFormat, debug: bool(g.values, "debug") });
   if (bool(g.values, "version")) {
-    process.stdout.write(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
+    writeOut(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
     return 0;
   }
   const [name, ...rest] = g.operands;
   if (name === undefined || name === "help") {
-    process.stdout.write(mainHelp());
+    writeOut(mainHelp());
     return name === undefined && !bool(g.values, "help") ? 1 : 0;
   }
   const command = findCommand(name);
@@ -77,7 +77,7 @@ async function dispatch(argv: string[]): Promise<number> {
     context: command.name,
   });
   if (bool(parsed.values, "help")) {
-    process.stdout.write(commandHelp(command));
+    writeOut(commandHelp(command));
     return 0;
   }
   const n = parsed.operands.length;

@@ -5,6 +5,7 @@ import { str, type CommandContext } from "../context.ts";
 import { errnoText, formatProblem, TsrunError, type Problem } from "../../errors.ts";
 import { parseJsonText, validateConfig } from "../../spec/validate.ts";
 import { checkBundle } from "../../spec/check-bundle.ts";
+import { writeOut } from "../../log.ts";
 
 export function run(ctx: CommandContext): number {
   const bundle = resolve(str(ctx.values, "bundle") ?? ".");
@@ -20,10 +21,10 @@ export function run(ctx: CommandContext): number {
   const { config, problems, warnings } = validateConfig(parsed.value);
   const findings: Problem[] = [...problems];
   if (config) findings.push(...checkBundle(bundle, config));
-  for (const p of findings) process.stdout.write(formatProblem(p) + "\n");
-  for (const w of warnings) process.stdout.write(`warning: ${formatProblem(w)}\n`);
+  for (const p of findings) writeOut(formatProblem(p) + "\n");
+  for (const w of warnings) writeOut(`warning: ${formatProblem(w)}\n`);
   if (findings.length === 0) {
-    process.stdout.write(`${bundle}: no problems found\n`);
+    writeOut(`${bundle}: no problems found\n`);
     return 0;
   }
   process.stderr.write(`tsrun: ${findings.length} problem${findings.length === 1 ? "" : "s"} in ${bundle}\n`);

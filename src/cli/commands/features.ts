@@ -1,6 +1,7 @@
 import { features } from "../../linux/features.ts";
+import { writeOut } from "../../log.ts";
 
 export function run(): number {
-  process.stdout.write(JSON.stringify(features(), null, 2) + "\n");
+  writeOut(JSON.stringify(features(), null, 2) + "\n");
   return 0;
 }
