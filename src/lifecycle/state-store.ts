@@ -172,8 +172,18 @@ export function readRecord(root: string, id: string): ContainerRecord {
   return recordOf(raw, id, dir);
 }
 
+/** Removes the state dir; another delete removing it at the same time is fine. */
 export function removeContainerDir(root: string, id: string): void {
-  rmSync(containerDir(root, id), { recursive: true, force: true });
+  const dir = containerDir(root, id);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if (!existsSync(dir)) return;
+      if (attempt >= 3) throw new TsrunError(`cannot remove state directory ${dir}: ${errnoText(err)}`);
+    }
+  }
 }
 
 export function listIds(root: string): string[] {

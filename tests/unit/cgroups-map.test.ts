@@ -282,6 +282,9 @@ t.test("mapResources: cgroup v2", async (t) => {
   t.throws(() => mapResources({ network: { classID: 1 } }, v2, () => {}), /cannot write 1 to net_cls\.classid: the net_cls controller is not available \(no v1 hierarchy has it and it is not enabled/);
   t.throws(() => mapResources({ hugepageLimits: [{ pageSize: "../../x", limit: 1 }] }, v2, () => {}), /invalid page size/);
   t.throws(() => mapResources({ unified: { "../memory.max": "1" } }, v2, () => {}), /invalid cgroup file name/);
+  for (const key of ["cgroup.procs", "cgroup.threads", "cgroup.freeze", "cgroup.kill"]) {
+    t.throws(() => mapResources({ unified: { [key]: "1" } }, v2, () => {}), /is not a resource: tsrun manages it/, `unified ${key} is refused`);
+  }
 });
 
 t.test("mapResources: hybrid routing", async (t) => {

@@ -78,6 +78,12 @@ export function blkioWeightToIoWeight(weight: number): number {
 
 /** "2MB", "64KB", "1GB": also what makes the pageSize safe to put in a file name. */
 const PAGE_SIZE_RE = /^[1-9][0-9]*[KMGTP]?B$/;
+/**
+ * cgroup2 core files that are not resources: writing a pid to cgroup.procs would move any host
+ * process into the container's cgroup (where delete kills it); freeze and kill are tsrun's.
+ */
+const UNIFIED_RESERVED = new Set(["cgroup.procs", "cgroup.threads", "cgroup.freeze", "cgroup.kill"]);
+
 /** A unified key is a file name in the cgroup2 directory. */
 const UNIFIED_KEY_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$/;
 const NO_SPACE_RE = /^[^\s/]+$/;
@@ -321,6 +327,7 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
     if (entries.length > 0 && !host.v2) throw new TsrunError("cgroup: linux.resources.unified needs cgroup v2, which is not mounted on this host");
     for (const [key, value] of entries) {
       if (!UNIFIED_KEY_RE.test(key) || key.includes("..")) throw new TsrunError(`linux.resources.unified: invalid cgroup file name ${JSON.stringify(key)}`);
+      if (UNIFIED_RESERVED.has(key)) throw new TsrunError(`linux.resources.unified: ${key} is not a resource: tsrun manages it (it moves, freezes or kills processes)`);
       if (typeof value !== "string") throw new TsrunError(`linux.resources.unified[${JSON.stringify(key)}]: not a string`);
       out.push({ hierarchy: "v2", controller: key.slice(0, key.indexOf(".")), file: key, value });
     }
