@@ -4,6 +4,7 @@
  * "error" line to their users). Errors and warnings always reach stderr too, as one plain line.
  */
 import { openSync, writeSync, closeSync } from "node:fs";
+import { sleepMs } from "./linux/proc.ts";
 
 export type LogFormat = "text" | "json";
 type Level = "debug" | "info" | "warning" | "error";
@@ -62,7 +63,7 @@ export function writeOut(text: string): void {
       buf = buf.subarray(writeSync(1, buf));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      sleepMs(1);
     }
   }
 }

@@ -10,6 +10,7 @@ import { validateProcess } from "../spec/validate.ts";
 import { procsFiles } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
 import { parseCpuList } from "../linux/process-attrs.ts";
+import { NS_FILE } from "../linux/host-namespaces.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
@@ -38,9 +39,6 @@ export interface ExecOptions {
   debug: boolean;
 }
 
-const NS_FILE: Record<NamespaceType, string> = {
-  pid: "pid", network: "net", mount: "mnt", ipc: "ipc", uts: "uts", user: "user", cgroup: "cgroup", time: "time",
-};
 
 function readProcessFile(path: string): ConfigProcess {
   let raw: unknown;

@@ -7,7 +7,8 @@ import { statSync } from "node:fs";
 import { TsrunError } from "../errors.ts";
 import type { NamespaceType, PlanNamespace } from "./launch-plan.ts";
 
-const NS_FILE: Record<NamespaceType, string> = {
+/** The name of each namespace type under /proc/PID/ns. */
+export const NS_FILE: Record<NamespaceType, string> = {
   pid: "pid", network: "net", mount: "mnt", ipc: "ipc", uts: "uts", user: "user", cgroup: "cgroup", time: "time",
 };
 
