@@ -15,8 +15,10 @@ export interface Problem {
   message: string;
 }
 
+/** One line per problem, even when the message quotes a value holding line breaks. */
 export function formatProblem(p: Problem, file = "config.json"): string {
-  return p.path ? `${file}: ${p.path}: ${p.message}` : `${file}: ${p.message}`;
+  const message = p.message.replace(/\r/g, "\\r").replace(/\n/g, "\\n");
+  return p.path ? `${file}: ${p.path}: ${message}` : `${file}: ${message}`;
 }
 
 /** Node's errno codes as the lowercase words runc (Go) prints, which callers match on. */
