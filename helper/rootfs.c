@@ -267,8 +267,8 @@ static int remount_bind(const char *target, unsigned long flags)
 }
 
 /* Makes the mount that holds the rootfs private if it is shared: pivot_root refuses a shared
- * parent, and the bind of the rootfs must not propagate to the host. Only needed when "/" was
- * made shared (rootfsPropagation); the default rslave already leaves nothing shared. */
+ * parent, and the bind of the rootfs must not propagate to the host. Not needed after the
+ * default recursive slave change of /, which leaves nothing shared. */
 static void make_rootfs_parent_private(const char *rootfs)
 {
 	struct statx stx;
@@ -306,9 +306,14 @@ void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
 {
 	unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
 
+	/* An unbindable "/" would refuse the bind of the rootfs below; private is what unbindable
+	 * implies, and rootfs_pivot makes the container's "/" unbindable once it is in place. */
+	if (prop & MS_UNBINDABLE)
+		prop = (prop & ~(unsigned long)MS_UNBINDABLE) | MS_PRIVATE;
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
 		die_errno("set propagation of / (rootfsPropagation)");
-	if (prop & MS_SHARED)
+	/* Only a recursive slave/private change leaves no shared mount between / and the rootfs. */
+	if ((prop & MS_SHARED) || !(prop & MS_REC))
 		make_rootfs_parent_private(p->rootfs);
 	if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die_errno("bind mount the rootfs %s on itself", p->rootfs);
@@ -650,20 +655,31 @@ void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
 		if (chroot(".") < 0)
 			die_errno("chroot to the rootfs");
 	} else {
-		/* The old root ends up stacked on the new one; detach it from here (as a slave, so
-		 * that the unmount does not propagate to the host). */
+		/* The old root ends up stacked on the new one. It is reached through an fd taken
+		 * before the pivot: a path such as "." names the new root for mount(2), and a
+		 * recursive change there would undo the propagation of the container's own mounts
+		 * (an "rshared" bind would lose its peer group). The old root becomes a slave so
+		 * that detaching it does not propagate to the host. */
+		int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (oldroot < 0)
+			die_errno("open the old root");
 		if (syscall(SYS_pivot_root, ".", ".") < 0)
 			die_errno("pivot_root");
+		if (fchdir(oldroot) < 0)
+			die_errno("chdir to the old root");
 		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
 			die_errno("make the old root a slave");
 		if (umount2(".", MNT_DETACH) < 0)
 			die_errno("unmount the old root");
+		close(oldroot);
 	}
 	if (chdir("/") < 0)
 		die_errno("chdir to the new root");
 	close(rc->rootfd);
 	rc->rootfd = -1;
-	if (p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation, NULL) < 0)
+	/* The root mount itself only: the recursive part was applied to the host's / before the
+	 * container's mounts were made, and a mount's own propagation option must win over it. */
+	if (p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation & ~(unsigned long)MS_REC, NULL) < 0)
 		die_errno("set propagation of the container's /");
 }
 

@@ -1,5 +1,5 @@
 // Mount types and options from inside the container: the cgroup mount, overlay, recursive
-// read-only, and a symlink in the rootfs used as a destination.
+// read-only, a symlink in the rootfs used as a destination, and mount propagation.
 import t from "tap";
 import fs from "node:fs";
 import os from "node:os";
@@ -7,7 +7,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { containerId, TAG_ENV, TEST_TAG, testRoot, TSRUN, tsrun } from "../lib/tsrun.ts";
 import type { TestLike } from "../lib/context.ts";
 
 function inside(t: TestLike, root: string, script: string, mutate: (c: ConfigObject) => void, copyRootfs = false): { code: number; out: string; err: string } {
@@ -81,5 +81,54 @@ t.test("mounts", async (t) => {
     const r = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
     t.equal(r.code, 0, r.stderr);
     t.same(fs.readdirSync(target), [], "nothing was mounted or created on the host");
+  });
+
+  /** The optional fields (shared:N, master:N, unbindable) of the mountinfo line for mountPoint. */
+  function propagationOf(mountinfo: string, mountPoint: string): string[] | undefined {
+    const line = mountinfo.split("\n").find((l) => l.split(" ")[4] === mountPoint);
+    if (!line) return undefined;
+    const fields = line.split(" ");
+    return fields.slice(6, fields.indexOf("-"));
+  }
+
+  t.test("a bind mount's own propagation option is in effect inside the container", async (t) => {
+    const src = hostDir(t);
+    for (const rootfsPropagation of [undefined, "rslave", "rprivate", "private"]) {
+      const r = inside(t, root, "cat /proc/self/mountinfo", (c) => {
+        if (rootfsPropagation) c.linux.rootfsPropagation = rootfsPropagation;
+        c.mounts.push({ destination: "/mnt/a", type: "bind", source: src, options: ["rbind", "rshared"] });
+        c.mounts.push({ destination: "/mnt/b", type: "bind", source: src, options: ["rbind", "runbindable"] });
+      });
+      const with_ = `with rootfsPropagation ${rootfsPropagation ?? "unset"}`;
+      t.equal(r.code, 0, r.err);
+      t.match(propagationOf(r.out, "/mnt/a"), [/^shared:\d+$/], `rshared ${with_}`);
+      t.same(propagationOf(r.out, "/mnt/b"), ["unbindable"], `runbindable ${with_}`);
+    }
+  });
+
+  t.test("each rootfsPropagation value creates a container whose / shows it", async (t) => {
+    const expected: Record<string, RegExp> = { shared: /^shared:\d+$/, rshared: /^shared:\d+$/, unbindable: /^unbindable$/, runbindable: /^unbindable$/ };
+    for (const value of ["shared", "rshared", "unbindable", "runbindable", "private", "slave"]) {
+      const r = inside(t, root, "cat /proc/self/mountinfo", (c) => (c.linux.rootfsPropagation = value));
+      t.equal(r.code, 0, `${value}: ${r.err}`);
+      const want = expected[value];
+      if (want) t.match(propagationOf(r.out, "/"), [want], `${value}: the container's / is ${value}`);
+      else t.same(propagationOf(r.out, "/")?.filter((f) => f.startsWith("shared:")), [], `${value}: the container's / is not shared`);
+    }
+  });
+
+  t.test("on a host whose mounts are shared, a container leaves the host's mounts in place", async (t) => {
+    // A systemd host: everything shared. Detaching the old root after pivot_root must not
+    // propagate unmounts back, whatever the rootfsPropagation.
+    const marker = hostDir(t);
+    for (const value of ["rshared", "shared", "rslave"]) {
+      const bundle = makeBundle(t, { args: ["true"], config: (c) => (c.linux.rootfsPropagation = value) });
+      const script = `mount -t tmpfs tsrun-marker "$1" && "$2" --root "$3" run --bundle "$4" "$5" && awk -v d="$1" '$5 == d { print "still mounted" }' /proc/self/mountinfo`;
+      const r = spawnSync("unshare", ["--mount", "--propagation", "shared", "sh", "-c", script, "sh", marker, TSRUN, root, bundle.dir, containerId()], {
+        encoding: "utf8",
+        env: { ...process.env, [TAG_ENV]: TEST_TAG },
+      });
+      t.equal(r.stdout, "still mounted\n", `${value}: ${r.stderr}`);
+    }
   });
 });
