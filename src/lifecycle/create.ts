@@ -12,7 +12,7 @@ import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
 import { launchHelper, type HelperRun } from "./helper-process.ts";
-import { lockNewContainer, writeRecord, execFifoPath, validateId, type ContainerRecord } from "./state-store.ts";
+import { lockNewContainer, writeRecord, execFifoPath, validateId, stateDirIdentity, isOwnStateDir, type ContainerRecord } from "./state-store.ts";
 import { destroyContainer } from "./destroy.ts";
 import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
 import { crashPoint } from "./crash-point.ts";
@@ -101,6 +101,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   let cgroup: CgroupState = claimCgroup(planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup }));
   const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
+  const dirIdentity = stateDirIdentity(dir);
   crashPoint("create-locked");
   const record: ContainerRecord = {
     ociVersion: config.ociVersion ?? SPEC_VERSION,
@@ -154,7 +155,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } catch (err) {
     helper?.abort();
     try {
-      destroyContainer(opts.root, record);
+      if (isOwnStateDir(opts.root, record, dirIdentity)) destroyContainer(opts.root, record);
     } catch (cleanupErr) {
       logWarn((cleanupErr as Error).message);
     }

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
 import { isSameLiveProcess } from "../linux/proc.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
+import { isContainerCgroupDir } from "../linux/cgroups/dir-check.ts";
+import { logWarn } from "../log.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
 export type Status = "creating" | "created" | "running" | "paused" | "stopped";
@@ -73,6 +75,26 @@ export function lockNewContainer(root: string, id: string): string {
   return dir;
 }
 
+/**
+ * What identifies the state dir a create locked. A create that fails cleans up only if its dir
+ * is still the same one holding its own record: `delete --force` may have removed it meanwhile
+ * and another create of the same id taken the id again, and that container is not ours to remove.
+ */
+export function stateDirIdentity(dir: string): number {
+  return statSync(dir).ino;
+}
+
+export function isOwnStateDir(root: string, record: ContainerRecord, identity: number): boolean {
+  try {
+    if (statSync(containerDir(root, record.id)).ino !== identity) return false;
+  } catch {
+    return false;
+  }
+  const mine = record.creator;
+  const onDisk = readRecord(root, record.id).creator;
+  return !onDisk || (onDisk.pid === mine?.pid && onDisk.startTime === mine.startTime);
+}
+
 export function writeRecord(dir: string, record: ContainerRecord): void {
   const tmp = join(dir, `.state.json.${process.pid}`);
   try {
@@ -98,6 +120,12 @@ function cgroupOf(v: unknown): CgroupState | undefined {
   if (!Object.values(v1).every((d) => typeof d === "string" && d.startsWith("/"))) return undefined;
   if (v.v2 !== undefined && (typeof v.v2 !== "string" || !v.v2.startsWith("/"))) return undefined;
   if (v.claimed !== undefined && !strings(v.claimed)) return undefined;
+  const dirs = [...Object.values(v1), ...(v.v2 ? [v.v2] : []), ...v.created, ...(v.claimed ?? [])] as string[];
+  const refused = dirs.find((d) => !isContainerCgroupDir(d));
+  if (refused !== undefined) {
+    logWarn(`the state names ${JSON.stringify(refused)} as the container's cgroup, which is not a cgroup below a hierarchy's root: its cgroup is left alone`);
+    return undefined;
+  }
   return v as unknown as CgroupState;
 }
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { containerId, testRoot, tsrun, tsrunAsync, type TsrunResult } from "../lib/tsrun.ts";
-import { crashSign, defaultCgroupDirs, describe, pool, sleep, state, waitGone } from "./util.ts";
+import { alive, crashSign, defaultCgroupDirs, describe, pool, sleep, state, waitForStatus, waitGone } from "./util.ts";
 
 const COUNT = Number(process.env.RELIABILITY_CONTAINERS || 200);
 const WIDTH = 8;
@@ -185,4 +185,32 @@ t.test("a create racing with delete, delete --force, state and kill of the same 
   }
   t.comment(`outcomes:\n${[...outcomes].sort().map(([k, n]) => `  ${n} x ${k}`).join("\n")}`);
   t.same(problems, [], "no crash, nothing left");
+});
+
+t.test("a create that fails after its id was force-deleted and taken again leaves the new container alone", async (t) => {
+  leakCheck(t, { settleMs: 5000 });
+  const root = testRoot(t);
+  const release = path.join(root, "..", `${path.basename(root)}-release`);
+  t.teardown(() => fs.rmSync(release, { force: true }));
+  // A: held in its createRuntime hook (the init already in its cgroup) until `release` exists.
+  const held = makeBundle(t, {
+    args: ["sleep", "1000"],
+    config: (c) => (c.hooks = { createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", `while [ ! -e ${release} ]; do sleep 0.02; done`] }] }),
+  });
+  const other = makeBundle(t, { args: ["sleep", "1000"] });
+  const id = containerId("retaken");
+  const a = tsrunAsync(["create", "--bundle", held.dir, id], { root });
+  t.equal(waitForStatus(root, id, "creating"), "creating", "A is in its hook");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0, "delete --force of A");
+  const b = tsrun(["create", "--bundle", other.dir, id], { root });
+  t.equal(b.code, 0, `B took the id: ${describe(b)}`);
+  const before = state(root, id);
+  fs.writeFileSync(release, "");
+  const ra = await a;
+  t.not(ra.code, 0, `A failed: ${describe(ra)}`);
+  t.equal(crashSign(ra), undefined, "A failed with a message, not a crash");
+  const after = state(root, id);
+  t.same({ status: after.status, pid: after.pid, bundle: after.bundle }, { status: "created", pid: before.pid, bundle: other.dir }, "B is untouched");
+  t.ok(alive(before.pid), "B's init is alive");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
 });

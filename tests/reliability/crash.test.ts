@@ -4,6 +4,7 @@
 import t, { type Test } from "tap";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
@@ -218,6 +219,9 @@ t.test("state dirs left half-written are handled: no stack trace, delete --force
   const real = JSON.parse(realText) as Record<string, unknown>;
   t.equal(tsrun(["delete", "--force", realId], { root }).code, 0);
 
+  // An empty directory a tampered record names as its cgroup: delete must not remove it.
+  const notCgroup = fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-not-cgroup-"));
+  t.teardown(() => fs.rmSync(notCgroup, { recursive: true, force: true }));
   const variants: Array<[string, (dir: string) => void]> = [
     ["empty dir", () => {}],
     ["empty state.json", (d) => fs.writeFileSync(path.join(d, "state.json"), "")],
@@ -232,6 +236,9 @@ t.test("state dirs left half-written are handled: no stack trace, delete --force
     ["pid 1", (d) => fs.writeFileSync(path.join(d, "state.json"), JSON.stringify({ ...real, pid: 1, pidStartTime: "" }))],
     ["cgroup of the wrong shape", (d) => fs.writeFileSync(path.join(d, "state.json"), JSON.stringify({ ...real, cgroup: { v1: 5, created: null } }))],
     ["cgroup with relative paths", (d) => fs.writeFileSync(path.join(d, "state.json"), JSON.stringify({ ...real, cgroup: { version: "v1", v1: { memory: "x" }, created: [] } }))],
+    ["cgroup naming a directory that is no cgroup", (d) => {
+      fs.writeFileSync(path.join(d, "state.json"), JSON.stringify({ ...real, cgroup: { version: "v1", v1: { memory: notCgroup }, created: [notCgroup] } }));
+    }],
     ["only a temp file", (d) => fs.writeFileSync(path.join(d, ".state.json.12345"), realText.slice(0, 100))],
     ["state.json is a directory", (d) => fs.mkdirSync(path.join(d, "state.json"))],
     ["a stale exec.fifo", (d) => fs.writeFileSync(path.join(d, "exec.fifo"), "")],
@@ -259,4 +266,5 @@ t.test("state dirs left half-written are handled: no stack trace, delete --force
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  t.ok(fs.existsSync(notCgroup), "the directory a record named as its cgroup, though no cgroup, is still there");
 });

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateId, lockNewContainer, writeRecord, readRecord, listIds, computeStatus, type ContainerRecord } from "../../src/lifecycle/state-store.ts";
 import { procStat } from "../../src/linux/proc.ts";
+import { isContainerCgroupDir } from "../../src/linux/cgroups/dir-check.ts";
 
 const root = mkdtempSync(join(tmpdir(), "tsrun-state-"));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -49,4 +50,25 @@ t.test("a directory without state.json (a create killed half-way) reads as stopp
   t.equal(r.complete, false);
   t.equal(computeStatus(root, r, () => false), "stopped");
   t.same(listIds(root), ["one", "three", "two"]);
+});
+
+t.test("a record's cgroup is trusted only if every dir is a cgroup below a hierarchy's root", async (t) => {
+  const hierarchy = "/sys/fs/cgroup/memory";
+  const inside = mkdtempSync(join(hierarchy, "tsrun-unit-"));
+  t.teardown(() => rmSync(inside, { recursive: true, force: true }));
+  const notCgroup = mkdtempSync(join(tmpdir(), "tsrun-not-cgroup-"));
+  t.teardown(() => rmSync(notCgroup, { recursive: true, force: true }));
+  t.ok(isContainerCgroupDir(inside), "a cgroup below the root");
+  t.ok(isContainerCgroupDir(join(inside, "gone")), "a cgroup dir that is gone already");
+  for (const bad of [hierarchy, "/sys/fs/cgroup/unified", `${inside}/..`, `${inside}/../..`, notCgroup, "/", "relative/dir"]) {
+    t.notOk(isContainerCgroupDir(bad), bad);
+  }
+  const dir = lockNewContainer(root, "cg");
+  const cgroup = (dirs: string[]) => ({ version: "v1" as const, v1: { memory: dirs[0]! }, created: dirs });
+  writeRecord(dir, record({ id: "cg", cgroup: cgroup([inside]) }));
+  t.same(readRecord(root, "cg").cgroup, cgroup([inside]), "kept");
+  for (const bad of [[hierarchy], [notCgroup], [inside, hierarchy]]) {
+    writeRecord(dir, record({ id: "cg", cgroup: cgroup(bad) }));
+    t.equal(readRecord(root, "cg").cgroup, undefined, `dropped: ${bad.join(" ")}`);
+  }
 });
