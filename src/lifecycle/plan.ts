@@ -237,8 +237,9 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     mounts,
     devices: [...devices.values()],
     symlinks: DEFAULT_SYMLINKS,
-    maskedPaths: linux.maskedPaths ?? [],
-    readonlyPaths: linux.readonlyPaths ?? [],
+    // Once each: every repeat stacks one more mount on the path, and each costs more than the last.
+    maskedPaths: [...new Set(linux.maskedPaths ?? [])],
+    readonlyPaths: [...new Set(linux.readonlyPaths ?? [])],
     sysctls: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({ key, value: String(value) })),
     hostname: config.hostname,
     domainname: config.domainname,

@@ -142,6 +142,11 @@ t.test("from inside the container", async (t) => {
   t.test("maskedPaths and readonlyPaths", async (t) => {
     const r = inside(t, root, "cat /proc/keys 2>&1 | wc -c; ls /sys/firmware | wc -l; (echo 1 > /proc/sys/kernel/domainname) 2>&1 | grep -c Read-only");
     t.equal(r.out, "0\n0\n1\n", r.err);
+    const repeated = inside(t, root, "grep -c ' /proc/sys ' /proc/self/mountinfo; grep -c ' /proc/keys ' /proc/self/mountinfo", (c) => {
+      c.linux.readonlyPaths = ["/proc/sys", "/proc/sys", "/proc/sys"];
+      c.linux.maskedPaths = ["/proc/keys", "/proc/keys"];
+    });
+    t.equal(repeated.out, "1\n1\n", `a path listed more than once is mounted once: ${repeated.err}`);
   });
 
   t.test("sysctl", async (t) => {
