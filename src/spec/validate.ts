@@ -745,9 +745,15 @@ export function parseJsonText(text: string): { value: unknown } | { error: strin
   }
 }
 
-/** All problems as the lines of one message, each self-contained ("config.json: PATH: MESSAGE"). */
+/** At most this many problem lines: a config generated wrong can have tens of thousands. */
+export const MAX_PROBLEM_LINES = 100;
+
+/** The problems as the lines of one message, each self-contained ("config.json: PATH: MESSAGE"). */
 export function formatProblems(problems: readonly Problem[], file = "config.json"): string {
-  return problems.map((p) => formatProblem(p, file)).join("\n");
+  const lines = problems.slice(0, MAX_PROBLEM_LINES).map((p) => formatProblem(p, file));
+  const more = problems.length - lines.length;
+  if (more > 0) lines.push(`${file}: ${more} more problem${more === 1 ? "" : "s"} not listed`);
+  return lines.join("\n");
 }
 
 /**

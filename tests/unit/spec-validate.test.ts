@@ -287,6 +287,20 @@ t.test("loadConfigFile", async (t) => {
   writeFileSync(file, "[]");
   t.throws(() => loadConfigFile(file), { message: "config.json: must be an object" });
 
+  const env = Array.from({ length: 5000 }, (_, i) => `NOEQUALS${i}`);
+  writeFileSync(file, JSON.stringify({ ociVersion: "1.3.0", root: { path: "rootfs" }, process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/", env } }));
+  const many = (() => {
+    try {
+      loadConfigFile(file);
+    } catch (e) {
+      return (e as Error).message.split("\n");
+    }
+    return [];
+  })();
+  t.equal(many.length, 101, "a hundred problems, then how many more");
+  t.match(many[0], /^config\.json: process\.env\[0\]: /);
+  t.equal(many[100], "config.json: 4900 more problems not listed");
+
   t.throws(() => loadConfigFile(join(dir, "nope", "config.json")), { name: "TsrunError", message: /^config\.json: cannot read .*: no such file or directory$/ });
 });
 
