@@ -9,6 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { copyRootfs, ensureRootfs } from "./build.ts";
+import { runcLikeConfig } from "../../tests/lib/runc-like-config.ts";
 import { newId, sleep, TAG, TAG_ENV, type CreateOptions, type Result, type RunOptions, type Runtime, type State } from "./runtime.ts";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -16,72 +17,20 @@ export type Config = Record<string, any>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
-/** The capability set runc's and containerd's default configs grant. */
-export const DEFAULT_CAPS = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE",
-];
-
-export const DEFAULT_NAMESPACES = ["pid", "network", "ipc", "uts", "mount", "cgroup"];
-
 /**
- * The base config of every conformance bundle: the shape `runc spec` and container managers
- * produce (no terminal, the usual /proc, /dev, /sys mounts, masked and read-only paths, a
- * deny-all device cgroup), a tmpfs /tmp so a read-only root still has a writable place, and
- * the tag in the environment. Tests change what they check.
+ * The base config of every conformance bundle: the tests' runc-like config
+ * (tests/lib/runc-like-config.ts) with ociVersion 1.0.2 (crun 1.8.1 refuses newer), a short
+ * masked-path list, and the tag in the environment. Tests change what they check.
  */
 export function baseConfig(args: string[] = ["/checker"]): Config {
-  return {
+  return runcLikeConfig({
     ociVersion: "1.0.2",
-    process: {
-      terminal: false,
-      user: { uid: 0, gid: 0 },
-      args,
-      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `${TAG_ENV}=${TAG}`],
-      cwd: "/",
-      capabilities: {
-        bounding: [...DEFAULT_CAPS],
-        effective: [...DEFAULT_CAPS],
-        permitted: [...DEFAULT_CAPS],
-      },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
-    },
-    root: { path: ensureRootfs(), readonly: true },
+    rootfs: ensureRootfs(),
+    args,
     hostname: "conformance",
-    mounts: [
-      { destination: "/proc", type: "proc", source: "proc" },
-      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-      },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-      { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] },
-    ],
-    linux: {
-      resources: { devices: [{ allow: false, access: "rwm" }] },
-      namespaces: DEFAULT_NAMESPACES.map((type) => ({ type })),
-      maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    },
-  };
+    env: [`${TAG_ENV}=${TAG}`],
+    maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+  });
 }
 
 export interface Bundle {
