@@ -17,6 +17,7 @@ import path from "node:path";
 import type { Test } from "tap";
 import { readMounts, isUnder } from "../../tests/lib/context.ts";
 import { ensureRootfs } from "./build.ts";
+import { cgroupsNamed } from "./host.ts";
 import { alive, isOurs, listDir, ROOT_PARENT, Runtime, RUNTIME, sleep, TAG } from "./runtime.ts";
 
 /** "doc.md#section: sentence [case]". */
@@ -66,33 +67,6 @@ interface Leftovers {
   cgroups: string[];
 }
 
-function cgroupMounts(): string[] {
-  return readMounts()
-    .filter((m) => m.fsType === "cgroup" || m.fsType === "cgroup2")
-    .map((m) => m.mountPoint);
-}
-
-/** Directories (up to 4 levels deep) in every cgroup hierarchy whose name carries TAG. */
-function taggedCgroups(): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const p = path.join(dir, e.name);
-      if (e.name.includes(TAG)) found.push(p);
-      else if (depth < 4) walk(p, depth + 1);
-    }
-  };
-  for (const m of cgroupMounts()) walk(m, 1);
-  return found;
-}
-
 async function leftovers(rt: Runtime): Promise<Leftovers> {
   const rootfs = ensureRootfs();
   const procs = () =>
@@ -121,7 +95,7 @@ async function leftovers(rt: Runtime): Promise<Leftovers> {
     mounts: readMounts()
       .map((m) => m.mountPoint)
       .filter((mp) => isUnder(mp, rt.scratch) || isUnder(mp, rootfs) || mp.includes(TAG)),
-    cgroups: taggedCgroups(),
+    cgroups: cgroupsNamed(TAG),
   };
 }
 

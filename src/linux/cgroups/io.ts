@@ -64,13 +64,7 @@ export function readOpt(path: string): string | undefined {
   }
 }
 
-let sleepCell: Int32Array | undefined;
-
-/** Blocks the thread for `ms` milliseconds (the callers are synchronous CLI commands). */
-export function sleepMs(ms: number): void {
-  sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
-  Atomics.wait(sleepCell, 0, 0, ms);
-}
+export { sleepMs } from "../proc.ts";
 
 /** "key value" lines (memory.stat, cpu.stat, memory.events, ...) as numbers. */
 export function parseFlatKeyed(text: string | undefined): Record<string, number> {
