@@ -123,11 +123,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   let launched = false;
   try {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
-    writeRecord(dir, record);
+    writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
     cgroup = createCgroup(cgroup, withDefaultDeviceRules(config.linux?.resources), logWarn);
     record.cgroup = cgroup;
-    writeRecord(dir, record);
+    writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
 
@@ -147,7 +147,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     record.pid = helper.pid;
     record.pidStartTime = stat.startTime;
     record.complete = true;
-    writeRecord(dir, record);
+    writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-complete");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");

@@ -80,13 +80,15 @@ export function lockNewContainer(root: string, id: string): string {
  * is still the same one holding its own record: `delete --force` may have removed it meanwhile
  * and another create of the same id taken the id again, and that container is not ours to remove.
  */
-export function stateDirIdentity(dir: string): number {
-  return statSync(dir).ino;
+export function stateDirIdentity(dir: string): string {
+  // The inode number alone is not enough: ext4 gives a new directory the inode just freed.
+  const st = statSync(dir, { bigint: true });
+  return `${st.ino}:${st.birthtimeNs}`;
 }
 
-export function isOwnStateDir(root: string, record: ContainerRecord, identity: number): boolean {
+export function isOwnStateDir(root: string, record: ContainerRecord, identity: string): boolean {
   try {
-    if (statSync(containerDir(root, record.id)).ino !== identity) return false;
+    if (stateDirIdentity(containerDir(root, record.id)) !== identity) return false;
   } catch {
     return false;
   }
@@ -95,12 +97,17 @@ export function isOwnStateDir(root: string, record: ContainerRecord, identity: n
   return !onDisk || (onDisk.pid === mine?.pid && onDisk.startTime === mine.startTime);
 }
 
-export function writeRecord(dir: string, record: ContainerRecord): void {
+/** identity: from stateDirIdentity, when the writer is the create that locked dir. */
+export function writeRecord(dir: string, record: ContainerRecord, identity?: string): void {
   const tmp = join(dir, `.state.json.${process.pid}`);
   try {
+    if (identity !== undefined && stateDirIdentity(dir) !== identity) {
+      throw new TsrunError(`container ${record.id} was deleted while it was being created`);
+    }
     writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
     renameSync(tmp, join(dir, "state.json"));
   } catch (err) {
+    if (err instanceof TsrunError) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && !existsSync(dir)) {
       throw new TsrunError(`container ${record.id} was deleted while it was being created`);
     }

@@ -2,7 +2,7 @@ import t from "tap";
 import { mkdtempSync, rmSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateId, lockNewContainer, writeRecord, readRecord, listIds, computeStatus, type ContainerRecord } from "../../src/lifecycle/state-store.ts";
+import { validateId, lockNewContainer, writeRecord, readRecord, listIds, computeStatus, stateDirIdentity, isOwnStateDir, type ContainerRecord } from "../../src/lifecycle/state-store.ts";
 import { procStat } from "../../src/linux/proc.ts";
 import { isContainerCgroupDir } from "../../src/linux/cgroups/dir-check.ts";
 
@@ -71,4 +71,16 @@ t.test("a record's cgroup is trusted only if every dir is a cgroup below a hiera
     writeRecord(dir, record({ id: "cg", cgroup: cgroup(bad) }));
     t.equal(readRecord(root, "cg").cgroup, undefined, `dropped: ${bad.join(" ")}`);
   }
+});
+
+t.test("a create never writes into a state dir that replaced the one it locked", async (t) => {
+  const dir = lockNewContainer(root, "retaken");
+  const identity = stateDirIdentity(dir);
+  writeRecord(dir, record({ id: "retaken" }), identity);
+  rmSync(dir, { recursive: true });
+  const other = lockNewContainer(root, "retaken");
+  writeRecord(other, record({ id: "retaken", bundle: "/other" }));
+  t.throws(() => writeRecord(dir, record({ id: "retaken" }), identity), /^container retaken was deleted while it was being created$/);
+  t.equal(readRecord(root, "retaken").bundle, "/other", "the other create's record is untouched");
+  t.notOk(isOwnStateDir(root, record({ id: "retaken" }), identity), "not ours to clean up");
 });
