@@ -263,6 +263,8 @@ t.test("idmap", async (t) => {
   t.not(noMapping.create.code, 0, spec("config.md#linux-mount-options", "idmap: If there are no uidMappings and gidMappings specified and the container isn't using user namespaces, an error MUST be returned"), {
     out: noMapping.out,
   });
+  // The mapping has the format of the user namespace mappings and is written as one (runc 1.2,
+  // crun since 1.8.2): an id containerID on the source filesystem shows as hostID.
   const mapped = await observe(rt, {
     checker: ["stat", "/mnt/a/owned"],
     config: (c: Config) =>
@@ -271,8 +273,8 @@ t.test("idmap", async (t) => {
         type: "none",
         source: src,
         options: ["bind", "idmap"],
-        uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }],
-        gidMappings: [{ containerID: 0, hostID: 1000, size: 1 }],
+        uidMappings: [{ containerID: 1000, hostID: 0, size: 1 }],
+        gidMappings: [{ containerID: 1000, hostID: 0, size: 1 }],
       }),
   });
   const st = mapped.out?.["stat /mnt/a/owned"];

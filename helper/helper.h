@@ -50,6 +50,12 @@ enum plan_tag {
 	TAG_SCHEDULER = 42,
 	TAG_CPU_AFFINITY = 43,
 	TAG_APPARMOR_PROFILE = 44,
+	/* idmapped mounts (helper/idmap.c) */
+	TAG_MOUNT_IDMAP = 45,
+	/* rootless (ns.c, main.c) */
+	TAG_UID_MAP_HELPER = 50,
+	TAG_GID_MAP_HELPER = 51,
+	TAG_CGROUP_PROCS_OPTIONAL = 52,
 };
 
 #define GENERAL_FOREGROUND 1u
@@ -80,12 +86,19 @@ struct plan_timeoff {
 
 #define MOUNT_DEST_FILE 1u /* the mount point is a file (bind of a file) */
 #define MOUNT_COPY_UP 2u   /* tmpcopyup: fill the tmpfs with what the directory held */
+#define MOUNT_IDMAP_RECURSIVE 1u /* ridmap: MOUNT_ATTR_IDMAP on every mount of the tree */
 
 struct plan_mount {
 	uint32_t flags, remount_flags, rec_attr_set, rec_attr_clr, dest_kind; /* dest_kind: MOUNT_* bits */
 	uint32_t nprop;
 	uint32_t *prop;
 	const char *source, *destination, *fstype, *data;
+	/* MOUNT_IDMAP record (idmap.c): the mapping of an idmapped bind mount */
+	bool idmap;
+	uint32_t idmap_flags; /* MOUNT_IDMAP_* */
+	struct plan_idmap *idmap_uid, *idmap_gid;
+	uint32_t n_idmap_uid, n_idmap_gid;
+	const char *idmap_userns; /* NULL: a new user namespace holding the maps above */
 };
 
 struct plan_device {
@@ -187,6 +200,10 @@ struct plan {
 	uint64_t sched_flags, sched_runtime, sched_deadline, sched_period;
 	struct plan_affinity affinity[2];
 	const char *apparmor_profile;
+
+	/* rootless: newuidmap/newgidmap paths (NULL: write the map directly); exec's optional cgroups */
+	const char *uid_map_helper, *gid_map_helper;
+	bool cgroup_procs_optional;
 };
 
 /* plan.c */
@@ -245,6 +262,11 @@ void rootfs_after_pivot(const struct plan *p);
 int open_in_root(int rootfd, const char *path, int flags, uint64_t resolve);
 int mkdir_in_root(int rootfd, const char *path, bool final_is_file);
 void clean_path(const char *in, char *out, size_t outlen);
+
+/* idmap.c: idmapped mounts, prepared on the host side, moved into place by the init */
+void idmap_prepare(const struct plan *p);
+int idmap_take(size_t mount_index);
+void idmap_close_all(void);
 
 /* console.c */
 int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_console);

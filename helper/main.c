@@ -42,6 +42,13 @@ pid_t g_host_pid;
 
 /* ---------- parent side ---------- */
 
+/* Rootless exec (CGROUP_PROCS_OPTIONAL): errors that mean "this user may not move the process
+ * there" skip that cgroup, as runc does; anything else still fails. */
+static bool cgroup_skippable(int err)
+{
+	return err == EACCES || err == EPERM || err == EROFS || err == ENOENT || err == EBUSY;
+}
+
 /* Everything that names a host path is opened before any namespace is joined. */
 static void open_host_side(struct launch *l)
 {
@@ -67,7 +74,7 @@ static void open_host_side(struct launch *l)
 		die("too many cgroup.procs files (%zu)", p->n_cgroup_procs);
 	for (size_t i = 0; i < p->n_cgroup_procs; i++) {
 		l->cg_fds[i] = open(p->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
-		if (l->cg_fds[i] < 0)
+		if (l->cg_fds[i] < 0 && !(p->cgroup_procs_optional && cgroup_skippable(errno)))
 			die_errno("open %s", p->cgroup_procs[i]);
 		l->n_cg = i + 1;
 	}
@@ -118,10 +125,12 @@ static void place_in_cgroups(struct launch *l)
 	int n = snprintf(buf, sizeof(buf), "%d", (int)l->pid);
 	for (size_t i = 0; i < l->n_cg; i++) {
 		ssize_t w;
+		if (l->cg_fds[i] < 0)
+			continue; /* optional and not ours to use (rootless exec) */
 		do
 			w = write(l->cg_fds[i], buf, (size_t)n);
 		while (w < 0 && errno == EINTR);
-		if (w < 0)
+		if (w < 0 && !(l->p->cgroup_procs_optional && cgroup_skippable(errno)))
 			die_errno("add pid %d to %s", (int)l->pid, l->p->cgroup_procs[i]);
 		close(l->cg_fds[i]);
 	}
@@ -509,6 +518,8 @@ static _Noreturn void run(struct launch *l)
 				die("exec: the %s namespace has no path to join", ns_name(p->namespaces[i].type));
 	}
 	open_host_side(l);
+	if (create)
+		idmap_prepare(p); /* needs the host's user and mount namespaces */
 	affinity_apply(p, 0, 0); /* exec: inherited by the process until its cgroup is joined */
 	join_namespaces(p);
 	if (create)
@@ -523,6 +534,7 @@ static _Noreturn void run(struct launch *l)
 	}
 	g_kill_on_die = l->pid;
 	parent_close_child_side(l);
+	idmap_close_all(); /* the init has its own copies of the detached trees */
 	if (create)
 		write_id_maps(p, l->pid);
 	place_in_cgroups(l);

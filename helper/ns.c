@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const struct {
@@ -163,13 +164,94 @@ static void write_map(pid_t pid, const char *file, const struct plan_idmap *m, s
 		die_errno("write %s", file);
 }
 
+/* Rootless: runs the setuid HELPER (newuidmap or newgidmap) as `HELPER PID C H S [C H S]...`,
+ * which checks the ranges against /etc/subuid or /etc/subgid and writes FILE for us. What it
+ * prints becomes the error text when it fails. */
+static void run_map_helper(const char *helper, const char *file, pid_t pid, const struct plan_idmap *m, size_t n)
+{
+	enum { MAX_LINES = 340 }; /* the kernel's limit on lines in a map */
+	char nums[1 + 3 * MAX_LINES][12];
+	char *argv[3 + 3 * MAX_LINES];
+	char out[1024];
+	size_t len = 0, a = 0;
+	int fds[2], st = 0;
+	pid_t c;
+
+	if (n == 0)
+		return;
+	if (n > MAX_LINES)
+		die("%s: %zu mappings, the kernel takes at most %d", file, n, MAX_LINES);
+	argv[a++] = (char *)helper;
+	snprintf(nums[0], sizeof(nums[0]), "%d", (int)pid);
+	argv[a++] = nums[0];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(nums[1 + 3 * i], 12, "%u", m[i].container_id);
+		snprintf(nums[2 + 3 * i], 12, "%u", m[i].host_id);
+		snprintf(nums[3 + 3 * i], 12, "%u", m[i].size);
+		argv[a++] = nums[1 + 3 * i];
+		argv[a++] = nums[2 + 3 * i];
+		argv[a++] = nums[3 + 3 * i];
+	}
+	argv[a] = NULL;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die_errno("pipe for %s", helper);
+	c = fork();
+	if (c < 0)
+		die_errno("fork to run %s", helper);
+	if (c == 0) {
+		/* stdout and stderr into the pipe; the fds made above are close-on-exec */
+		if (dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0)
+			_exit(127);
+		execv(helper, argv);
+		dprintf(2, "cannot run it: %s", errtext(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t r = read(fds[0], out + len, sizeof(out) - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len == sizeof(out) - 1)
+			break;
+	}
+	close(fds[0]);
+	while (waitpid(c, &st, 0) < 0) {
+		if (errno != EINTR)
+			die_errno("wait for %s", helper);
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return;
+	out[len] = '\0';
+	for (char *q = out; *q; q++)
+		if (*q == '\n' || *q == '\r')
+			*q = ' ';
+	while (len > 0 && out[len - 1] == ' ')
+		out[--len] = '\0';
+	if (len > 0)
+		die("write %s with %s: %s", file, helper, out);
+	if (WIFEXITED(st))
+		die("write %s with %s: exit status %d", file, helper, WEXITSTATUS(st));
+	die("write %s with %s: killed by signal %d", file, helper, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
 /* Parent, new user namespace: write the child's maps. As root the maps are written as they
- * are; an unprivileged helper must deny setgroups before it may write a gid_map. */
+ * are; an unprivileged helper must deny setgroups before it may write a gid_map, and maps
+ * anything but its own id through newuidmap/newgidmap (the plan names them, rootless). */
 void write_id_maps(const struct plan *p, pid_t pid)
 {
 	if (!plan_new_ns(p, CLONE_NEWUSER))
 		return;
-	write_map(pid, "uid_map", p->uid_maps, p->n_uid_maps);
+	if (p->uid_map_helper)
+		run_map_helper(p->uid_map_helper, "uid_map", pid, p->uid_maps, p->n_uid_maps);
+	else
+		write_map(pid, "uid_map", p->uid_maps, p->n_uid_maps);
+	if (p->gid_map_helper) {
+		run_map_helper(p->gid_map_helper, "gid_map", pid, p->gid_maps, p->n_gid_maps);
+		return;
+	}
 	if (geteuid() != 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);

@@ -85,10 +85,18 @@ static const char *tag_name(unsigned tag)
 	static const char *names40[] = {"PERSONALITY", "IOPRIO", "SCHEDULER", "CPU_AFFINITY", "APPARMOR_PROFILE"};
 	if (tag >= TAG_PERSONALITY && tag <= TAG_APPARMOR_PROFILE)
 		return names40[tag - TAG_PERSONALITY];
+	if (tag == TAG_UID_MAP_HELPER)
+		return "UID_MAP_HELPER";
+	if (tag == TAG_GID_MAP_HELPER)
+		return "GID_MAP_HELPER";
+	if (tag == TAG_CGROUP_PROCS_OPTIONAL)
+		return "CGROUP_PROCS_OPTIONAL";
+	if (tag == TAG_MOUNT_IDMAP)
+		return "MOUNT_IDMAP";
 	return tag < sizeof(names) / sizeof(names[0]) ? names[tag] : "?";
 }
 
-static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, size_t errlen)
+static int parse_record(unsigned tag, unsigned prev_tag, struct cur *c, struct plan *p, char *err, size_t errlen)
 {
 	switch (tag) {
 	case TAG_GENERAL:
@@ -366,6 +374,60 @@ static int parse_record(unsigned tag, struct cur *c, struct plan *p, char *err, 
 	case TAG_APPARMOR_PROFILE:
 		p->apparmor_profile = get_str(c);
 		break;
+	case TAG_UID_MAP_HELPER:
+	case TAG_GID_MAP_HELPER: {
+		const char *path = get_str(c);
+		if (!c->bad && path[0] != '/') {
+			snprintf(err, errlen, "plan: %s: needs an absolute path", tag_name(tag));
+			return -1;
+		}
+		if (tag == TAG_UID_MAP_HELPER)
+			p->uid_map_helper = path;
+		else
+			p->gid_map_helper = path;
+		break;
+	}
+	case TAG_CGROUP_PROCS_OPTIONAL:
+		p->cgroup_procs_optional = true;
+		break;
+	case TAG_MOUNT_IDMAP: {
+		/* the mapping of the MOUNT record right before it */
+		struct plan_mount *m = p->n_mounts ? &p->mounts[p->n_mounts - 1] : NULL;
+		uint32_t nu, ng;
+		if (!m || m->idmap || prev_tag != TAG_MOUNT) {
+			snprintf(err, errlen, "plan: MOUNT_IDMAP record without its own MOUNT record before it");
+			return -1;
+		}
+		m->idmap = true;
+		m->idmap_flags = get_u32(c);
+		nu = get_u32(c);
+		ng = get_u32(c);
+		if (c->bad || nu > c->left / 12 || ng > c->left / 12 - nu) {
+			c->bad = true;
+			break;
+		}
+		m->idmap_uid = calloc((size_t)nu + 1, sizeof(*m->idmap_uid));
+		m->idmap_gid = calloc((size_t)ng + 1, sizeof(*m->idmap_gid));
+		if (!m->idmap_uid || !m->idmap_gid)
+			abort();
+		m->n_idmap_uid = nu;
+		m->n_idmap_gid = ng;
+		for (uint32_t i = 0; i < nu + ng; i++) {
+			struct plan_idmap *e = i < nu ? &m->idmap_uid[i] : &m->idmap_gid[i - nu];
+			e->container_id = get_u32(c);
+			e->host_id = get_u32(c);
+			e->size = get_u32(c);
+		}
+		m->idmap_userns = get_str(c);
+		if (!*m->idmap_userns)
+			m->idmap_userns = NULL;
+		if (!c->bad && !m->idmap_userns && (nu == 0 || ng == 0)) {
+			snprintf(err, errlen, "plan: mount %s: an idmap needs uid and gid mappings or a user namespace path",
+				 m->destination);
+			return -1;
+		}
+		break;
+	}
 	default:
 		snprintf(err, errlen,
 			 "plan: unknown record tag %u (the plan was written for another helper version; this helper reads plan format version %d)",
@@ -384,6 +446,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
 	uint32_t version, total;
 	bool seen_general = false;
 	size_t off = 12;
+	unsigned prev_tag = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (len < 12 || memcmp(buf, "TSRP", 4) != 0) {
@@ -418,8 +481,9 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
 		c.p = buf + off;
 		c.left = rlen;
 		c.bad = false;
-		if (parse_record(tag, &c, p, err, errlen) < 0)
+		if (parse_record(tag, prev_tag, &c, p, err, errlen) < 0)
 			return -1;
+		prev_tag = tag;
 		if (tag == TAG_GENERAL)
 			seen_general = true;
 		off += rlen;

@@ -393,7 +393,8 @@ static void copy_tree(int from, int to, const char *where, int depth)
 	closedir(dir);
 }
 
-static void mount_one(int rootfd, const struct plan_mount *m)
+/* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. */
+static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 {
 	char target[64];
 	int fd, before = -1;
@@ -406,7 +407,11 @@ static void mount_one(int rootfd, const struct plan_mount *m)
 	if ((m->dest_kind & MOUNT_COPY_UP) && (before = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		die_errno("tmpcopyup %s: open the directory", m->destination);
 	PROCFD(target, fd);
-	if (bind) {
+	if (tree >= 0) {
+		if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			die_errno("idmapped mount %s on %s: move_mount", m->source, m->destination);
+		close(tree);
+	} else if (bind) {
 		if (mount(m->source, target, NULL, m->flags, NULL) < 0)
 			die_errno("mount %s on %s", m->source, m->destination);
 	} else {
@@ -449,7 +454,7 @@ static void mount_one(int rootfd, const struct plan_mount *m)
 void rootfs_mounts(const struct plan *p, struct rootfs_ctx *rc)
 {
 	for (size_t i = 0; i < p->n_mounts; i++)
-		mount_one(rc->rootfd, &p->mounts[i]);
+		mount_one(rc->rootfd, &p->mounts[i], idmap_take(i));
 }
 
 static void make_device(int rootfd, const struct plan_device *d)

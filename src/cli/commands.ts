@@ -29,12 +29,12 @@ const pidfdSocket: OptionSpec = { name: "pidfd-socket", type: "string", arg: "PA
 const format: OptionSpec = { name: "format", short: "f", type: "string", arg: "table|json", description: "output format (default: table)" };
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [
-  { name: "root", type: "string", arg: "DIR", description: "where container state is kept (default: /run/tsrun)" },
+  { name: "root", type: "string", arg: "DIR", description: "where container state is kept (default: /run/tsrun; $XDG_RUNTIME_DIR/tsrun for a user without privileges)" },
   { name: "log", type: "string", arg: "FILE", description: "also write log lines to FILE" },
   { name: "log-format", type: "string", arg: "text|json", description: "format of the --log lines (default: text)" },
   { name: "debug", type: "boolean", description: "log what is done and how long it takes" },
   { name: "systemd-cgroup", type: "boolean", description: "manage cgroups through systemd (cgroupsPath is slice:prefix:name)" },
-  { name: "rootless", type: "string", arg: "true|false|auto", description: "rootless mode (default: auto)" },
+  { name: "rootless", type: "string", arg: "true|false|auto", description: "rootless cgroups: cgroups this user cannot use are left out (default: auto, true when not root)" },
   { name: "criu", type: "string", arg: "PATH", description: "accepted for compatibility; checkpointing is not supported", ignored: true },
   { name: "help", short: "h", type: "boolean", description: "show help" },
   { name: "version", short: "v", type: "boolean", description: "print the version" },

@@ -3,6 +3,8 @@ import type { OptionValues } from "./args.ts";
 /** The global flags every command sees (they come before the command, as with runc). */
 export interface GlobalOptions {
   root: string;
+  /** No --root: the root is $XDG_RUNTIME_DIR/tsrun (rootless caller), kept 0700 with the sticky bit as runc does. */
+  rootFromXdg: boolean;
   debug: boolean;
   systemdCgroup: boolean;
   rootless: "true" | "false" | "auto";

@@ -8,6 +8,7 @@ import { str, bool, type GlobalOptions } from "./context.ts";
 import { configureLog, logError, closeLog, isDebug, writeOut, type LogFormat } from "../log.ts";
 import { TsrunError } from "../errors.ts";
 import { VERSION, SPEC_VERSION } from "../version.ts";
+import { defaultStateRoot, runningInUserNs } from "../linux/rootless.ts";
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -45,8 +46,11 @@ function globalOptions(values: Record<string, unknown>): GlobalOptions {
   if (rootless !== "true" && rootless !== "false" && rootless !== "auto") {
     throw new TsrunError(`invalid --rootless value "${rootless}": want true, false or auto`);
   }
+  const given = values.root as string | undefined;
+  const byDefault = given === undefined ? defaultStateRoot(process.env, process.geteuid?.() ?? 0, () => runningInUserNs()) : undefined;
   return {
-    root: (values.root as string | undefined) ?? "/run/tsrun",
+    root: given ?? byDefault!.root,
+    rootFromXdg: byDefault?.xdg === true,
     debug: values.debug === true,
     systemdCgroup: values["systemd-cgroup"] === true,
     rootless,

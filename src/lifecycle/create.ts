@@ -16,6 +16,7 @@ import { lockNewContainer, writeRecord, execFifoPath, validateId, stateDirIdenti
 import { destroyContainer } from "./destroy.ts";
 import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
 import { crashPoint } from "./crash-point.ts";
+import { rootlessPreflight, rootlessCgroup, rootlessResources, type RootlessContext } from "./rootless.ts";
 import { SPEC_VERSION } from "../version.ts";
 
 export interface CreateOptions {
@@ -31,6 +32,8 @@ export interface CreateOptions {
   foreground: boolean;
   debug: boolean;
   systemdCgroup: boolean;
+  /** The caller's privileges (docs/rootless.md); absent: a privileged caller. */
+  rootless?: RootlessContext;
 }
 
 export interface Created {
@@ -98,7 +101,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
-  let cgroup: CgroupState = claimCgroup(planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup }));
+  const idMapHelpers = rootlessPreflight(config, opts.rootless);
+  const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
+  let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
   const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
   const dirIdentity = stateDirIdentity(dir);
@@ -125,7 +130,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
-    cgroup = createCgroup(cgroup, withDefaultDeviceRules(config.linux?.resources), logWarn);
+    cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
     record.cgroup = cgroup;
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
@@ -138,7 +143,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,
     });
-    Object.assign(plan, planHooks(record, dir));
+    Object.assign(plan, planHooks(record, dir), idMapHelpers);
     launched = true;
     helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");

@@ -15,6 +15,7 @@ import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
 import type { LaunchPlan, NamespaceType } from "../linux/launch-plan.ts";
+import type { RootlessContext } from "../linux/rootless.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
 type ConfigProcess = NonNullable<Spec["process"]>;
@@ -37,6 +38,8 @@ export interface ExecOptions {
   preserveFds: number;
   ignorePaused: boolean;
   debug: boolean;
+  /** Rootless cgroups: a cgroup this user cannot move the process into is skipped, as runc does. */
+  rootless?: RootlessContext;
 }
 
 
@@ -128,6 +131,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     preserveFds: o.preserveFds,
     personality: planContainerPersonality(record.config, logWarn),
     cpuAffinity: execCpuAffinity(proc),
+    ...(o.rootless?.cgroups ? { cgroupProcsOptional: true } : {}),
   };
   // In the foreground the handlers are in place before the process exists: it may run (and be
   // signalled by a caller that saw its output) before tsrun has read the helper's "ready".

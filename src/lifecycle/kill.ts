@@ -2,12 +2,25 @@
 import { TsrunError, errnoText } from "../errors.ts";
 import { signalAll, thaw } from "../linux/cgroups/index.ts";
 import { loadContainer } from "./status.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
+import { pidsInPidNamespaceOf } from "../linux/proc.ts";
 
 const SIGKILL = 9;
 
 export function killContainer(root: string, id: string, signal: number, all: boolean): void {
   const { record, status } = loadContainer(root, id);
   if (status !== "created" && status !== "running" && status !== "paused") throw new TsrunError("container not running");
+  if (all && (!record.cgroup || !hasCgroupDirs(record.cgroup))) {
+    // No cgroup (rootless without a delegated one): every process of its pid namespace.
+    for (const pid of pidsInPidNamespaceOf(record.pid)) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone already
+      }
+    }
+    return;
+  }
   if (all && record.cgroup) {
     signalAll(record.cgroup, signal);
     // A frozen process cannot act on its signal; for SIGKILL let it die now, as runc does.

@@ -15,6 +15,7 @@ import { planScheduler, planIoPriority, planPersonality, planApparmor, checkSeli
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import type {
   LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset, PlanSeccomp,
+  IdMapping, PlanMountIdmap,
 } from "../linux/launch-plan.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
@@ -114,15 +115,47 @@ function isDirectory(path: string): boolean {
   }
 }
 
-function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
+/** The container's own user namespace, for "idmap" mounts without mappings of their own. */
+interface ContainerUserns {
+  path?: string;
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+}
+
+/**
+ * An idmapped bind mount's mapping: the mount's uidMappings/gidMappings when it has them (also
+ * without "idmap"/"ridmap" in options, as runc), else with "idmap"/"ridmap" the container's user
+ * namespace (its mappings, or the one it joins), as runtime-spec 1.2 allows and runc does.
+ */
+function planIdmap(m: ConfigMount, recursive: boolean | undefined, bind: boolean, where: string, userns: ContainerUserns | undefined): PlanMountIdmap | undefined {
+  const uidMappings = m.uidMappings ?? [];
+  const gidMappings = m.gidMappings ?? [];
+  const hasMaps = uidMappings.length > 0 || gidMappings.length > 0;
+  if (recursive === undefined && !hasMaps) return undefined;
+  if (!bind) throw new TsrunError(`${where}.options: id-mapped mounts must be bind mounts ("bind" or "rbind" in options)`);
+  if ((process.geteuid?.() ?? 0) !== 0) {
+    throw new TsrunError(`${where}: id-mapped mounts are not supported for rootless containers (mount_setattr MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN in the initial user namespace)`);
+  }
+  const rec = recursive ?? false;
+  if (hasMaps) {
+    if (uidMappings.length === 0 || gidMappings.length === 0) throw new TsrunError(`${where}: id-mapped mounts need both uidMappings and gidMappings`);
+    return { recursive: rec, uidMappings, gidMappings };
+  }
+  if (userns?.path) return { recursive: rec, uidMappings: [], gidMappings: [], usernsPath: userns.path };
+  if (userns && userns.uidMappings.length > 0 && userns.gidMappings.length > 0) return { recursive: rec, uidMappings: userns.uidMappings, gidMappings: userns.gidMappings };
+  throw new TsrunError(`${where}.options: "${rec ? "ridmap" : "idmap"}" needs uidMappings and gidMappings on the mount, or a user namespace with mappings for the container`);
+}
+
+function planMount(m: ConfigMount, index: number, bundle: string, userns: ContainerUserns | undefined): PlanMount {
   const where = `config.json: mounts[${index}]`;
-  const opts = parseMountOptions(m.options, where);
+  const opts = parseMountOptions(m.options);
   const bind = opts.bind || m.type === "bind";
   let source = m.source ?? "";
   if (bind && source && !source.startsWith("/")) source = join(bundle, source);
   if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
   if (opts.copyUp && m.type !== "tmpfs") throw new TsrunError(`${where}.options: tmpcopyup is only for tmpfs mounts`);
   const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
+  const idmap = planIdmap(m, opts.idmap?.recursive, bind, where, userns);
   return {
     source,
     destination: m.destination,
@@ -135,6 +168,7 @@ function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
     data: opts.data.join(","),
     destKind: bind && !isDirectory(source) ? "file" : "dir",
     ...(opts.copyUp ? { copyUp: true } : {}),
+    ...(idmap ? { idmap } : {}),
   };
 }
 
@@ -144,7 +178,7 @@ function planMount(m: ConfigMount, index: number, bundle: string): PlanMount {
  * container's cgroup directories, which works with or without a cgroup namespace.
  */
 function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | undefined, newCgroupNs: boolean): PlanMount[] {
-  const opts = parseMountOptions(m.options, `config.json: mounts[${index}]`);
+  const opts = parseMountOptions(m.options);
   const base = { propagation: [], recAttrSet: 0, recAttrClr: 0, destKind: "dir" as const };
   if (!cgroup) return [];
   if (cgroup.version === "v2" && cgroup.v2 && newCgroupNs) {
@@ -192,10 +226,14 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
   refuseHostNamespaceSettings(namespaces, { hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl });
   const inUserNs = has("user");
 
+  const userNs = namespaces.find((n) => n.type === "user");
+  const userns: ContainerUserns | undefined = userNs && {
+    ...(userNs.path ? { path: userNs.path } : {}), uidMappings: linux.uidMappings ?? [], gidMappings: linux.gidMappings ?? [],
+  };
   const mounts: PlanMount[] = [];
   (config.mounts ?? []).forEach((m, i) => {
     if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, i, input.cgroup, hasNew("cgroup")));
-    else mounts.push(planMount(m, i, input.bundle));
+    else mounts.push(planMount(m, i, input.bundle, userns));
   });
 
   const devices = new Map<string, PlanDevice>();

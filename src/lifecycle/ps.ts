@@ -1,12 +1,16 @@
 /** ps: the container's processes, found through its cgroup, shown by the host's ps(1). */
-import { spawnSync } from "node:child_process";
 import { TsrunError } from "../errors.ts";
+import { spawnSync } from "node:child_process";
 import { listPids } from "../linux/cgroups/index.ts";
 import { loadContainer } from "./status.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
+import { pidsInPidNamespaceOf } from "../linux/proc.ts";
 
 export function containerPids(root: string, id: string): number[] {
   const { record, status } = loadContainer(root, id);
-  if (status === "stopped" || !record.cgroup) return [];
+  if (status === "stopped") return [];
+  // A rootless container may have no cgroup: its pid namespace holds its processes.
+  if (!record.cgroup || !hasCgroupDirs(record.cgroup)) return pidsInPidNamespaceOf(record.pid);
   return listPids(record.cgroup);
 }
 

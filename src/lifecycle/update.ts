@@ -9,6 +9,9 @@ import { logWarn } from "../log.ts";
 import { applyResources, type Resources } from "../linux/cgroups/index.ts";
 import { parseJsonText, validateConfig } from "../spec/validate.ts";
 import { loadContainer } from "./status.ts";
+import { rootlessResources } from "./rootless.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
+import type { RootlessContext } from "../linux/rootless.ts";
 import { writeRecord, containerDir } from "./state-store.ts";
 
 type Spec = Parameters<typeof writeRecord>[1]["config"];
@@ -42,6 +45,8 @@ export interface UpdateFlags {
   resourcesFile?: string;
   /** runc flag name -> its text value. */
   flags: Record<string, string | undefined>;
+  /** Rootless: device rules are not written (they cannot be), as at create. */
+  rootless?: RootlessContext;
 }
 
 /** runc's update flags, laid over the resources (the flags win, as in runc). */
@@ -72,7 +77,9 @@ export function resourcesFromFlags(base: LinuxResources, flags: Record<string, s
 export function updateContainer(root: string, id: string, opts: UpdateFlags): void {
   const { record, status } = loadContainer(root, id);
   if (status === "stopped" || status === "creating") throw new TsrunError("container not running");
-  if (!record.cgroup) throw new TsrunError("container has no cgroup to update");
+  if (!record.cgroup || !hasCgroupDirs(record.cgroup)) {
+    throw new TsrunError("container has no cgroup to update (a rootless container without a delegated cgroup runs without limits: docs/rootless.md)");
+  }
   let resources: LinuxResources = {};
   if (opts.resourcesFile !== undefined) {
     const source = opts.resourcesFile === "-" ? "stdin" : opts.resourcesFile;
@@ -85,7 +92,7 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
     resources = parseResourcesJson(text, source);
   }
   resources = resourcesFromFlags(resources, opts.flags);
-  applyResources(record.cgroup, resources as Resources, logWarn);
+  applyResources(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   writeRecord(containerDir(root, id), record);

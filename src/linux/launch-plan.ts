@@ -43,6 +43,26 @@ export interface PlanMount {
   destKind: "dir" | "file";
   /** tmpcopyup: fill the new tmpfs with what the directory held before it was covered. */
   copyUp?: boolean;
+  /** An idmapped bind mount (runtime-spec "idmap"/"ridmap", mounts[].uidMappings); absent: not id-mapped. */
+  idmap?: PlanMountIdmap;
+}
+
+/**
+ * The helper's parent (host side, before any namespace is joined) takes a detached copy of the
+ * source (open_tree, recursive for rbind), gives it the mapping (mount_setattr MOUNT_ATTR_IDMAP
+ * with a user namespace holding it) and the init moves it onto the destination.
+ */
+export interface PlanMountIdmap {
+  /** ridmap: every mount of an rbind tree gets the mapping (AT_RECURSIVE); idmap: the top one only. */
+  recursive: boolean;
+  /**
+   * Written as they are to the uid_map/gid_map of a new user namespace: an id containerID on
+   * the source filesystem shows as hostID (what runc and crun do). Empty when usernsPath is set.
+   */
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  /** Use this existing user namespace's mapping instead (the container joins it, mount has no mappings). */
+  usernsPath?: string;
 }
 
 export interface PlanDevice {
@@ -279,4 +299,16 @@ export interface LaunchPlan {
    * joins the container's cgroups (inherited by it), and the ones the process gets once it has.
    */
   cpuAffinity?: { initial?: number[]; final?: number[] };
+  /**
+   * create mode, new user namespace (rootless): absolute path of newuidmap, which the helper's
+   * parent runs as `newuidmap PID C H S...` with uidMappings instead of writing uid_map itself
+   * (an unprivileged writer may map only its own id). gidMapHelper: newgidmap, the same for gids.
+   */
+  uidMapHelper?: string;
+  gidMapHelper?: string;
+  /**
+   * exec mode, rootless cgroups (as runc): a cgroup.procs file this user cannot open or write is
+   * skipped instead of failing the exec.
+   */
+  cgroupProcsOptional?: boolean;
 }

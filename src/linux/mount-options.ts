@@ -2,7 +2,6 @@
  * config.json mount options -> the flags the helper passes to mount(2), mount(2) propagation
  * calls and mount_setattr(2). The table is also what `tsrun features` lists as mountOptions.
  */
-import { TsrunError } from "../errors.ts";
 
 export const MS = {
   RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, SYNCHRONOUS: 0x10, REMOUNT: 0x20,
@@ -24,7 +23,8 @@ type Effect =
   | { kind: "propagation"; flags: number }
   | { kind: "recursive"; set: number; clear: number }
   | { kind: "bind"; recursive: boolean }
-  | { kind: "copyup" };
+  | { kind: "copyup" }
+  | { kind: "idmap"; recursive: boolean };
 
 const flag = (set: number, clear = 0): Effect => ({ kind: "flag", set, clear });
 const prop = (flags: number): Effect => ({ kind: "propagation", flags });
@@ -51,6 +51,9 @@ export const MOUNT_OPTIONS: Record<string, Effect> = {
   bind: { kind: "bind", recursive: false }, rbind: { kind: "bind", recursive: true },
   // runc's and crun's extension, which podman puts on its tmpfs mounts.
   tmpcopyup: { kind: "copyup" },
+  // runtime-spec 1.2: an id-mapped bind mount (mounts[].uidMappings, or the container's user
+  // namespace); ridmap maps every mount of an rbind tree, idmap only its top one.
+  idmap: { kind: "idmap", recursive: false }, ridmap: { kind: "idmap", recursive: true },
   private: prop(MS.PRIVATE), rprivate: prop(MS.PRIVATE | MS.REC),
   shared: prop(MS.SHARED), rshared: prop(MS.SHARED | MS.REC),
   slave: prop(MS.SLAVE), rslave: prop(MS.SLAVE | MS.REC),
@@ -74,16 +77,15 @@ export interface MountFlags {
   recAttrSet: number;
   recAttrClr: number;
   copyUp: boolean;
+  /** "idmap" or "ridmap" was given (the last one wins, as in runc); absent: neither. */
+  idmap?: { recursive: boolean };
   /** Options the table does not know go to the filesystem as its data string, as runc does. */
   data: string[];
 }
 
-export function parseMountOptions(options: string[] | undefined, where: string): MountFlags {
+export function parseMountOptions(options: string[] | undefined): MountFlags {
   const out: MountFlags = { bind: false, recursiveBind: false, flags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, copyUp: false, data: [] };
   for (const option of options ?? []) {
-    if (option === "idmap" || option === "ridmap") {
-      throw new TsrunError(`${where}: mount option "${option}" (idmapped mounts) is not supported by this build`);
-    }
     const effect = Object.hasOwn(MOUNT_OPTIONS, option) ? MOUNT_OPTIONS[option] : undefined;
     if (!effect) {
       out.data.push(option);
@@ -106,6 +108,9 @@ export function parseMountOptions(options: string[] | undefined, where: string):
         break;
       case "copyup":
         out.copyUp = true;
+        break;
+      case "idmap":
+        out.idmap = { recursive: effect.recursive };
         break;
     }
   }

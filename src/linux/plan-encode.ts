@@ -51,6 +51,10 @@ export const Tag = {
   Scheduler: 42,
   CpuAffinity: 43,
   ApparmorProfile: 44,
+  MountIdmap: 45,
+  UidMapHelper: 50,
+  GidMapHelper: 51,
+  CgroupProcsOptional: 52,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -62,6 +66,7 @@ export const GENERAL_HOOK_CREATE_RUNTIME = 16;
 export const GENERAL_HOOK_CREATE_CONTAINER = 32;
 export const MOUNT_DEST_FILE = 1;
 export const MOUNT_COPY_UP = 2;
+export const MOUNT_IDMAP_RECURSIVE = 1;
 export const PROCESS_TERMINAL = 1;
 export const PROCESS_NO_NEW_PRIVILEGES = 2;
 
@@ -213,6 +218,21 @@ function encodeMount(m: PlanMount, field: string): Payload {
     .str(m.data, `${field}.data`);
 }
 
+/** MOUNT_IDMAP: the mapping of the MOUNT record written right before it. */
+function encodeMountIdmap(m: NonNullable<PlanMount["idmap"]>, field: string): Payload {
+  const out = p()
+    .u32(m.recursive ? MOUNT_IDMAP_RECURSIVE : 0, `${field}.recursive`)
+    .u32(m.uidMappings.length, `${field}.uidMappings.length`)
+    .u32(m.gidMappings.length, `${field}.gidMappings.length`);
+  for (const [k, list] of [["uidMappings", m.uidMappings], ["gidMappings", m.gidMappings]] as const) {
+    list.forEach((x, j) => out.u32(x.containerID, `${field}.${k}[${j}].containerID`).u32(x.hostID, `${field}.${k}[${j}].hostID`).u32(x.size, `${field}.${k}[${j}].size`));
+  }
+  if (m.usernsPath === undefined && (m.uidMappings.length === 0 || m.gidMappings.length === 0)) {
+    throw new Error(`launch plan: ${field}: needs uid and gid mappings or a user namespace path`);
+  }
+  return out.str(m.usernsPath ?? "", `${field}.usernsPath`);
+}
+
 function seccompAction(a: SeccompAction, field: string): number {
   const code = SECCOMP_ACTIONS[a];
   if (code === undefined) throw new Error(`launch plan: ${field}: unknown seccomp action ${String(a)}`);
@@ -329,7 +349,10 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   plan.cgroupProcs.forEach((f, i) => w.add(Tag.CgroupProcs, p().str(f, `cgroupProcs[${i}]`)));
 
   if (plan.rootfs !== "") w.add(Tag.Rootfs, p().str(plan.rootfs, "rootfs"));
-  plan.mounts.forEach((m, i) => w.add(Tag.Mount, encodeMount(m, `mounts[${i}]`)));
+  plan.mounts.forEach((m, i) => {
+    w.add(Tag.Mount, encodeMount(m, `mounts[${i}]`));
+    if (m.idmap !== undefined) w.add(Tag.MountIdmap, encodeMountIdmap(m.idmap, `mounts[${i}].idmap`));
+  });
   plan.devices.forEach((d, i) => {
     const f = `devices[${i}]`;
     const type = DEVICE_TYPES[d.type];
@@ -432,6 +455,9 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     w.add(Tag.CpuAffinity, out);
   });
   if (proc.apparmorProfile !== undefined) w.add(Tag.ApparmorProfile, p().str(proc.apparmorProfile, "process.apparmorProfile"));
+  if (plan.uidMapHelper !== undefined) w.add(Tag.UidMapHelper, p().str(plan.uidMapHelper, "uidMapHelper"));
+  if (plan.gidMapHelper !== undefined) w.add(Tag.GidMapHelper, p().str(plan.gidMapHelper, "gidMapHelper"));
+  if (plan.cgroupProcsOptional === true) w.add(Tag.CgroupProcsOptional, p());
 
   return w.finish();
 }

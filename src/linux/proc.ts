@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 
 export interface ProcStat {
   /** Process state letter: R, S, D, Z, T, ... */
@@ -30,4 +30,30 @@ export function isSameLiveProcess(pid: number, startTime: string): boolean {
 /** Sleep without an event loop: start-up-cheap and fine for the short waits a CLI needs. */
 export function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function pidNs(pid: number | "self"): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The processes of the pid namespace `init` is in, when that is not this process's own (so never
+ * the host's): what a container without a cgroup (rootless) has instead of its cgroup's pid list.
+ * Only processes this user may inspect are seen, which for a rootless container is all of them.
+ */
+export function pidsInPidNamespaceOf(init: number): number[] {
+  const ns = pidNs(init);
+  if (ns === undefined) return [];
+  if (ns === pidNs("self")) return [init];
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pidNs(pid) === ns) out.push(pid);
+  }
+  return out.sort((a, b) => a - b);
 }

@@ -248,6 +248,38 @@ function checkIdList(c: Collector, path: readonly Segment[], v: unknown, what: s
   }
 }
 
+/** The kernel's limit on the lines of a uid_map or gid_map (UID_GID_MAP_MAX_EXTENTS). */
+const MAX_ID_EXTENTS = 340;
+
+/**
+ * Ranges of an id mapping as the kernel takes them in a uid_map/gid_map: sizes above 0, no
+ * range past 2^32-2 (id 2^32-1 is never mapped), no two ranges overlapping on either side, at
+ * most 340 of them.
+ */
+function checkIdRanges(c: Collector, path: readonly Segment[], list: unknown[]): void {
+  if (list.length > MAX_ID_EXTENTS) c.error(path, `has ${list.length} entries; the kernel takes at most ${MAX_ID_EXTENTS}`);
+  const seen: { j: number; container: number; host: number; size: number }[] = [];
+  list.forEach((x, j) => {
+    const o = obj(x);
+    const container = int(get(o, "containerID"));
+    const host = int(get(o, "hostID"));
+    const size = int(get(o, "size"));
+    if (size === 0) c.error([...path, j, "size"], "must be greater than 0");
+    if (container === undefined || host === undefined || size === undefined || size === 0) return;
+    const past = ([["containerID", container], ["hostID", host]] as const).find(([, start]) => start + size > 0xffffffff);
+    if (past) {
+      c.error([...path, j, "size"], `${past[0]} ${past[1]} + size ${size} goes past 4294967294, the last id a mapping can hold`);
+      return;
+    }
+    for (const e of list.length <= MAX_ID_EXTENTS ? seen : []) {
+      for (const [k, a, b] of [["containerID", container, e.container], ["hostID", host, e.host]] as const) {
+        if (a < b + e.size && b < a + size) c.error([...path, j, k], `range ${a}-${a + size - 1} overlaps ${jsonPath([...path, e.j])} (${b}-${b + e.size - 1})`);
+      }
+    }
+    seen.push({ j, container, host, size });
+  });
+}
+
 /** SemVer 2.0.0: MAJOR.MINOR.PATCH[-pre.release][+build], numbers without leading zeros. */
 const SEMVER = /^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
 
@@ -420,16 +452,19 @@ function checkConfig(c: Collector, cfg: Obj): void {
     }
     const uidm = arr(get(o, "uidMappings"));
     const gidm = arr(get(o, "gidMappings"));
-    if ((uidm?.length ?? 0) > 0 || (gidm?.length ?? 0) > 0) {
+    const idmapOption = [...options].reverse().find((x) => x === "idmap" || x === "ridmap");
+    const hasMaps = (uidm?.length ?? 0) > 0 || (gidm?.length ?? 0) > 0;
+    if (hasMaps) {
       if (!bind) c.error(at(uidm?.length ? "uidMappings" : "gidMappings"), 'id-mapped mounts must be bind mounts ("bind" or "rbind" in options)');
       if (!uidm?.length) c.error(at("uidMappings"), "is required when gidMappings is set (id-mapped mounts need both)");
       if (!gidm?.length) c.error(at("gidMappings"), "is required when uidMappings is set (id-mapped mounts need both)");
-      if (bind && source !== undefined && source !== "" && !source.startsWith("/")) c.error(at("source"), "must be an absolute path for an id-mapped mount");
+      if (idmapOption === undefined) c.warn(at("options"), 'has neither "idmap" nor "ridmap" although the mount has uidMappings/gidMappings: applied as "idmap" (the top mount only)');
+    } else if (idmapOption !== undefined) {
+      if (!bind) c.error(at("options"), `${JSON.stringify(idmapOption)} is only for bind mounts ("bind" or "rbind" in options)`);
+      else if (!ns.has("user")) c.error(at("options"), `${JSON.stringify(idmapOption)} needs uidMappings and gidMappings on the mount, or a user namespace for the container (no "user" in linux.namespaces)`);
     }
     for (const [k, list] of [["uidMappings", uidm], ["gidMappings", gidm]] as const) {
-      list?.forEach((x, j) => {
-        if (get(obj(x), "size") === 0) c.error(at(k, j, "size"), "must be greater than 0");
-      });
+      if (list) checkIdRanges(c, at(k), list);
     }
   });
 

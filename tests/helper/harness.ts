@@ -233,6 +233,8 @@ export interface RunOptions {
   endAfterPlan?: boolean;
   /** Called for every protocol line, with the helper process (e.g. to kill it mid-way). */
   onLine?: (line: string, r: RunResult, helper: ChildProcess) => void;
+  /** Run the helper as this user (an unprivileged helper); default: as the test runs. */
+  user?: { uid: number; gid: number };
 }
 
 const live = new Set<ChildProcess>();
@@ -243,7 +245,7 @@ export function runHelper(plan: LaunchPlan | null, opts: RunOptions = {}): Promi
   const extra = opts.extraFds ?? [];
   const stdio: ("pipe" | number)[] = ["pipe", "pipe", "pipe", ...extra, "pipe"];
   const syncIdx = 3 + extra.length;
-  const child = spawn(HELPER, [String(syncIdx)], { stdio });
+  const child = spawn(HELPER, [String(syncIdx)], { stdio, ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}) });
   live.add(child);
   const res: RunResult = { lines: [], code: null, signal: null, stdout: "", stderr: "" };
   const sync = child.stdio[syncIdx] as Duplex;

@@ -69,6 +69,12 @@ export interface TsrunOptions {
    * speed check — tests must not assert on how fast anything is.
    */
   timeoutMs?: number;
+  /**
+   * Run tsrun as this unprivileged user (setpriv --reuid/--regid/--init-groups; the kernel drops
+   * every capability with uid 0). joinCgroup: a cgroup.procs file the command is moved into
+   * first, as root (how a user's processes come to be in a cgroup delegated to it).
+   */
+  user?: { uid: number; gid: number; joinCgroup?: string };
 }
 
 export interface TsrunResult {
@@ -83,6 +89,15 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 
 function argv(args: string[], opts: TsrunOptions): string[] {
   return opts.root ? ["--root", opts.root, ...args] : args;
+}
+
+/** The program and arguments that run tsrun with args (as opts.user when given). */
+function command(args: string[], opts: TsrunOptions): [string, string[]] {
+  const u = opts.user;
+  if (!u) return [TSRUN, argv(args, opts)];
+  const setpriv = ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", TSRUN, ...argv(args, opts)];
+  if (!u.joinCgroup) return [setpriv[0]!, setpriv.slice(1)];
+  return ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', u.joinCgroup, ...setpriv]];
 }
 
 function env(opts: TsrunOptions): NodeJS.ProcessEnv {
@@ -129,7 +144,8 @@ class Capture {
 export function tsrun(args: string[], opts: TsrunOptions = {}): TsrunResult {
   const out = new Capture();
   const err = new Capture();
-  const r = spawnSync(TSRUN, argv(args, opts), {
+  const [file, fileArgs] = command(args, opts);
+  const r = spawnSync(file, fileArgs, {
     cwd: opts.cwd,
     env: env(opts),
     input: opts.input,
@@ -150,7 +166,8 @@ export function tsrun(args: string[], opts: TsrunOptions = {}): TsrunResult {
  * has closed them: fine for a foreground `run`; for `create` or `run -d` use tsrunAsync.
  */
 export function spawnTsrun(args: string[], opts: TsrunOptions = {}): { child: ChildProcess; done: Promise<TsrunResult> } {
-  const child = spawn(TSRUN, argv(args, opts), { cwd: opts.cwd, env: env(opts), stdio: ["pipe", "pipe", "pipe"] });
+  const [file, fileArgs] = command(args, opts);
+  const child = spawn(file, fileArgs, { cwd: opts.cwd, env: env(opts), stdio: ["pipe", "pipe", "pipe"] });
   const done = new Promise<TsrunResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";
@@ -179,7 +196,8 @@ export function tsrunAsync(args: string[], opts: TsrunOptions = {}): Promise<Tsr
   return new Promise<TsrunResult>((resolve, reject) => {
     const out = new Capture();
     const err = new Capture();
-    const child = spawn(TSRUN, argv(args, opts), {
+    const [file, fileArgs] = command(args, opts);
+    const child = spawn(file, fileArgs, {
       cwd: opts.cwd,
       env: env(opts),
       stdio: [opts.input === undefined ? "ignore" : "pipe", out.fd, err.fd],

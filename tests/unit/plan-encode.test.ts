@@ -226,6 +226,30 @@ t.test("mounts: fixed fields, propagation list, four strings, in order", async (
   t.same(b.strs, ["/host/file", "/etc/resolv.conf", "", "x=y"]);
 });
 
+t.test("idmapped mounts: a MOUNT_IDMAP record (tag 45) right after its MOUNT", async (t) => {
+  const plan = basePlan();
+  const bind = (destination: string) => ({
+    source: "/srv/d", destination, fstype: "", flags: 0x1000 | 0x4000, remountFlags: 0, propagation: [],
+    recAttrSet: 0, recAttrClr: 0, data: "", destKind: "dir" as const,
+  });
+  plan.mounts = [
+    { ...bind("/a"), idmap: { recursive: true, uidMappings: [{ containerID: 1000, hostID: 100000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 200000, size: 10 }, { containerID: 10, hostID: 300000, size: 5 }] } },
+    bind("/b"),
+    { ...bind("/c"), idmap: { recursive: false, uidMappings: [], gidMappings: [], usernsPath: "/proc/42/ns/user" } },
+  ];
+  const recs = records(encodePlan(plan)).filter((r) => r.tag === Tag.Mount || r.tag === Tag.MountIdmap);
+  t.same(recs.map((r) => r.tag), [Tag.Mount, Tag.MountIdmap, Tag.Mount, Tag.Mount, Tag.MountIdmap], "each after its own mount");
+  t.equal(Tag.MountIdmap, 45);
+  const a = fields(recs[1]!.payload, 3 + 3 * 3, 1);
+  t.same(a.ints, [1, 1, 2, 1000, 100000, 1, 0, 200000, 10, 10, 300000, 5]);
+  t.same(a.strs, [""]);
+  const c = fields(recs[4]!.payload, 3, 1);
+  t.same(c.ints, [0, 0, 0]);
+  t.same(c.strs, ["/proc/42/ns/user"]);
+  plan.mounts = [{ ...bind("/d"), idmap: { recursive: false, uidMappings: [{ containerID: 0, hostID: 1, size: 1 }], gidMappings: [] } }];
+  t.throws(() => encodePlan(plan), /mounts\[0\]\.idmap: needs uid and gid mappings or a user namespace path/);
+});
+
 t.test("devices, symlinks, masked, readonly, sysctls, hostname", async (t) => {
   const plan = basePlan();
   plan.devices = [

@@ -173,13 +173,17 @@ t.test("warnings: allowed by the spec but suspicious", async (t) => {
     ociVersion: "1.3.0",
     root: { path: "rootfs" },
     process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/", consoleSize: { height: 1, width: 2 } },
-    mounts: [{ destination: "data", type: "none", source: "/srv", options: ["rbind"] }],
+    mounts: [
+      { destination: "data", type: "none", source: "/srv", options: ["rbind"] },
+      { destination: "/m", source: "/srv/m", options: ["bind"], uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 1 }] },
+    ],
   });
   t.same(r.problems, []);
   t.ok(r.config);
   t.same(r.warnings.map(line), [
     "process.consoleSize: is ignored: terminal is not true",
     'mounts[0].destination: relative destination "data" is deprecated; it is taken relative to "/"',
+    'mounts[1].options: has neither "idmap" nor "ridmap" although the mount has uidMappings/gidMappings: applied as "idmap" (the top mount only)',
   ]);
 });
 

@@ -1,5 +1,7 @@
 import { bool, str, type CommandContext } from "../context.ts";
 import { createContainer, parsePreserveFds, type CreateOptions } from "../../lifecycle/create.ts";
+import { explainRootlessError } from "../../lifecycle/rootless.ts";
+import { prepareXdgRoot, rootlessContext } from "../../linux/rootless.ts";
 
 /** The options create and run share, from their common flags. */
 export function createOptions(ctx: CommandContext, foreground: boolean): CreateOptions {
@@ -16,10 +18,22 @@ export function createOptions(ctx: CommandContext, foreground: boolean): CreateO
     foreground,
     debug: ctx.global.debug,
     systemdCgroup: ctx.global.systemdCgroup,
+    rootless: rootlessContext(ctx.global.rootless),
   };
 }
 
+/** create and run: the XDG state root made as runc makes it, and rootless errors explained. */
+export async function withRootless<T>(ctx: CommandContext, opts: CreateOptions, fn: () => Promise<T>): Promise<T> {
+  try {
+    if (ctx.global.rootFromXdg) prepareXdgRoot(opts.root);
+    return await fn();
+  } catch (err) {
+    throw explainRootlessError(err, opts.rootless);
+  }
+}
+
 export async function run(ctx: CommandContext): Promise<number> {
-  await createContainer(createOptions(ctx, false));
+  const opts = createOptions(ctx, false);
+  await withRootless(ctx, opts, () => createContainer(opts));
   return 0;
 }

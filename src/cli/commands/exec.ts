@@ -1,6 +1,7 @@
 import { bool, str, strs, type CommandContext } from "../context.ts";
 import { parsePreserveFds } from "../../lifecycle/create.ts";
 import { execInContainer } from "../../lifecycle/exec.ts";
+import { rootlessContext } from "../../linux/rootless.ts";
 
 export function run(ctx: CommandContext): Promise<number> {
   const v = ctx.values;
@@ -23,5 +24,6 @@ export function run(ctx: CommandContext): Promise<number> {
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
     ignorePaused: bool(v, "ignore-paused"),
     debug: ctx.global.debug,
+    rootless: rootlessContext(ctx.global.rootless),
   });
 }

@@ -1,8 +1,9 @@
 import { bool, type CommandContext } from "../context.ts";
 import { runContainer } from "../../lifecycle/run.ts";
-import { createOptions } from "./create.ts";
+import { createOptions, withRootless } from "./create.ts";
 
 export function run(ctx: CommandContext): Promise<number> {
   const detach = bool(ctx.values, "detach");
-  return runContainer({ ...createOptions(ctx, !detach), detach, keep: bool(ctx.values, "keep") });
+  const opts = createOptions(ctx, !detach);
+  return withRootless(ctx, opts, () => runContainer({ ...opts, detach, keep: bool(ctx.values, "keep") }));
 }

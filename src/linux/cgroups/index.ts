@@ -60,7 +60,7 @@ function words(text: string | undefined): string[] {
  * Where the container's cgroups are (no filesystem changes). Default path "/tsrun/<id>";
  * a relative cgroupsPath is below the caller's own cgroup in each hierarchy.
  */
-export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: boolean }): CgroupState {
+export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: boolean; rootless?: boolean }): CgroupState {
   if (opts.systemd) {
     if (!existsSync("/run/systemd/system")) throw new TsrunError("systemd cgroup driver: systemd is not running (no /run/systemd/system)");
     throw new TsrunError("systemd cgroup driver: not supported yet (run without --systemd-cgroup to use the cgroupfs driver)");

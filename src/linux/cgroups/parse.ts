@@ -100,7 +100,7 @@ export function cleanCgroupPath(p: string): string {
 }
 
 /** The directory of cgroup `cgPath` (as /proc/self/cgroup names it) under a mount of `root`. */
-function dirOf(mountPoint: string, root: string, cgPath: string): string {
+export function dirOf(mountPoint: string, root: string, cgPath: string): string {
   let rel = cgPath;
   if (root !== "/" && (cgPath === root || cgPath.startsWith(root + "/"))) rel = cgPath.slice(root.length) || "/";
   return cleanCgroupPath(posix.join(mountPoint, cleanCgroupPath(rel)));
@@ -108,16 +108,22 @@ function dirOf(mountPoint: string, root: string, cgPath: string): string {
 
 /**
  * Where a container's cgroups go. Absolute cgroupsPath: from each hierarchy's root.
- * Relative: below the caller's own cgroup in each hierarchy. Unset: "/tsrun/<id>".
+ * Relative: below the caller's own cgroup in each hierarchy. Unset: "/tsrun/<id>"; for a
+ * rootless container (opts.rootless) runc's default instead, "<id>" below the caller's own cgroup
+ * in v1 hierarchies and below its parent in cgroup2 (whose leaves hold no child cgroups with
+ * controllers), which is where a cgroup delegated to the user is.
  */
-export function planPaths(opts: { id: string; cgroupsPath?: string }, h: Hierarchies, self: SelfCgroups): CgroupState {
-  const wanted = opts.cgroupsPath || `/tsrun/${opts.id}`;
+export function planPaths(opts: { id: string; cgroupsPath?: string; rootless?: boolean }, h: Hierarchies, self: SelfCgroups): CgroupState {
+  const rootlessDefault = opts.rootless === true && !opts.cgroupsPath;
+  const wanted = opts.cgroupsPath || (rootlessDefault ? opts.id : `/tsrun/${opts.id}`);
   const absolute = wanted.startsWith("/");
   // The cleaned relative part cannot start with "..": it is resolved against "/" first.
   const sub = cleanCgroupPath(wanted);
   if (sub === "/") throw new TsrunError(`cgroup: cgroupsPath ${JSON.stringify(wanted)} names a hierarchy root`);
-  const place = (mountPoint: string, root: string, own: string | undefined): string =>
-    absolute ? posix.join(mountPoint, sub) : posix.join(dirOf(mountPoint, root, own ?? "/"), sub);
+  const place = (mountPoint: string, root: string, own: string | undefined, v2 = false): string =>
+    absolute
+      ? posix.join(mountPoint, sub)
+      : posix.join(dirOf(mountPoint, root, v2 && rootlessDefault ? posix.dirname(own ?? "/") : own ?? "/"), sub);
 
   const v1: Record<string, string> = {};
   for (const hier of h.v1) {
@@ -128,6 +134,6 @@ export function planPaths(opts: { id: string; cgroupsPath?: string }, h: Hierarc
   const hasV1 = h.v1.length > 0;
   if (!hasV1 && !h.v2) throw new TsrunError("cgroup: no cgroup filesystem is mounted (neither cgroup nor cgroup2 in /proc/self/mountinfo)");
   const state: CgroupState = { version: hasV1 ? (h.v2 ? "hybrid" : "v1") : "v2", v1, created: [] };
-  if (h.v2) state.v2 = place(h.v2.mountPoint, h.v2.root, self.v2);
+  if (h.v2) state.v2 = place(h.v2.mountPoint, h.v2.root, self.v2, true);
   return state;
 }
