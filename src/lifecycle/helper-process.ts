@@ -2,12 +2,11 @@
  * Runs the C helper and speaks the sync-socket protocol (docs/architecture.md): the plan
  * goes in, "pid", "ready", "exit", "error", "warn" and "debug" lines come back.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import type { Duplex } from "node:stream";
 import { TsrunError } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { helperPath } from "../linux/helper-path.ts";
 import { encodePlan } from "../linux/plan-encode.ts";
+import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
 import type { LaunchPlan } from "../linux/launch-plan.ts";
 import { crashPoint } from "./crash-point.ts";
 
@@ -43,16 +42,6 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
     return Promise.reject(err instanceof TsrunError ? err : new TsrunError(`invalid container configuration: ${(err as Error).message}`));
   }
   const syncFd = 3 + plan.preserveFds;
-  const stdio: (number | "pipe")[] = [0, 1, 2];
-  for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
-  stdio.push("pipe");
-  let child: ChildProcess;
-  try {
-    child = spawn(helperPath(), [String(syncFd)], { stdio });
-  } catch (err) {
-    return Promise.reject(new TsrunError(`cannot run tsrun-helper: ${(err as Error).message}`));
-  }
-  const sock = child.stdio[syncFd] as Duplex;
   const started = Date.now();
 
   return new Promise<HelperRun>((resolveLaunch, rejectLaunch) => {
@@ -68,9 +57,9 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
       rejectExit = rej;
     });
     exitStatus.catch(() => {});
-    const abort = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    };
+    // Set right below, before any event can come (events come from the event loop).
+    let child: SyncChild | undefined;
+    const abort = () => child?.kill("SIGKILL");
 
     const onLine = (line: string) => {
       const space = line.indexOf(" ");
@@ -83,6 +72,8 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
           break;
         case "ready":
           ready = true;
+          // What comes next, up to the exit, is read when the helper exits.
+          child?.idle();
           logDebug(`helper ready after ${Date.now() - started} ms`);
           resolveLaunch({ pid, exitStatus, abort });
           break;
@@ -95,10 +86,10 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
         case "hook": {
           const onHook = opts.onHook ?? (() => Promise.resolve());
           onHook(rest, pid).then(
-            () => sock.write("continue\n"),
+            () => child?.write("continue\n"),
             (err: unknown) => {
               hookError = err;
-              sock.write("abort\n");
+              child?.write("abort\n");
             },
           );
           break;
@@ -115,20 +106,16 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
     };
 
     let buffered = "";
-    sock.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       buffered += chunk.toString("utf8");
       let nl: number;
       while ((nl = buffered.indexOf("\n")) >= 0) {
         onLine(buffered.slice(0, nl));
         buffered = buffered.slice(nl + 1);
       }
-    });
-    sock.on("error", () => {});
-    sock.write(encoded);
-
-    child.on("error", (err) => rejectLaunch(new TsrunError(`cannot run tsrun-helper: ${err.message}`)));
-    child.on("exit", (code, signal) => {
-      sock.destroy();
+    };
+    const onError = (err: Error) => rejectLaunch(new TsrunError(`cannot run tsrun-helper: ${err.message}`));
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       if (buffered) onLine(buffered);
       const failure = error ?? `tsrun-helper ${signal ? `killed by ${signal}` : `exited with status ${code}`} before the container was ready`;
       if (!ready) {
@@ -142,6 +129,16 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
       if (exitCode !== undefined) resolveExit(exitCode);
       else if (plan.foreground) rejectExit(new TsrunError(error ?? "tsrun-helper ended without reporting the exit status"));
       else resolveExit(0);
-    });
+    };
+    try {
+      logDebug("spawning helper");
+      child = spawnWithSyncSocket(helperPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit });
+      logDebug("helper spawned");
+    } catch (err) {
+      onError(err as Error);
+      return;
+    }
+    child.write(encoded);
+    logDebug("plan sent");
   });
 }

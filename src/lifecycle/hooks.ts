@@ -22,7 +22,7 @@
  * sees it, as the spec says (runc gives createContainer and startContainer hooks the pid inside
  * the container); and a hook without env gets an empty environment, not tsrun's own.
  *
- * execa, which runs the hooks, is imported only when a config has hooks.
+ * node:child_process, which runs the hooks, is loaded only when a config has hooks.
  */
 import { openSync, readSync, closeSync, unlinkSync, constants } from "node:fs";
 import { join } from "node:path";
@@ -32,6 +32,7 @@ import { sleepMs } from "../linux/proc.ts";
 import { signalAll } from "../linux/cgroups/index.ts";
 import { helperPath } from "./helper-process.ts";
 import { killInit } from "./destroy.ts";
+import { runHookProcess } from "./hook-process.ts";
 import type { ContainerRecord } from "./state-store.ts";
 import type { HookPoint, LaunchPlan, PlanStartHooks } from "../linux/launch-plan.ts";
 import { HOOK_NAMES, type HookName } from "../spec/constants.ts";
@@ -100,7 +101,6 @@ function describe(text: string): string {
 
 /** Runs one hook to its end; throws a TsrunError in runc's words when it fails. */
 async function runHook(name: HookName, index: number, hook: Hook, state: string, opts: RunOptions): Promise<void> {
-  const { execa } = await import("execa");
   const argv = argvOf(hook);
   let file = hook.path;
   let args = argv.slice(1);
@@ -112,32 +112,30 @@ async function runHook(name: HookName, index: number, hook: Hook, state: string,
     argv0 = undefined;
   }
   const started = Date.now();
-  const r = await execa(file, args, {
+  const r = await runHookProcess(file, args, {
     ...(argv0 !== undefined ? { argv0 } : {}),
     input: state,
     env: envObject(hook.env),
-    extendEnv: false,
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
-    ...(hook.timeout ? { timeout: hook.timeout * 1000 } : {}),
+    ...(hook.timeout ? { timeoutMs: hook.timeout * 1000 } : {}),
     // The --enter helper turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
     killSignal: opts.enter ? "SIGTERM" : "SIGKILL",
-    forceKillAfterDelay: opts.enter ? 2000 : false,
-    reject: false,
-    encoding: "utf8",
-    stripFinalNewline: false,
+    ...(opts.enter ? { forceKillAfterMs: 2000 } : {}),
     maxBuffer: 4 * 1024 * 1024,
   });
+  if (r.kind === "spawn-failed") {
+    logDebug(`${name} hook #${index} (${hook.path}) did not start: ${r.error.message}`);
+    // As Go's "fork/exec PATH: ..." says it.
+    throw new TsrunError(`error running ${name} hook #${index}: fork/exec ${hook.path}: ${errnoText(r.error)}`);
+  }
   logDebug(`${name} hook #${index} (${hook.path}) ended after ${Date.now() - started} ms: ${r.exitCode ?? r.signal ?? "?"}`);
-  if (!r.failed) return;
+  if (!r.timedOut && r.exitCode === 0) return;
   let detail: string;
   if (r.timedOut) {
     detail = `hook ran past specified timeout of ${hook.timeout!.toFixed(1)}s`;
-  } else if (r.exitCode === undefined && r.signal === undefined) {
-    // It never ran (spawn failed), as Go's "fork/exec PATH: ..." says it.
-    detail = `fork/exec ${hook.path}: ${errnoText(r.cause)}`;
   } else {
-    const how = r.exitCode !== undefined ? `exit status ${r.exitCode}` : `signal: ${r.signal}`;
-    detail = `${how}, stdout: ${describe(String(r.stdout ?? ""))}, stderr: ${describe(String(r.stderr ?? ""))}`;
+    const how = r.exitCode !== null ? `exit status ${r.exitCode}` : `signal: ${r.signal}`;
+    detail = `${how}, stdout: ${describe(r.stdout)}, stderr: ${describe(r.stderr)}`;
   }
   throw new TsrunError(`error running ${name} hook #${index}: ${detail}`);
 }

@@ -1,6 +1,6 @@
 /** ps: the container's processes, found through its cgroup, shown by the host's ps(1). */
 import { TsrunError } from "../errors.ts";
-import { spawnSync } from "node:child_process";
+import { runSync } from "../linux/spawn.ts";
 import { listPids } from "../linux/cgroups/index.ts";
 import { loadContainer } from "./status.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
@@ -16,7 +16,7 @@ export function containerPids(root: string, id: string): number[] {
 
 /** The header and the lines of `ps <psArgs>` whose PID column is one of pids. */
 export function psTable(pids: number[], psArgs: string[]): string {
-  const r = spawnSync("ps", psArgs.length ? psArgs : ["-ef"], { encoding: "utf8" });
+  const r = runSync("ps", psArgs.length ? psArgs : ["-ef"], { stdout: "pipe" });
   if (r.error) throw new TsrunError(`cannot run ps: ${r.error.message}`);
   if (r.status !== 0) throw new TsrunError(`ps ${psArgs.join(" ")} failed: ${r.stderr.trim()}`);
   const [header = "", ...lines] = r.stdout.split("\n");

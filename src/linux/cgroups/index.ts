@@ -18,11 +18,11 @@
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
+import { runSync } from "../spawn.ts";
 import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
 import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
 import { findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
@@ -298,7 +298,7 @@ function writePath(state: CgroupState, w: CgroupWrite): string {
  * attached there before (the helper's --device-filter mode).
  */
 export function attachDeviceProgram(dir: string, program: Uint8Array): void {
-  const r = spawnSync(helperPath(), ["--device-filter", dir], { input: program, stdio: ["pipe", "ignore", "pipe"], encoding: "utf8" });
+  const r = runSync(helperPath(), ["--device-filter", dir], { input: program, stdout: "ignore" });
   // The helper's own error line comes first: when it fails before reading the program (a
   // missing dir), writing the program fails with EPIPE, which says nothing useful.
   const said = r.stderr?.trim().split("\n").pop();
