@@ -74,9 +74,12 @@ export function buildBunFloor(): string | undefined {
   const out = path.join(BUILD, "bench", "bun-floor");
   const src = path.join(REPO, "bench/floor.ts");
   const bun = path.join(REPO, "node_modules/.bin/bun");
-  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs) return out;
+  const makefile = path.join(REPO, "Makefile");
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= Math.max(fs.statSync(src).mtimeMs, fs.statSync(makefile).mtimeMs)) return out;
+  // The flags of the Makefile's BUN_COMPILE, so that the floor is built as tsrun is.
+  const flags = /^BUN_COMPILE := (.*)$/m.exec(fs.readFileSync(makefile, "utf8"))?.[1]?.trim().split(/\s+/) ?? ["--compile", "--bytecode", "--minify"];
   try {
-    sh(bun, ["build", "--compile", "--bytecode", "--minify", "--target=bun-linux-x64", src, "--outfile", out]);
+    sh(bun, ["build", ...flags, "--target=bun-linux-x64", src, "--outfile", out]);
     return out;
   } catch (e) {
     log(`cannot build the Bun floor binary: ${(e as Error).message}`);

@@ -4,7 +4,7 @@ import t from "tap";
 import fs from "node:fs";
 import path from "node:path";
 import { makeBundle, writeConfig } from "../lib/bundle.ts";
-import { tsrun } from "../lib/tsrun.ts";
+import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
 
 const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
 
@@ -107,4 +107,21 @@ t.test("features is valid JSON describing this build", async (t) => {
   t.equal(f.ociVersionMax, "1.3.0");
   t.ok(f.mountOptions.includes("rro"));
   t.same(f.linux.namespaces.sort(), ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]);
+});
+
+// Managers run the runtime with their own working directory (often the bundle). A Bun
+// executable built without --no-compile-autoload-bunfig/-dotenv reads bunfig.toml there (its
+// preload runs code, as root) and .env (which could point TSRUN_HELPER at any program).
+t.test("bunfig.toml and .env in the working directory are not read", async (t) => {
+  const root = testRoot(t);
+  const bundle = makeBundle(t);
+  const marker = path.join(bundle.dir, "preload-ran");
+  fs.writeFileSync(path.join(bundle.dir, "preload.js"), `require("fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+  fs.writeFileSync(path.join(bundle.dir, "bunfig.toml"), 'preload = ["./preload.js"]\n');
+  fs.writeFileSync(path.join(bundle.dir, ".env"), "TSRUN_HELPER=/nonexistent/helper-from-dotenv\n");
+  const version = tsrun(["--version"], { cwd: bundle.dir });
+  t.equal(version.code, 0, version.stderr);
+  const run = tsrun(["run", "--bundle", bundle.dir, containerId()], { root, cwd: bundle.dir });
+  t.equal(run.code, 0, `run from the bundle dir: ${run.stderr}`);
+  t.notOk(fs.existsSync(marker), "the bunfig.toml preload did not run");
 });
