@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct launch {
@@ -597,6 +598,12 @@ int main(int argc, char **argv)
 		die("%s", err);
 	g_debug = plan.flags & GENERAL_DEBUG;
 	debug_stage("plan read (%s)", plan.mode == MODE_CREATE ? "create" : "exec");
+	if (g_debug) {
+		/* When t0 was on the wall clock, to place these lines beside TypeScript's (bench/breakdown.ts). */
+		struct timespec wall;
+		clock_gettime(CLOCK_REALTIME, &wall);
+		debug_stage("t0 epoch %.3f", (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 - (double)(now_ns() - g_t0_ns) / 1e6);
+	}
 
 	memset(&l, 0, sizeof(l));
 	l.p = &plan;

@@ -47,8 +47,9 @@ export function logWarn(msg: string): void {
   write("warning", msg, true);
 }
 
+/** Stamped "@<epoch ms, to the µs> " so that bench/breakdown.ts can place each line exactly. */
 export function logDebug(msg: string): void {
-  if (debugOn) write("debug", msg, logFd === undefined);
+  if (debugOn) write("debug", `@${(performance.timeOrigin + performance.now()).toFixed(3)} ${msg}`, logFd === undefined);
 }
 
 /**

@@ -5,7 +5,7 @@
 import { parseArgs, optionHelp } from "./args.ts";
 import { COMMANDS, GLOBAL_OPTIONS, findCommand, type CommandSpec } from "./commands.ts";
 import { str, bool, type GlobalOptions } from "./context.ts";
-import { configureLog, logError, closeLog, isDebug, writeOut, type LogFormat } from "../log.ts";
+import { configureLog, logDebug, logError, closeLog, isDebug, writeOut, type LogFormat } from "../log.ts";
 import { TsrunError } from "../errors.ts";
 import { VERSION, SPEC_VERSION } from "../version.ts";
 import { defaultStateRoot, runningInUserNs } from "../linux/rootless.ts";
@@ -64,6 +64,7 @@ async function dispatch(argv: string[]): Promise<number> {
     throw new TsrunError(`invalid --log-format "${logFormat}": want text or json`);
   }
   configureLog({ file: str(g.values, "log"), format: logFormat as LogFormat, debug: bool(g.values, "debug") });
+  logDebug(`main: arguments parsed (timeOrigin ${performance.timeOrigin.toFixed(3)})`);
   if (bool(g.values, "version")) {
     writeOut(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
     return 0;
@@ -90,6 +91,7 @@ async function dispatch(argv: string[]): Promise<number> {
     throw new TsrunError(`${command.name}: expects ${want}, got ${n === 0 ? "none" : parsed.operands.map((o) => `"${o}"`).join(" ")}`);
   }
   const mod = await command.load();
+  logDebug("command module loaded");
   return mod.run({ global: globalOptions(g.values), values: parsed.values, operands: parsed.operands });
 }
 
@@ -108,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     if (isDebug() && e?.stack) process.stderr.write(e.stack + "\n");
     return 1;
   } finally {
+    logDebug("main done");
     closeLog();
   }
 }

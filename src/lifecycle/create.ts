@@ -7,7 +7,7 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
@@ -87,7 +87,9 @@ export function parsePreserveFds(text: string | undefined): number {
 export async function createContainer(opts: CreateOptions): Promise<Created> {
   validateId(opts.id);
   const bundle = resolveBundle(opts.bundle);
+  logDebug("create: start");
   const { config, warnings } = loadConfigFile(join(bundle, "config.json"));
+  logDebug("config read and validated");
   for (const w of warnings) logWarn(formatProblem(w));
   if (!config.process) throw new TsrunError("config.json: process: is required to create a container");
   const terminal = config.process.terminal === true;
@@ -130,8 +132,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
+    logDebug("state dir locked, cgroup planned, first state write");
     cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
     record.cgroup = cgroup;
+    // After the mkdirs: the pending write holds cgroup_mutex, which they would wait for.
+    primeCgroupAttach();
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
@@ -144,6 +149,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       warn: logWarn,
     });
     Object.assign(plan, planHooks(record, dir), idMapHelpers);
+    logDebug("plan built");
     launched = true;
     helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
@@ -154,6 +160,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     record.complete = true;
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-complete");
+    logDebug("state written");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");
     return { record, dir, helper };

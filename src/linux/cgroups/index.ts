@@ -18,14 +18,14 @@
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFile as writeFileInBackground } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
 import { runSync } from "../spawn.ts";
 import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
 import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
-import { findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
+import { dirOf, findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
 import type { Resources } from "./resources.ts";
 import { readStats, type StatSource, type StatSources, type Stats } from "./stats.ts";
 import type { CgroupState, WarnFn } from "./types.ts";
@@ -68,6 +68,33 @@ export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: bo
   const mounts = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
   const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
   return planPaths(opts, findHierarchies(mounts), self);
+}
+
+/**
+ * Starts moving this process into the cgroup it is already in (a no-op), and does not wait.
+ * Why: the first write to a cgroup.procs file after a quiet spell waits for an RCU grace period
+ * (cgroup_threadgroup_rwsem's rcu_sync); the writes that follow within about one more grace
+ * period do not. That wait was the largest stage of a create (5-30 ms while other work on the
+ * host frees network namespaces, bench/analysis.md): started early, it passes on a worker thread
+ * while create builds the plan and starts the helper, and the helper's write of the container's
+ * pid finds it already paid. The write holds cgroup_mutex while it waits, so cgroup mkdirs made
+ * meanwhile wait too: call this after them. Failures are ignored: then nothing is gained.
+ */
+export function primeCgroupAttach(): void {
+  try {
+    const h = findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
+    const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
+    let dir: string | undefined;
+    if (h.v2 && self.v2 !== undefined) dir = dirOf(h.v2.mountPoint, h.v2.root, self.v2);
+    else {
+      const hier = h.v1.find((x) => x.controllers.some((c) => self.v1[c] !== undefined));
+      const own = hier?.controllers.map((c) => self.v1[c]).find((p) => p !== undefined);
+      if (hier && own !== undefined) dir = dirOf(hier.mountPoint, hier.root, own);
+    }
+    if (dir !== undefined) writeFileInBackground(join(dir, "cgroup.procs"), String(process.pid), { flag: "r+" }, () => {});
+  } catch {
+    // nothing primed
+  }
 }
 
 /** The dirs mkdir -p would make for dir, parents first. */
