@@ -127,7 +127,9 @@ function cgroupOf(v: unknown): CgroupState | undefined {
   if (!Object.values(v1).every((d) => typeof d === "string" && d.startsWith("/"))) return undefined;
   if (v.v2 !== undefined && (typeof v.v2 !== "string" || !v.v2.startsWith("/"))) return undefined;
   if (v.claimed !== undefined && !strings(v.claimed)) return undefined;
-  const dirs = [...Object.values(v1), ...(v.v2 ? [v.v2] : []), ...v.created, ...(v.claimed ?? [])] as string[];
+  // Once each: v1 controllers share dirs, and created and claimed repeat them (`list` checks
+  // every container's record, three syscalls per dir).
+  const dirs = [...new Set([...Object.values(v1), ...(v.v2 ? [v.v2] : []), ...v.created, ...(v.claimed ?? [])] as string[])];
   const refused = dirs.find((d) => !isContainerCgroupDir(d));
   if (refused !== undefined) {
     logWarn(`the state names ${JSON.stringify(refused)} as the container's cgroup, which is not a cgroup below a hierarchy's root: its cgroup is left alone`);

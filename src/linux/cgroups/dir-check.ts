@@ -11,6 +11,9 @@ import { dirname, normalize } from "node:path";
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
+/** The device of each parent dir seen: every container's dirs share a few parents (`list`). */
+const parentDevs = new Map<string, number>();
+
 export function isContainerCgroupDir(dir: string): boolean {
   if (!dir.startsWith("/") || normalize(dir) !== dir || dir.endsWith("/")) return false;
   let fsType: number;
@@ -23,5 +26,8 @@ export function isContainerCgroupDir(dir: string): boolean {
   }
   if (fsType !== CGROUP_SUPER_MAGIC && fsType !== CGROUP2_SUPER_MAGIC) return false;
   // The root of a hierarchy is a mount point: its parent is on another filesystem.
-  return statSync(dirname(dir)).dev === dev;
+  const parent = dirname(dir);
+  let parentDev = parentDevs.get(parent);
+  if (parentDev === undefined) parentDevs.set(parent, (parentDev = statSync(parent).dev));
+  return parentDev === dev;
 }
