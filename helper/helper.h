@@ -216,6 +216,7 @@ extern bool g_debug;
 extern pid_t g_kill_on_die; /* parent: child to kill and reap before exiting on error */
 extern void (*g_die_hook)(void);
 extern const char *g_unlink_on_die[2]; /* parent: files it created, removed on a fatal error */
+void unlink_on_die_keep(size_t i, const char *path, int fd);
 void unlink_on_die_files(void);
 void report_line(const char *word, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void report_raw(const char *line, size_t len);

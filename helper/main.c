@@ -83,19 +83,25 @@ static void open_host_side(struct launch *l)
 		/* Created here because TypeScript has no mkfifo; start unlinks it. */
 		if (mkfifo(p->exec_fifo, 0600) < 0)
 			die_errno("mkfifo %s", p->exec_fifo);
-		g_unlink_on_die[0] = p->exec_fifo; /* a failed create leaves no fifo behind */
 		l->fifo = open(p->exec_fifo, O_RDWR | O_CLOEXEC);
-		if (l->fifo < 0)
-			die_errno("open exec fifo %s", p->exec_fifo);
+		if (l->fifo < 0) {
+			int e = errno;
+			unlink(p->exec_fifo);
+			die_errnum(e, "open exec fifo %s", p->exec_fifo);
+		}
+		unlink_on_die_keep(0, p->exec_fifo, l->fifo); /* a failed create leaves no fifo behind */
 	}
 	if (p->mode == MODE_CREATE && p->start_status && *p->start_status) {
 		/* Where the init tells `tsrun start` how its startContainer hooks went. */
 		if (mkfifo(p->start_status, 0600) < 0)
 			die_errno("mkfifo %s", p->start_status);
-		g_unlink_on_die[1] = p->start_status;
 		l->status_fd = open(p->start_status, O_RDWR | O_CLOEXEC);
-		if (l->status_fd < 0)
-			die_errno("open start status fifo %s", p->start_status);
+		if (l->status_fd < 0) {
+			int e = errno;
+			unlink(p->start_status);
+			die_errnum(e, "open start status fifo %s", p->start_status);
+		}
+		unlink_on_die_keep(1, p->start_status, l->status_fd);
 	}
 	process_oom(p);
 	filter_connect_listener(p);

@@ -7,10 +7,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,23 @@ bool g_debug;
 pid_t g_kill_on_die;
 void (*g_die_hook)(void);
 const char *g_unlink_on_die[2];
+/* What each of those files was when made: a failed create must not remove a file of the same
+ * name that a later create made there (its state dir removed and the id taken again). */
+static struct statx g_unlink_on_die_st[2];
+
+/* The inode number alone does not tell: ext4 gives a new file the inode just freed. */
+static bool same_file(const struct statx *a, const struct statx *b)
+{
+	return a->stx_dev_major == b->stx_dev_major && a->stx_dev_minor == b->stx_dev_minor && a->stx_ino == b->stx_ino &&
+	       a->stx_btime.tv_sec == b->stx_btime.tv_sec && a->stx_btime.tv_nsec == b->stx_btime.tv_nsec;
+}
+
+void unlink_on_die_keep(size_t i, const char *path, int fd)
+{
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &g_unlink_on_die_st[i]) < 0)
+		die_errno("statx %s", path);
+	g_unlink_on_die[i] = path;
+}
 uint64_t g_t0_ns;
 
 uint64_t now_ns(void)
@@ -123,7 +142,10 @@ void debug_stage(const char *fmt, ...)
 void unlink_on_die_files(void)
 {
 	for (size_t i = 0; i < sizeof(g_unlink_on_die) / sizeof(g_unlink_on_die[0]); i++) {
-		if (g_unlink_on_die[i])
+		struct statx st;
+		if (g_unlink_on_die[i] &&
+		    statx(AT_FDCWD, g_unlink_on_die[i], AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &st) == 0 &&
+		    same_file(&st, &g_unlink_on_die_st[i]))
 			unlink(g_unlink_on_die[i]);
 		g_unlink_on_die[i] = NULL;
 	}

@@ -7,7 +7,7 @@ import path from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { containerId, testRoot, tsrun, tsrunAsync, type TsrunResult } from "../lib/tsrun.ts";
-import { alive, crashSign, defaultCgroupDirs, describe, pool, sleep, state, waitForStatus, waitGone } from "./util.ts";
+import { alive, crashSign, defaultCgroupDirs, describe, pool, sleep, state, waitGone } from "./util.ts";
 
 const COUNT = Number(process.env.RELIABILITY_CONTAINERS || 200);
 const WIDTH = 8;
@@ -200,7 +200,14 @@ t.test("a create that fails after its id was force-deleted and taken again leave
   const other = makeBundle(t, { args: ["sleep", "1000"] });
   const id = containerId("retaken");
   const a = tsrunAsync(["create", "--bundle", held.dir, id], { root });
-  t.equal(waitForStatus(root, id, "creating"), "creating", "A is in its hook");
+  // `state` says the container does not exist until A has made its state dir.
+  let status = "";
+  for (let i = 0; i < 500 && status !== "creating"; i++) {
+    const r = tsrun(["state", id], { root });
+    if (r.code === 0) status = (JSON.parse(r.stdout) as { status: string }).status;
+    else await sleep(10);
+  }
+  t.equal(status, "creating", "A is in its hook");
   t.equal(tsrun(["delete", "--force", id], { root }).code, 0, "delete --force of A");
   const b = tsrun(["create", "--bundle", other.dir, id], { root });
   t.equal(b.code, 0, `B took the id: ${describe(b)}`);
