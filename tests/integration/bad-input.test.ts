@@ -2,9 +2,9 @@
 // names the problem (the JSON path for config errors), exits non-zero, and leaves nothing.
 import t from "tap";
 import fs from "node:fs";
-import path from "node:path";
 import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
+import { expectCreateRefused } from "../lib/refused-create.ts";
 import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
 
 const cases: [string, (c: ConfigObject) => void, RegExp][] = [
@@ -51,14 +51,9 @@ t.test("bad input: one clear line, exit 1, nothing left", async (t) => {
   leakCheck(t);
   const root = testRoot(t);
   for (const [name, mutate, want] of cases) {
-    const bundle = makeBundle(t, { config: mutate });
-    const id = containerId();
-    const r = tsrun(["create", "--bundle", bundle.dir, id], { root });
-    t.equal(r.code, 1, `${name}: exit 1`);
-    t.match(r.stderr, want, name);
+    const r = expectCreateRefused(t, root, name, mutate, want);
     // Several problems of one config are reported at once: each line is then a whole error.
     for (const line of r.stderr.trim().split("\n")) t.match(line, /^tsrun: \S/, `${name}: a complete line: ${line}`);
-    t.notOk(fs.existsSync(path.join(root, id)), `${name}: no state dir`);
   }
 });
 

@@ -14,6 +14,7 @@ import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
 import type { TestLike } from "../lib/context.ts";
+import { expectCreateRefused } from "../lib/refused-create.ts";
 
 if (process.geteuid?.() !== 0) {
   t.plan(0, "needs root");
@@ -148,14 +149,7 @@ t.test("idmapped mounts", async (t) => {
       ["a range past the last id", bind({ uidMappings: map(0, 4294967000, 1000), gidMappings: map(0, 1) }),
         /^tsrun: config\.json: mounts\[\d+\]\.uidMappings\[0\]\.size: hostID 4294967000 \+ size 1000 goes past 4294967294/],
     ];
-    for (const [name, mutate, want] of cases) {
-      const bundle = makeBundle(t, { config: mutate });
-      const id = containerId();
-      const r = tsrun(["create", "--bundle", bundle.dir, id], { root });
-      t.equal(r.code, 1, `${name}: exit 1`);
-      t.match(r.stderr, want, name);
-      t.notOk(fs.existsSync(path.join(root, id)), `${name}: no state dir`);
-    }
+    for (const [name, mutate, want] of cases) expectCreateRefused(t, root, name, mutate, want);
     t.same(fs.readdirSync(src), ["f"], "nothing was written to the source");
   });
 });
