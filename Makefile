@@ -1,4 +1,5 @@
-# tsrun build. `make` builds the C helper and the tsrun executable into build/.
+# tsrun build. `make` builds into build/: tsrun (the C front end, frontend/tsrun.c), tsrun-main
+# (the Bun executable it hands every command to but a fast `start`) and tsrun-helper (the C helper).
 PREFIX ?= /usr/local
 BUN := node_modules/.bin/bun
 CC ?= cc
@@ -11,7 +12,7 @@ SCHEMAS := $(wildcard schemas/*.json)
 
 .PHONY: all install test unit integration demo bench typecheck clean
 
-all: build/tsrun build/tsrun-helper
+all: build/tsrun build/tsrun-main build/tsrun-helper
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -33,15 +34,20 @@ build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR)
 # once (create about 3 ms less CPU, bench/analysis.md).
 BUN_COMPILE := --compile --bytecode --minify --no-compile-autoload-dotenv --no-compile-autoload-bunfig --splitting --format=esm --compile-jit-policy=10
 
-build/tsrun: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp Makefile
+build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp Makefile
 	@mkdir -p build
 	$(BUN) build $(BUN_COMPILE) --target=bun-linux-x64 bin/tsrun.ts --outfile $@
+
+build/tsrun: frontend/tsrun.c
+	@mkdir -p build
+	$(CC) $(HELPER_CFLAGS) -o $@ frontend/tsrun.c
 
 typecheck: src/spec/generated/.stamp
 	node_modules/.bin/tsc -p tsconfig.json
 
 install: all
 	install -D -m 0755 build/tsrun $(DESTDIR)$(PREFIX)/bin/tsrun
+	install -D -m 0755 build/tsrun-main $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-main
 	install -D -m 0755 build/tsrun-helper $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-helper
 
 # Unit, integration and manager tests, then the conformance suite against the committed results.

@@ -8,7 +8,7 @@
 //   BENCH_RUNTIMES=runc,crun,tsrun
 //   BENCH_DOC=path         where the report goes (default docs/performance.md when BENCH_RUNS >= 30,
 //                          else build/bench/performance.md, so a smoke test never replaces the doc)
-//   BENCH_TSRUN_DIR=dir    where tsrun and tsrun-helper are taken from (default build/)
+//   BENCH_TSRUN_DIR=dir    where tsrun, tsrun-main and tsrun-helper are taken from (default build/)
 //
 // Every command is timed by bench/runner.c (fork, execve, wait4: no interpreter in the
 // measurement; peak RSS from the same wait4), runtimes interleaved round-robin in an order that

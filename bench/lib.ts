@@ -140,7 +140,7 @@ async function startNsHolder(unified: string, env: NodeJS.ProcessEnv): Promise<n
 
 export interface SetupOptions {
   runtimes: RuntimeName[];
-  /** copy build/tsrun and build/tsrun-helper (so a concurrent rebuild cannot swap them mid-run) */
+  /** copy build/tsrun, build/tsrun-main and build/tsrun-helper (so a concurrent rebuild cannot swap them mid-run) */
   tsrunFrom?: string;
 }
 
@@ -246,9 +246,11 @@ export async function setup(opts: SetupOptions): Promise<Work> {
       const from = opts.tsrunFrom ?? BUILD;
       const binDir = path.join(dir, "bin");
       fs.mkdirSync(binDir, { recursive: true });
-      for (const f of ["tsrun", "tsrun-helper"]) fs.copyFileSync(path.join(from, f), path.join(binDir, f));
-      fs.chmodSync(path.join(binDir, "tsrun"), 0o755);
-      fs.chmodSync(path.join(binDir, "tsrun-helper"), 0o755);
+      // The front end finds tsrun-main beside it, and tsrun-main the helper.
+      for (const f of ["tsrun", "tsrun-main", "tsrun-helper"]) {
+        fs.copyFileSync(path.join(from, f), path.join(binDir, f));
+        fs.chmodSync(path.join(binDir, f), 0o755);
+      }
       bin = path.join(binDir, "tsrun");
     } else {
       bin = which(name, name === "runc" ? "/usr/sbin/runc" : "/usr/bin/crun");

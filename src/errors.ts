@@ -35,6 +35,7 @@ const ERRNO_WORDS: Record<string, string> = {
   ENOSPC: "no space left on device",
   EROFS: "read-only file system",
   ELOOP: "too many levels of symbolic links",
+  EPIPE: "broken pipe",
 };
 
 export function errnoText(err: unknown): string {

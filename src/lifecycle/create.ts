@@ -16,6 +16,7 @@ import { lockNewContainer, writeRecord, execFifoPath, validateId, stateDirIdenti
 import { destroyContainer } from "./destroy.ts";
 import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
 import { crashPoint } from "./crash-point.ts";
+import { writeStartFast } from "./start.ts";
 import { rootlessPreflight, rootlessCgroup, rootlessResources, type RootlessContext } from "./rootless.ts";
 import { SPEC_VERSION } from "../version.ts";
 
@@ -160,6 +161,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     record.complete = true;
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-complete");
+    // run starts it here, in this process.
+    if (!opts.foreground) writeStartFast(dir, record);
     logDebug("state written");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");

@@ -1,9 +1,30 @@
 /** start: release the waiting init through exec.fifo. */
-import { openSync, writeSync, closeSync, unlinkSync, constants } from "node:fs";
+import { openSync, writeSync, closeSync, unlinkSync, writeFileSync, renameSync, constants } from "node:fs";
+import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
-import { execFifoPath, containerDir } from "./state-store.ts";
+import { execFifoPath, containerDir, type ContainerRecord } from "./state-store.ts";
 import { loadContainer } from "./status.ts";
-import { StartHookStatus, runPoststartHooks } from "./hooks.ts";
+import { StartHookStatus, runPoststartHooks, hooksOf } from "./hooks.ts";
+
+/**
+ * ROOT/ID/start.fast, for frontend/tsrun.c (the `tsrun` executable), which then starts the
+ * container itself without a Bun start-up: "1 PID STARTTIME\n" (format version, the init's pid
+ * and its start time as the record keeps them). Written by create once the record is complete,
+ * and only when start has nothing to do but release the init through exec.fifo: with
+ * startContainer or poststart hooks it must read the init's start status and run hooks, which
+ * only this code does. Without it the front end hands start to this code, so a failed write
+ * costs speed only.
+ */
+export function writeStartFast(dir: string, record: ContainerRecord): void {
+  if (hooksOf(record.config, "startContainer").length || hooksOf(record.config, "poststart").length) return;
+  const tmp = join(dir, `.start.fast.${process.pid}`);
+  try {
+    writeFileSync(tmp, `1 ${record.pid} ${record.pidStartTime}\n`, { mode: 0o600 });
+    renameSync(tmp, join(dir, "start.fast"));
+  } catch {
+    // start then takes the slow path; delete removes a leftover temp file with the state dir
+  }
+}
 
 export async function startContainer(root: string, id: string): Promise<void> {
   const { record, status } = loadContainer(root, id);
@@ -50,7 +71,8 @@ export async function startContainer(root: string, id: string): Promise<void> {
     writeSync(fd, "0");
   } catch (err) {
     hookStatus?.close();
-    throw err;
+    // frontend/tsrun.c reports this failure of its fast start in the same words.
+    throw new TsrunError(`cannot write to exec fifo: ${errnoText(err)}`);
   } finally {
     closeSync(fd);
   }

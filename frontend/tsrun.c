@@ -1,0 +1,256 @@
+/*
+ * tsrun's front end: the `tsrun` managers call. A Bun start-up costs about 8 ms of CPU, more
+ * than `start` of a container without start hooks needs (one byte into exec.fifo). So this
+ * program does that one case itself, from ROOT/ID/start.fast, which create writes only when
+ * start has nothing else to do (src/lifecycle/create.ts), and hands everything else, unchanged,
+ * to the Bun executable tsrun-main. It decides nothing: whenever the fast path is not certain to
+ * do what the TypeScript start would do, it execs tsrun-main, which then gives the same answer
+ * and the same error text as before.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ID_LENGTH 1024
+
+/* Never from the environment: tsrun runs as root for whoever can call it. */
+static const char *const MAIN_CANDIDATES[] = { "tsrun-main", "../libexec/tsrun/tsrun-main" };
+
+static void exec_main(char **argv) __attribute__((noreturn));
+static void exec_main(char **argv) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0) {
+    fprintf(stderr, "tsrun: cannot find tsrun-main: cannot read /proc/self/exe: %s\n", strerror(errno));
+    exit(1);
+  }
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  size_t dirlen = slash ? (size_t)(slash - self) : 0;
+  for (size_t i = 0; i < sizeof MAIN_CANDIDATES / sizeof MAIN_CANDIDATES[0]; i++) {
+    char path[PATH_MAX];
+    int len = snprintf(path, sizeof path, "%.*s/%s", (int)dirlen, self, MAIN_CANDIDATES[i]);
+    if (len < 0 || (size_t)len >= sizeof path) continue;
+    execv(path, argv);
+    if (errno != ENOENT && errno != ENOTDIR) {
+      fprintf(stderr, "tsrun: cannot run %s: %s\n", path, strerror(errno));
+      exit(1);
+    }
+  }
+  fprintf(stderr, "tsrun: cannot find tsrun-main next to %s or in ../libexec/tsrun\n", self);
+  exit(1);
+}
+
+/* runc's (Go's) words for an errno, as src/errors.ts errnoText() gives them. */
+static void errno_words(int err, char *out, size_t size) {
+  snprintf(out, size, "%s", strerror(err));
+  for (char *p = out; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+}
+
+/* The error line as src/log.ts writes it: to --log in its format, and to stderr. */
+static void log_error(int log_fd, int json, const char *msg) {
+  if (log_fd >= 0) {
+    struct timespec ts;
+    struct tm tm;
+    char when[64] = "1970-01-01T00:00:00.000Z";
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) != NULL) {
+      snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    }
+    /* msg is fixed text and errno words: nothing in it needs JSON escaping. */
+    char line[1024];
+    int len = json ? snprintf(line, sizeof line, "{\"level\":\"error\",\"msg\":\"%s\",\"time\":\"%s\"}\n", msg, when)
+                   : snprintf(line, sizeof line, "time=\"%s\" level=error msg=\"%s\"\n", when, msg);
+    if (len > 0 && (size_t)len < sizeof line && write(log_fd, line, (size_t)len) < 0) {
+      /* stderr below still carries the error */
+    }
+  }
+  if (dprintf(2, "tsrun: %s\n", msg) < 0) {
+    /* nowhere left to report it; the exit status still does */
+  }
+}
+
+static int valid_id(const char *id) {
+  size_t len = strlen(id);
+  if (len == 0 || len > MAX_ID_LENGTH || strcmp(id, ".") == 0 || strcmp(id, "..") == 0) return 0;
+  /* A leading '-' would be an option to tsrun-main's parser. */
+  if (id[0] == '-') return 0;
+  for (const char *p = id; *p; p++) {
+    char c = *p;
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '+' ||
+          c == '.' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* TypeScript's path.join() folds "." and ".." lexically, the kernel after following symlinks:
+ * only a root without them names the same directory both ways. */
+static int plain_root(const char *root) {
+  if (root[0] == '\0') return 0;
+  for (const char *p = root; *p;) {
+    const char *end = strchrnul(p, '/');
+    size_t len = (size_t)(end - p);
+    if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) return 0;
+    p = *end ? end + 1 : end;
+  }
+  return 1;
+}
+
+/*
+ * Whether argv[*i] is option `name` (then its value is in *value and *i is past it). A value
+ * that src/cli/args.ts might read otherwise than this (empty, or like an option) is left to it.
+ */
+static int take_option(int argc, char **argv, int *i, const char *name, const char **value) {
+  size_t nl = strlen(name);
+  const char *a = argv[*i];
+  if (strncmp(a, name, nl) != 0 || (a[nl] != '=' && a[nl] != '\0')) return 0;
+  const char *v;
+  if (a[nl] == '=') v = a + nl + 1;
+  else if (*i + 1 < argc) v = argv[++*i];
+  else exec_main(argv);
+  if (*value != NULL || v[0] == '\0' || v[0] == '-') exec_main(argv);
+  *value = v;
+  return 1;
+}
+
+/* Reads the whole small file at path into buf (NUL-terminated); -1 on any error or if too long. */
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t got = 0;
+  for (;;) {
+    if (got == size - 1) {
+      close(fd);
+      return -1;
+    }
+    ssize_t n = read(fd, buf + got, size - 1 - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return -1;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  if (close(fd) < 0) return -1;
+  buf[got] = '\0';
+  return (ssize_t)got;
+}
+
+/* A decimal number as create writes it: digits only, no leading zero, at most max_len digits. */
+static const char *parse_digits(const char *p, size_t max_len, const char **digits, size_t *len) {
+  const char *s = p;
+  while (*p >= '0' && *p <= '9') p++;
+  *len = (size_t)(p - s);
+  if (*len == 0 || *len > max_len || (s[0] == '0' && *len > 1)) return NULL;
+  *digits = s;
+  return p;
+}
+
+/*
+ * start.fast: "1 PID STARTTIME\n". True when that process is still the container's init and
+ * alive (src/linux/proc.ts isSameLiveProcess()).
+ */
+static int init_alive(const char *fast_path) {
+  char buf[128];
+  if (read_small(fast_path, buf, sizeof buf) < 0) return 0;
+  if (strncmp(buf, "1 ", 2) != 0) return 0;
+  const char *pid, *start;
+  size_t pid_len, start_len;
+  const char *p = parse_digits(buf + 2, 10, &pid, &pid_len);
+  if (!p || *p != ' ') return 0;
+  p = parse_digits(p + 1, 20, &start, &start_len);
+  if (!p || strcmp(p, "\n") != 0) return 0;
+  if (pid[0] == '0') return 0;
+
+  char stat_path[64], stat[1024];
+  snprintf(stat_path, sizeof stat_path, "/proc/%.*s/stat", (int)pid_len, pid);
+  if (read_small(stat_path, stat, sizeof stat) < 0) return 0;
+  /* The command name (field 2) may hold spaces and parentheses: fields resume after the last ")". */
+  char *f = strrchr(stat, ')');
+  if (!f || f[1] != ' ') return 0;
+  f += 2;
+  if (f[0] == 'Z' || f[0] == 'X' || f[0] == '\0') return 0;
+  for (int field = 3; field < 22; field++) {
+    f = strchr(f, ' ');
+    if (!f) return 0;
+    f++;
+  }
+  return strncmp(f, start, start_len) == 0 && (f[start_len] == ' ' || f[start_len] == '\n' || f[start_len] == '\0');
+}
+
+int main(int argc, char **argv) {
+  const char *root = NULL, *log = NULL, *log_format = NULL;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!take_option(argc, argv, &i, "--root", &root) && !take_option(argc, argv, &i, "--log-format", &log_format) &&
+        !take_option(argc, argv, &i, "--log", &log))
+      exec_main(argv);
+  }
+  if (argc - i != 2 || strcmp(argv[i], "start") != 0 || !valid_id(argv[i + 1])) exec_main(argv);
+  const char *id = argv[i + 1];
+  int json = 0;
+  if (log_format) {
+    if (strcmp(log_format, "json") == 0) json = 1;
+    else if (strcmp(log_format, "text") != 0) exec_main(argv);
+  }
+  if (!root) {
+    /* Anyone else's default root is src/linux/rootless.ts's to choose. */
+    if (geteuid() != 0 || getenv("XDG_RUNTIME_DIR") != NULL) exec_main(argv);
+    root = "/run/tsrun";
+  }
+  if (!plain_root(root)) exec_main(argv);
+
+  char dir[PATH_MAX + 8], path[PATH_MAX + 32];
+  int len = snprintf(dir, sizeof dir, "%s/%s", root, id);
+  if (len < 0 || (size_t)len >= PATH_MAX) exec_main(argv);
+
+  /* As src/log.ts: the log file is opened (and made) before the command runs. */
+  int log_fd = -1;
+  if (log && (log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) exec_main(argv);
+
+  snprintf(path, sizeof path, "%s/start.fast", dir);
+  if (!init_alive(path)) exec_main(argv);
+  /* start.fast is only written without start hooks; a status fifo means they are there after all. */
+  snprintf(path, sizeof path, "%s/start-status.fifo", dir);
+  if (access(path, F_OK) == 0 || errno != ENOENT) exec_main(argv);
+
+  snprintf(path, sizeof path, "%s/exec.fifo", dir);
+  /* O_NONBLOCK: with no reader (the init is gone) this fails at once instead of hanging. */
+  int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) exec_main(argv);
+  /* The unlink decides which of two concurrent starts goes on. */
+  if (unlink(path) < 0) {
+    if (close(fd) < 0) {
+      /* the fd is gone either way, and tsrun-main starts afresh */
+    }
+    exec_main(argv);
+  }
+  /* From here there is no way back to tsrun-main: a reader gone now is EPIPE, not a signal. */
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    /* then a vanished reader kills this process, which still exits non-zero */
+  }
+  ssize_t n;
+  do n = write(fd, "0", 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) {
+    char words[128], msg[256];
+    errno_words(n < 0 ? errno : EIO, words, sizeof words);
+    snprintf(msg, sizeof msg, "cannot write to exec fifo: %s", words);
+    log_error(log_fd, json, msg);
+    return 1;
+  }
+  if (close(fd) < 0) {
+    /* the byte is in the pipe: the init has been released */
+  }
+  return 0;
+}
