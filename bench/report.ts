@@ -314,7 +314,7 @@ function machineSection(r: Results): string {
     `- tsrun: ${r.versions.tsrun}; driver: bun ${r.versions.bun}`,
     `- load average (1/5/15 min) before: ${r.loadBefore.map((x) => x.toFixed(2)).join(" / ")}, after: ${r.loadAfter.map((x) => x.toFixed(2)).join(" / ")}; 1-min load during the run: ${ls ? `${ls.min.toFixed(2)}-${ls.max.toFixed(2)}` : "-"}`,
     shared
-      ? `- **the machine was shared**: other sessions were running tests on these ${r.machine.cores} cores before and during the run, so absolute numbers are noisy and inflated; runtimes were interleaved round by round so that the noise hits all three alike, and the ratios are the figures to read.`
+      ? `- **the machine was not idle** (1-min load ${r.loadBefore[0]!.toFixed(2)} before the run; the 200-container rounds load it too), so absolute numbers are noisy and inflated; runtimes were interleaved round by round so that the noise hits all three alike, and the ratios are the figures to read.`
       : `- the machine was quiet before the run (load below 0.5).`,
   ].join("\n");
 }
