@@ -10,17 +10,11 @@ import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { realDir, removeAtTeardown, type TestLike } from "../lib/context.ts";
 import { REPO } from "../lib/rootfs.ts";
-import { TAG_ENV, TEST_TAG, TSRUN, containerId, spawnTsrun, testRoot, tsrun, tsrunAsync } from "../lib/tsrun.ts";
+import { containerId, spawnTsrun, state, TAG_ENV, TEST_TAG, testRoot, TSRUN, tsrun, tsrunAsync } from "../lib/tsrun.ts";
 
 const CAP_SYS_ADMIN = 21;
 const CAP_NET_ADMIN = 12;
 const NAMESPACES = ["mnt", "pid", "net", "ipc", "uts", "cgroup"];
-
-function state(root: string, id: string): { status: string; pid: number; [k: string]: unknown } {
-  const r = tsrun(["state", id], { root });
-  if (r.code !== 0) throw new Error(`state ${id}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { makeBundle, writeConfig, type Bundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { realDir, removeAtTeardown, type TestLike } from "../lib/context.ts";
-import { TAG_ENV, TEST_TAG, containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { containerId, state, TAG_ENV, TEST_TAG, testRoot, tsrun, waitForStatus } from "../lib/tsrun.ts";
 
 type HookName = "prestart" | "createRuntime" | "createContainer" | "startContainer" | "poststart" | "poststop";
 interface HookDef {
@@ -137,22 +137,6 @@ function nsOf(pid: number | "self"): Ns {
   const out = {} as Ns;
   for (const ns of NAMESPACES) out[ns] = fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
   return out;
-}
-
-function state(root: string, id: string): { status: string; pid: number; [k: string]: unknown } {
-  const r = tsrun(["state", id], { root });
-  if (r.code !== 0) throw new Error(`state ${id}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-function waitForStatus(root: string, id: string, want: string): string {
-  let status = "";
-  for (let i = 0; i < 500; i++) {
-    status = state(root, id).status;
-    if (status === want) break;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-  }
-  return status;
 }
 
 const USER_PROCESS = ["sh", "-c", `echo "USER process" >> ${IN_CONTAINER}/log; exec sleep 1000`];

@@ -6,23 +6,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { makeBundle, writeConfig } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { containerId, spawnTsrun, testRoot, tsrun, TSRUN } from "../lib/tsrun.ts";
-
-function state(root: string, id: string): { status: string; pid: number; [k: string]: unknown } {
-  const r = tsrun(["state", id], { root });
-  if (r.code !== 0) throw new Error(`state ${id}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-function waitForStatus(root: string, id: string, want: string): string {
-  let status = "";
-  for (let i = 0; i < 500; i++) {
-    status = state(root, id).status;
-    if (status === want) break;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-  }
-  return status;
-}
+import { containerId, spawnTsrun, state, testRoot, TSRUN, tsrun, waitForStatus } from "../lib/tsrun.ts";
 
 t.test("create, start, state, kill, delete", async (t) => {
   leakCheck(t);

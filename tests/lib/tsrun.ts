@@ -113,9 +113,10 @@ function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
  * Where tsrun's stdout/stderr go for tsrun() and tsrunAsync(): an unlinked temp file, not a pipe.
  * `create` (and `run -d`, `exec -d`) hand tsrun's stdio to the container, which keeps it open
  * after tsrun exits; reading a pipe until EOF would then wait for the container to end. A file
- * is read as soon as tsrun itself has exited.
+ * is read as soon as tsrun itself has exited. (The manager tests use it for the same reason: conmon
+ * or a shim keeps a copy of a pipe long after the command they ran has exited.)
  */
-class Capture {
+export class Capture {
   readonly fd: number;
   constructor() {
     const p = path.join(os.tmpdir(), `tsrun-out-${process.pid}-${Math.random().toString(36).slice(2)}`);
@@ -236,4 +237,31 @@ export function listDir(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** What `tsrun state` prints, as the tests read it. */
+export interface StateJson {
+  id: string;
+  pid: number;
+  status: string;
+  bundle: string;
+  [k: string]: unknown;
+}
+
+/** `tsrun state ID`, parsed; throws when it fails. */
+export function state(root: string, id: string, opts: TsrunOptions = {}): StateJson {
+  const r = tsrun(["state", id], { ...opts, root });
+  if (r.code !== 0) throw new Error(`state ${id}: code ${r.code}${r.signal ? ` (${r.signal})` : ""}, stderr ${JSON.stringify(r.stderr.slice(0, 400))}`);
+  return JSON.parse(r.stdout) as StateJson;
+}
+
+/** Poll `tsrun state` until the status is `want` (or about 5 s pass); returns the last status. */
+export function waitForStatus(root: string, id: string, want: string): string {
+  let status = "";
+  for (let i = 0; i < 500; i++) {
+    status = state(root, id).status;
+    if (status === want) break;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return status;
 }

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { readMounts } from "../lib/context.ts";
-import { tsrun, type TsrunOptions, type TsrunResult } from "../lib/tsrun.ts";
+import { type TsrunResult } from "../lib/tsrun.ts";
 
 /** The output of a tsrun that crashed instead of failing: a JS stack, an internal error, a Bun panic. */
 const CRASH_SIGNS: RegExp[] = [
@@ -51,34 +51,7 @@ export async function pool<I, O>(items: readonly I[], width: number, fn: (item: 
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-export interface StateJson {
-  id: string;
-  pid: number;
-  status: string;
-  bundle: string;
-  [k: string]: unknown;
-}
-
-export function state(root: string, id: string, opts: TsrunOptions = {}): StateJson {
-  const r = tsrun(["state", id], { ...opts, root });
-  if (r.code !== 0) throw new Error(`state ${id}: ${describe(r)}`);
-  return JSON.parse(r.stdout) as StateJson;
-}
-
-/** Poll `tsrun state` until the status is `want` (or about 5 s pass); returns the last status. */
-export function waitForStatus(root: string, id: string, want: string): string {
-  let status = "";
-  for (let i = 0; i < 500; i++) {
-    status = state(root, id).status;
-    if (status === want) break;
-    sleepSync(10);
-  }
-  return status;
-}
+export { state, waitForStatus, type StateJson } from "../lib/tsrun.ts";
 
 /** Whether pid is a live (not zombie) process. */
 export function alive(pid: number): boolean {
