@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { removeTree, readMounts, isUnder } from "../lib/context.ts";
 import { sharedRootfs } from "../lib/rootfs.ts";
-import { TSRUN } from "../lib/tsrun.ts";
+import { Capture, TSRUN } from "../lib/tsrun.ts";
 
 export { TSRUN };
 
@@ -58,29 +58,6 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Extra fds for the child from fd 3 on (e.g. podman's --preserve-fds). */
   extraFds?: number[];
-}
-
-/**
- * Output to an unlinked temp file rather than a pipe: a daemonized helper (conmon, a shim) may
- * keep a copy of a pipe open long after the command we ran has exited.
- */
-class Capture {
-  readonly fd: number;
-  constructor() {
-    const p = path.join(os.tmpdir(), `mgr-out-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    this.fd = fs.openSync(p, "wx+", 0o600);
-    fs.unlinkSync(p);
-  }
-  read(): string {
-    try {
-      const size = fs.fstatSync(this.fd).size;
-      const buf = Buffer.alloc(size);
-      const n = size ? fs.readSync(this.fd, buf, 0, size, 0) : 0;
-      return buf.subarray(0, n).toString("utf8");
-    } finally {
-      fs.closeSync(this.fd);
-    }
-  }
 }
 
 /** Run a command to completion (default guard: 120 s, then SIGKILL). */
