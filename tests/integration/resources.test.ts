@@ -62,6 +62,24 @@ t.test("limits at create, read back, then changed by update", async (t) => {
   t.match(tsrun(["update", "--memory", "1m", id], { root }), { code: 1, stderr: /container does not exist/ });
 });
 
+t.test("pids.limit 0 is a limit, at create and by update (runtime-spec 1.3.0)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"], config: (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 0 } }) });
+  const id = containerId();
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root }).code, 0);
+  const pids = cgroupDir(statePid(root, id), "pids");
+  t.equal(read(pids, "pids.max"), "0", "create writes 0, not max");
+  t.equal(tsrun(["update", "--pids-limit", "-1", id], { root }).code, 0);
+  t.equal(read(pids, "pids.max"), "max", "a negative limit is unlimited");
+  t.equal(tsrun(["update", "--pids-limit", "0", id], { root }).code, 0);
+  t.equal(read(pids, "pids.max"), "0", "update --pids-limit 0 writes 0");
+  t.equal(tsrun(["update", "--resources", "-", id], { root, input: JSON.stringify({ pids: { limit: 5 } }) }).code, 0);
+  t.equal(tsrun(["update", "--resources", "-", id], { root, input: JSON.stringify({ pids: { limit: 0 } }) }).code, 0);
+  t.equal(read(pids, "pids.max"), "0", "update --resources with limit 0 writes 0");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+});
+
 t.test("limits take effect inside", async (t) => {
   leakCheck(t);
   const root = testRoot(t);

@@ -229,8 +229,9 @@ t.test("mapResources: memory limits and unlimited values", async (t) => {
   t.throws(() => mapResources({ memory: { limit: 200, swap: 100 } }, v1, () => {}), /must not be lower than memory\.limit/);
   t.throws(() => mapResources({ memory: { swappiness: 101 } }, v1, () => {}), /swappiness: invalid value 101/);
   t.throws(() => mapResources({ memory: { limit: 1.5 } }, v1, () => {}), /memory\.limit: not an integer/);
-  t.same(short(mapResources({ pids: { limit: 0 } }, v1, () => {})), ["v1 pids pids.max=max"]);
+  t.same(short(mapResources({ pids: { limit: 0 } }, v1, () => {})), ["v1 pids pids.max=0"], "pids.limit 0 is a limit (runtime-spec 1.3.0)");
   t.same(short(mapResources({ pids: { limit: -1 } }, v1, () => {})), ["v1 pids pids.max=max"]);
+  t.same(short(mapResources({ pids: { limit: -5 } }, v1, () => {})), ["v1 pids pids.max=max"], "any negative value is unlimited");
   t.same(short(mapResources({ memory: { useHierarchy: true } }, v1, () => {})), ["v1 memory memory.use_hierarchy=1"]);
 });
 

@@ -200,8 +200,9 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
   }
 
   if (r.pids && r.pids.limit !== undefined) {
+    // runtime-spec 1.3.0: 0 is a limit (no new process); only a negative value means unlimited.
     const limit = int(r.pids.limit, "pids.limit");
-    section("pids", "pids", (_h, w) => w("pids.max", limit > 0 ? dec(limit) : "max"));
+    section("pids", "pids", (_h, w) => w("pids.max", limit >= 0 ? dec(limit) : "max"));
   }
 
   const bio = r.blockIO;
