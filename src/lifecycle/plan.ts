@@ -74,8 +74,8 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
   const env = p.env ?? [];
-  checkSelinuxLabel(p.selinuxLabel, prefix);
-  const apparmorProfile = planApparmor(p.apparmorProfile, prefix);
+  checkSelinuxLabel(p.selinuxLabel, `config.json: ${prefix}.selinuxLabel`);
+  const apparmorProfile = planApparmor(p.apparmorProfile, `config.json: ${prefix}.apparmorProfile`);
   return {
     args: p.args ?? [],
     env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],
