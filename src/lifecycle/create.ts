@@ -19,6 +19,7 @@ import { crashPoint } from "./crash-point.ts";
 import { writeStartFast } from "./start.ts";
 import { rootlessPreflight, rootlessCgroup, rootlessResources, type RootlessContext } from "./rootless.ts";
 import { SPEC_VERSION } from "../version.ts";
+import { applyIntelRdt, planIntelRdt, probeResctrl, rdtTasksFiles, requestedIntelRdt, type RdtPlan } from "../linux/resctrl.ts";
 
 export interface CreateOptions {
   root: string;
@@ -107,6 +108,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
   const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
+  const rdtConfig = config.linux?.intelRdt;
+  const rdt: RdtPlan | undefined = rdtConfig ? planIntelRdt(opts.id, requestedIntelRdt(rdtConfig), probeResctrl(), { unprivileged: opts.rootless?.unprivileged }) : undefined;
   const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
   const dirIdentity = stateDirIdentity(dir);
@@ -124,6 +127,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     config,
     ...(opts.noNewKeyring ? { noNewKeyring: true } : {}),
     cgroup,
+    ...(rdt ? { intelRdt: rdt.state } : {}),
     complete: false,
     ...(self ? { creator: { pid: process.pid, startTime: self.startTime } } : {}),
   };
@@ -141,10 +145,17 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
+    if (rdt) {
+      record.intelRdt = applyIntelRdt(rdt);
+      writeRecord(dir, record, dirIdentity);
+      logDebug(`Intel RDT class ready: ${JSON.stringify(record.intelRdt)}`);
+    }
+    // The Intel RDT tasks files after the cgroup ones: the helper writes the init's pid to each, in order.
+    const cgroupProcs = [...procsFiles(cgroup), ...rdtTasksFiles(record.intelRdt)];
 
     const plan = planCreate({
       id: opts.id,
-      config, bundle, rootfs, cgroup, cgroupProcs: procsFiles(cgroup), execFifo: execFifoPath(dir),
+      config, bundle, rootfs, cgroup, cgroupProcs, execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
       noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,

@@ -11,6 +11,7 @@ import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
 import { NS_FILE } from "../linux/host-namespaces.ts";
+import { rdtTasksFiles } from "../linux/resctrl.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
@@ -140,7 +141,8 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
       path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
     })),
     uidMappings: [], gidMappings: [], timeOffsets: [],
-    cgroupProcs: record.cgroup ? procsFiles(record.cgroup) : [],
+    // The Intel RDT tasks files after the cgroup ones: the helper writes the pid to each, in order.
+    cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
     rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
     mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
     process: planProcess(proc, logWarn),
