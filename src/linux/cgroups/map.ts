@@ -191,7 +191,11 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
         if (rtPeriod !== undefined) throw unsupportedOnV2("cpu.realtimePeriod", rtPeriod);
         if (rtRuntime !== undefined) throw unsupportedOnV2("cpu.realtimeRuntime", rtRuntime);
       }
-      if (idle !== undefined) w("cpu.idle", dec(idle));
+      if (idle !== undefined) {
+        // cgroup v2's, and v1's too on kernels that have it there (6.x do): a kernel without the file cannot apply it.
+        if (!host.exists(h, "cpu", "cpu.idle")) throw new TsrunError(`cgroup: linux.resources.cpu.idle (${idle}): not supported by this kernel's ${h} cpu controller (no cpu.idle file)`);
+        w("cpu.idle", dec(idle));
+      }
     });
     section("cpuset", "cpuset", (_h, w) => {
       if (cpu.cpus) w("cpuset.cpus", cpu.cpus);
