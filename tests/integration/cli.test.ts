@@ -5,6 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { makeBundle, writeConfig } from "../lib/bundle.ts";
 import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { spawnSync } from "node:child_process";
+import { validateFeatures } from "../../src/spec/validate.ts";
+import { VERSION } from "../../src/version.ts";
 
 const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
 
@@ -104,9 +107,21 @@ t.test("features is valid JSON describing this build", async (t) => {
   const r = tsrun(["features"]);
   t.equal(r.code, 0);
   const f = JSON.parse(r.stdout);
+  t.same(validateFeatures(f).problems, [], "valid against the features schema (runtime-spec 1.3.0)");
   t.equal(f.ociVersionMax, "1.3.0");
   t.ok(f.mountOptions.includes("rro"));
   t.same(f.linux.namespaces.sort(), ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]);
+  t.equal(f.annotations["io.github.tsrun.version"], VERSION, "tsrun's own version, not the spec's");
+  const runc = spawnSync("runc", ["features"], { encoding: "utf8" });
+  const runcLibseccomp = runc.status === 0 ? JSON.parse(runc.stdout).annotations?.["io.github.seccomp.libseccomp.version"] : undefined;
+  t.match(f.annotations["io.github.seccomp.libseccomp.version"], /^\d+\.\d+\.\d+$/, "the libseccomp version, under runc's and crun's key");
+  if (runcLibseccomp) t.equal(f.annotations["io.github.seccomp.libseccomp.version"], runcLibseccomp, "the same library runc reports on this host");
+  t.same(f.linux.apparmor, { enabled: true }, "AppArmor profiles are applied (where the host has AppArmor)");
+  t.same(f.linux.selinux, { enabled: false }, "SELinux labels are not");
+  t.same(f.linux.intelRdt, { enabled: true, schemata: true, monitoring: true });
+  t.same(f.linux.netDevices, { enabled: false }, "not implemented yet");
+  t.same(f.linux.memoryPolicy, { modes: [], flags: [] }, "not implemented yet");
+  t.same(f.potentiallyUnsafeConfigAnnotations, [], "no config annotation changes what tsrun does");
 });
 
 // Managers run the runtime with their own working directory (often the bundle). A Bun
