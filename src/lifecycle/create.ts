@@ -7,6 +7,7 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
+import { resolveRootfs } from "../spec/check-bundle.ts";
 import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
@@ -56,16 +57,11 @@ function resolveBundle(bundle: string | undefined): string {
   }
 }
 
-function resolveRootfs(bundle: string, rootPath: string): string {
-  const path = resolve(bundle, rootPath);
-  try {
-    const real = realpathSync(path);
-    if (!statSync(real).isDirectory()) throw new TsrunError(`config.json: root.path: ${path} is not a directory`);
-    return real;
-  } catch (err) {
-    if (err instanceof TsrunError) throw err;
-    throw new TsrunError(`config.json: root.path: ${path}: ${errnoText(err)}`);
-  }
+/** The rootfs dir, decided as `tsrun check` decides it. */
+function rootfsDir(bundle: string, rootPath: string): string {
+  const r = resolveRootfs(bundle, rootPath);
+  if ("message" in r) throw new TsrunError(`config.json: root.path: ${r.message}`);
+  return r.dir;
 }
 
 /** Written like runc: to a temp file beside it, then renamed, so readers never see half a pid. */
@@ -101,7 +97,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   if (!terminal && opts.consoleSocket) {
     throw new TsrunError("cannot use console socket if the process does not allocate a tty (process.terminal is false)");
   }
-  const rootfs = resolveRootfs(bundle, config.root?.path ?? "rootfs");
+  const rootfs = rootfsDir(bundle, config.root?.path ?? "rootfs");
 
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
