@@ -144,7 +144,7 @@ t.test("an existing class: the schemata are compared, never overwritten", async 
   t.same(schemataMismatches("L3:0=fff\n", ["L2:0=f"]), ["L2:0=f"], "a resource the class does not list differs");
 });
 
-t.test('closID "/": the default class, with a monitoring group of the container\'s own', async (t) => {
+t.test('closID "/": the default class, with a monitoring group of its own', async (t) => {
   const f = fakeResctrl(t);
   const plan = planIntelRdt("c1", { closID: "/", enableMonitoring: true }, f.host, { fs: f.fs });
   t.same(rel(f.root, plan.mkdirs), ["/mon_groups/c1"]);
