@@ -21,7 +21,7 @@
  */
 import { mkdirSync, readFileSync, rmdirSync, existsSync, statfsSync } from "node:fs";
 import { join, normalize } from "node:path";
-import { TsrunError } from "../errors.ts";
+import { TsrunError, formatProblem, type Problem } from "../errors.ts";
 import { errCode, errText, writeRaw } from "./cgroups/io.ts";
 import { parseMountinfo, type MountEntry } from "./cgroups/parse.ts";
 
@@ -125,13 +125,14 @@ export function schemataLines(rdt: IntelRdt): string[] {
   return lines;
 }
 
-/** Why this host cannot give the container what intelRdt asks for, naming the field; undefined when it can. */
-export function rdtRefusal(rdt: IntelRdt, host: ResctrlHost | undefined, unprivileged = false): string | undefined {
-  if (!host) return `${FIELD}: Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)`;
-  if (unprivileged) return `${FIELD}: not supported for rootless containers (resctrl groups need root)`;
-  if (rdt.l3CacheSchema && !host.cat) return `${FIELD}.l3CacheSchema: Intel RDT/CAT is not enabled on this host (no ${join(host.root, "info", "L3")})`;
-  if (rdt.memBwSchema && !host.mba) return `${FIELD}.memBwSchema: Intel RDT/MBA is not enabled on this host (no ${join(host.root, "info", "MB")})`;
-  if (rdt.enableMonitoring && !host.monitoring) return `${FIELD}.enableMonitoring: Intel RDT monitoring is not enabled on this host (no ${join(host.root, "info", "L3_MON")})`;
+/** Why this host cannot give the container what intelRdt asks for, at the field's JSON path; undefined when it can (create and check). */
+export function rdtRefusal(rdt: IntelRdt, host: ResctrlHost | undefined, unprivileged = false): Problem | undefined {
+  const at = (field: string, message: string): Problem => ({ path: field ? `linux.intelRdt.${field}` : "linux.intelRdt", message });
+  if (!host) return at("", "Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)");
+  if (unprivileged) return at("", "not supported for rootless containers (resctrl groups need root)");
+  if (rdt.l3CacheSchema && !host.cat) return at("l3CacheSchema", `Intel RDT/CAT is not enabled on this host (no ${join(host.root, "info", "L3")})`);
+  if (rdt.memBwSchema && !host.mba) return at("memBwSchema", `Intel RDT/MBA is not enabled on this host (no ${join(host.root, "info", "MB")})`);
+  if (rdt.enableMonitoring && !host.monitoring) return at("enableMonitoring", `Intel RDT monitoring is not enabled on this host (no ${join(host.root, "info", "L3_MON")})`);
   return undefined;
 }
 
@@ -152,7 +153,7 @@ export interface RdtPlan {
 export function planIntelRdt(id: string, rdt: IntelRdt, host: ResctrlHost | undefined, opts: { unprivileged?: boolean; fs?: ResctrlFs } = {}): RdtPlan {
   const fs = opts.fs ?? realResctrlFs;
   const refusal = rdtRefusal(rdt, host, opts.unprivileged);
-  if (refusal || !host) throw new TsrunError(refusal ?? FIELD);
+  if (refusal || !host) throw new TsrunError(refusal ? formatProblem(refusal) : FIELD);
   const closID = rdt.closID || undefined;
   const name = closID ?? id;
   if (name !== "/" && RESERVED.has(name)) {

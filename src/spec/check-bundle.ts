@@ -1,7 +1,8 @@
 /**
  * What can be checked about a bundle on disk without running anything: the rootfs, the
  * program of process.args[0] (looked up inside the rootfs the way execvp would, through the
- * config's PATH), the cwd, bind mount sources and hook programs on the host.
+ * config's PATH), the cwd, bind mount sources, hook programs on the host, and whether the
+ * host's resctrl can give what linux.intelRdt asks for.
  *
  * Paths inside the rootfs are resolved by a small resolver that follows symlinks the way the
  * kernel would with the rootfs as "/": an absolute link target restarts at the rootfs, ".."
@@ -12,6 +13,7 @@ import { isAbsolute, join, posix, resolve } from "node:path";
 import { errnoText, type Problem } from "../errors.ts";
 import { HOOK_NAMES } from "./constants.ts";
 import type { Mount, Spec } from "./generated/types.ts";
+import { probeResctrl, rdtRefusal, requestedIntelRdt } from "../linux/resctrl.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -138,6 +140,13 @@ export function checkBundle(bundleDir: string, config: Spec): Problem[] {
       add(`mounts[${i}].source`, `${src}: ${errnoText(err)}`);
     }
   });
+
+  // linux.intelRdt: what this host's resctrl cannot give (create refuses it the same way)
+  const rdt = config.linux?.intelRdt;
+  if (rdt) {
+    const refusal = rdtRefusal(requestedIntelRdt(rdt), probeResctrl());
+    if (refusal) add(refusal.path, refusal.message);
+  }
 
   // hook programs on the host (a startContainer hook's path resolves in the container, after its mounts)
   const hooks = config.hooks ?? {};

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseMountinfo } from "../../src/linux/cgroups/parse.ts";
+import { formatProblem } from "../../src/errors.ts";
 import {
   applyIntelRdt, destroyIntelRdt, findResctrlRoot, planIntelRdt, rdtRefusal, rdtTasksFiles, realResctrlFs, requestedIntelRdt,
   resctrlHost, schemataMismatches, updateIntelRdt, type IntelRdt, type ResctrlFs, type ResctrlHost,
@@ -74,14 +75,18 @@ t.test("the resctrl mount and its features", async (t) => {
 });
 
 t.test("refused in one line naming the field, where the host cannot apply it", async (t) => {
-  t.equal(rdtRefusal({}, undefined), "config.json: linux.intelRdt: Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)");
+  const refusal = (...a: Parameters<typeof rdtRefusal>) => {
+    const p = rdtRefusal(...a);
+    return p && formatProblem(p);
+  };
+  t.equal(refusal({}, undefined), "config.json: linux.intelRdt: Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)");
   t.throws(() => planIntelRdt("c1", { closID: "/" }, undefined), { name: "TsrunError", message: /^config\.json: linux\.intelRdt: Intel RDT is not supported or enabled on this host/ });
   const none = fakeResctrl(t, []);
-  t.equal(rdtRefusal({ l3CacheSchema: "L3:0=f" }, none.host), `config.json: linux.intelRdt.l3CacheSchema: Intel RDT/CAT is not enabled on this host (no ${none.root}/info/L3)`);
-  t.equal(rdtRefusal({ memBwSchema: "MB:0=20" }, none.host), `config.json: linux.intelRdt.memBwSchema: Intel RDT/MBA is not enabled on this host (no ${none.root}/info/MB)`);
-  t.equal(rdtRefusal({ enableMonitoring: true }, none.host), `config.json: linux.intelRdt.enableMonitoring: Intel RDT monitoring is not enabled on this host (no ${none.root}/info/L3_MON)`);
-  t.equal(rdtRefusal({ enableMonitoring: false, schemata: ["L2:0=f"] }, none.host), undefined, "schemata lines are the kernel's to check");
-  t.equal(rdtRefusal({}, none.host, true), "config.json: linux.intelRdt: not supported for rootless containers (resctrl groups need root)");
+  t.equal(refusal({ l3CacheSchema: "L3:0=f" }, none.host), `config.json: linux.intelRdt.l3CacheSchema: Intel RDT/CAT is not enabled on this host (no ${none.root}/info/L3)`);
+  t.equal(refusal({ memBwSchema: "MB:0=20" }, none.host), `config.json: linux.intelRdt.memBwSchema: Intel RDT/MBA is not enabled on this host (no ${none.root}/info/MB)`);
+  t.equal(refusal({ enableMonitoring: true }, none.host), `config.json: linux.intelRdt.enableMonitoring: Intel RDT monitoring is not enabled on this host (no ${none.root}/info/L3_MON)`);
+  t.equal(refusal({ enableMonitoring: false, schemata: ["L2:0=f"] }, none.host), undefined, "schemata lines are the kernel's to check");
+  t.equal(refusal({}, none.host, true), "config.json: linux.intelRdt: not supported for rootless containers (resctrl groups need root)");
   const f = fakeResctrl(t);
   for (const name of ["info", "mon_groups", "mon_data"]) {
     t.throws(() => planIntelRdt("c1", { closID: name, l3CacheSchema: "L3:0=f" }, f.host, { fs: f.fs }), { message: `config.json: linux.intelRdt.closID: "${name}" is a name the resctrl file system reserves` });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Problem } from "../../src/errors.ts";
 import { checkBundle, resolveInRoot, resolveRootfs } from "../../src/spec/check-bundle.ts";
 import type { Spec } from "../../src/spec/generated/types.ts";
+import { probeResctrl } from "../../src/linux/resctrl.ts";
 
 const PATH = "PATH=/usr/local/bin:/usr/bin:/bin";
 
@@ -118,6 +119,12 @@ t.test("root.path", async (t) => {
   const b = makeBundle(t);
   t.same(lines(checkBundle(b, spec({ root: "nope" }))), [`root.path: ${join(b, "nope")}: no such file or directory`]);
   t.same(lines(checkBundle(b, spec({ root: "hook-ok" }))), [`root.path: ${join(b, "hook-ok")} is not a directory`]);
+});
+
+t.test("linux.intelRdt the host's resctrl cannot give is a problem, as create refuses it", { skip: probeResctrl() ? "resctrl is mounted here" : false }, async (t) => {
+  const b = makeBundle(t);
+  const config: Spec = { ...spec(), linux: { intelRdt: { closID: "/" } } };
+  t.same(lines(checkBundle(b, config)), ["linux.intelRdt: Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)"]);
 });
 
 t.test("a root.path that is a symlink to a directory is that directory, as create takes it", async (t) => {
