@@ -243,3 +243,12 @@ void filter_load(const struct plan *p, pid_t host_pid)
 	seccomp_release(ctx);
 	ctx = NULL;
 }
+
+/* `tsrun-helper --libseccomp-version`: the libseccomp the helper runs with, for `tsrun features`. */
+_Noreturn void libseccomp_version_main(void)
+{
+	const struct scmp_version *v = seccomp_version();
+	if (!v || printf("%u.%u.%u\n", v->major, v->minor, v->micro) < 0 || fflush(stdout) != 0)
+		exit(1);
+	exit(0);
+}

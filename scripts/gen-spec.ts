@@ -121,6 +121,9 @@ async function main(): Promise<void> {
       `}\n`,
   );
 
+  // ---- the keys config.json may hold (tsrun check's unknown-key warnings) ------------------
+  writeFileSync(join(outDir, "schema-keys.ts"), `${HEADER}${schemaKeysModule(schemas)}`);
+
   // ---- types ------------------------------------------------------------------------------
   // One schema holding every definition, refs rewritten to local ones, so that each type is
   // declared once in types.ts.
@@ -183,6 +186,41 @@ async function main(): Promise<void> {
   writeFileSync(
     join(outDir, "types.ts"),
     `${HEADER}// Types of the OCI runtime-spec 1.3.0 (Linux) documents, from the same schemas as the validators.\n\n${ts}`,
+  );
+}
+
+/**
+ * config.json's key tree: for each object the keys the schemas define (`keys`), the schema of
+ * the values of a map (`values`, from additionalProperties: any key is allowed there) and of
+ * array items (`items`).
+ */
+function schemaKeysModule(schemas: Map<string, JsonObject>): string {
+  const defs = schemas.get("defs.json")?.definitions;
+  if (!isObject(defs)) throw new Error("defs.json: no definitions");
+  const deref = (node: Json, depth: number): JsonObject => {
+    let n = node;
+    for (let i = 0; isObject(n) && typeof n.$ref === "string"; i++) {
+      const m = /#\/definitions\/([\w-]+)$/.exec(n.$ref);
+      if (!m || i > 20) throw new Error(`cannot resolve ${String(n.$ref)}`);
+      n = defs[m[1]!] ?? null;
+    }
+    if (!isObject(n) || depth > 30) throw new Error("bad schema node");
+    return n;
+  };
+  const tree = (node: Json, depth: number): JsonObject => {
+    const n = deref(node, depth);
+    const out: JsonObject = {};
+    if (isObject(n.properties)) out.keys = Object.fromEntries(Object.entries(n.properties).map(([k, v]) => [k, tree(v, depth + 1)]));
+    if (isObject(n.additionalProperties)) out.values = tree(n.additionalProperties, depth + 1);
+    if (isObject(n.items)) out.items = tree(n.items, depth + 1);
+    return out;
+  };
+  const config = schemas.get("config.schema.json");
+  if (!config) throw new Error("no config.schema.json");
+  return (
+    "/** A node of config.json's key tree (scripts/gen-spec.ts schemaKeysModule). */\n" +
+    "export interface KeyNode {\n  keys?: Record<string, KeyNode>;\n  values?: KeyNode;\n  items?: KeyNode;\n}\n\n" +
+    `export const CONFIG_KEYS: KeyNode = ${JSON.stringify(tree(config, 0))};\n`
   );
 }
 

@@ -40,10 +40,11 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: "version", short: "v", type: "boolean", description: "print the version" },
 ];
 
-/** runc's `update` flags besides --resources, each a number (or size) for one resource. */
+/** runc's `update` flags besides --resources: a value for one resource each, or an Intel RDT schema. */
 export const UPDATE_FLAGS = [
   "memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp", "cpu-share", "cpu-quota",
-  "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
+  "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime", "cpu-idle", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
+  "l3-cache-schema", "mem-bw-schema",
 ];
 
 const UPDATE_FLAG_HELP: Record<string, string> = {
@@ -52,7 +53,10 @@ const UPDATE_FLAG_HELP: Record<string, string> = {
   "kernel-memory-tcp": "kernel TCP buffer limit", "cpu-share": "CPU shares (relative weight)", "cpu-quota": "CPU CFS quota in microseconds",
   "cpu-period": "CPU CFS period in microseconds", "cpu-burst": "CPU CFS burst in microseconds", "cpu-rt-period": "realtime period in microseconds",
   "cpu-rt-runtime": "realtime runtime in microseconds", "cpuset-cpus": "CPUs to run on (0-3, 0,1)", "cpuset-mems": "memory nodes (0-3, 0,1)",
-  "pids-limit": "maximum number of processes", "blkio-weight": "block IO weight (10 to 1000)",
+  "pids-limit": "maximum number of processes (0 is a limit; -1: unlimited)", "blkio-weight": "block IO weight (10 to 1000)",
+  "cpu-idle": "SCHED_IDLE for the cgroup: 1, or 0 for the default behaviour",
+  "l3-cache-schema": "Intel RDT/CAT L3 cache schema (L3:<id>=<mask>;...) for the container's own class",
+  "mem-bw-schema": "Intel RDT/MBA memory bandwidth schema (MB:<id>=<bandwidth>;...) for the container's own class",
 };
 
 export const COMMANDS: CommandSpec[] = [
@@ -110,8 +114,8 @@ export const COMMANDS: CommandSpec[] = [
       { name: "cap", short: "c", type: "strings", arg: "CAP", description: "add a capability" },
       { name: "no-new-privs", type: "boolean", description: "set no_new_privs for the process" },
       { name: "ignore-paused", type: "boolean", description: "exec even if the container is paused" },
-      { name: "apparmor", type: "string", arg: "PROFILE", description: "AppArmor profile (not enabled on hosts without AppArmor)", ignored: true },
-      { name: "process-label", type: "string", arg: "LABEL", description: "SELinux label (not enabled on hosts without SELinux)", ignored: true },
+      { name: "apparmor", type: "string", arg: "PROFILE", description: "AppArmor profile for the process (refused where AppArmor is not enabled)" },
+      { name: "process-label", type: "string", arg: "LABEL", description: "SELinux label for the process (refused: tsrun does not set SELinux labels)" },
       { name: "cgroup", type: "string", arg: "PATH", description: "accepted for compatibility", ignored: true },
     ],
     load: () => import("./commands/exec.ts"),

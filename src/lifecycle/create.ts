@@ -7,6 +7,7 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
+import { resolveRootfs } from "../spec/check-bundle.ts";
 import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
@@ -19,6 +20,7 @@ import { crashPoint } from "./crash-point.ts";
 import { writeStartFast } from "./start.ts";
 import { rootlessPreflight, rootlessCgroup, rootlessResources, type RootlessContext } from "./rootless.ts";
 import { SPEC_VERSION } from "../version.ts";
+import { applyIntelRdt, planIntelRdt, probeResctrl, rdtTasksFiles, requestedIntelRdt, type RdtPlan } from "../linux/resctrl.ts";
 
 export interface CreateOptions {
   root: string;
@@ -55,16 +57,11 @@ function resolveBundle(bundle: string | undefined): string {
   }
 }
 
-function resolveRootfs(bundle: string, rootPath: string): string {
-  const path = resolve(bundle, rootPath);
-  try {
-    const real = realpathSync(path);
-    if (!statSync(real).isDirectory()) throw new TsrunError(`config.json: root.path: ${path} is not a directory`);
-    return real;
-  } catch (err) {
-    if (err instanceof TsrunError) throw err;
-    throw new TsrunError(`config.json: root.path: ${path}: ${errnoText(err)}`);
-  }
+/** The rootfs dir, decided as `tsrun check` decides it. */
+function rootfsDir(bundle: string, rootPath: string): string {
+  const r = resolveRootfs(bundle, rootPath);
+  if ("message" in r) throw new TsrunError(`config.json: root.path: ${r.message}`);
+  return r.dir;
 }
 
 /** Written like runc: to a temp file beside it, then renamed, so readers never see half a pid. */
@@ -100,13 +97,15 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   if (!terminal && opts.consoleSocket) {
     throw new TsrunError("cannot use console socket if the process does not allocate a tty (process.terminal is false)");
   }
-  const rootfs = resolveRootfs(bundle, config.root?.path ?? "rootfs");
+  const rootfs = rootfsDir(bundle, config.root?.path ?? "rootfs");
 
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
   const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
+  const rdtConfig = config.linux?.intelRdt;
+  const rdt: RdtPlan | undefined = rdtConfig ? planIntelRdt(opts.id, requestedIntelRdt(rdtConfig), probeResctrl(), { unprivileged: opts.rootless?.unprivileged }) : undefined;
   const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
   const dirIdentity = stateDirIdentity(dir);
@@ -124,6 +123,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     config,
     ...(opts.noNewKeyring ? { noNewKeyring: true } : {}),
     cgroup,
+    ...(rdt ? { intelRdt: rdt.state } : {}),
     complete: false,
     ...(self ? { creator: { pid: process.pid, startTime: self.startTime } } : {}),
   };
@@ -141,10 +141,17 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);
+    if (rdt) {
+      record.intelRdt = applyIntelRdt(rdt);
+      writeRecord(dir, record, dirIdentity);
+      logDebug(`Intel RDT class ready: ${JSON.stringify(record.intelRdt)}`);
+    }
+    // The Intel RDT tasks files after the cgroup ones: the helper writes the init's pid to each, in order.
+    const cgroupProcs = [...procsFiles(cgroup), ...rdtTasksFiles(record.intelRdt)];
 
     const plan = planCreate({
       id: opts.id,
-      config, bundle, rootfs, cgroup, cgroupProcs: procsFiles(cgroup), execFifo: execFifoPath(dir),
+      config, bundle, rootfs, cgroup, cgroupProcs, execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
       noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,

@@ -1,5 +1,6 @@
 /** Removing what create made: the processes, the cgroup, the state directory. Idempotent. */
 import { destroyCgroup } from "../linux/cgroups/index.ts";
+import { destroyIntelRdt } from "../linux/resctrl.ts";
 import { isSameLiveProcess, sleepMs } from "../linux/proc.ts";
 import { TsrunError, errnoText } from "../errors.ts";
 import { removeContainerDir, type ContainerRecord } from "./state-store.ts";
@@ -17,8 +18,9 @@ export function killInit(record: ContainerRecord): void {
 }
 
 /**
- * Kills what is left, removes the cgroup, then the state directory. If the cgroup cannot be
- * removed the state directory stays, so that a later `delete --force` can finish the job.
+ * Kills what is left, removes the cgroup and the Intel RDT groups tsrun made, then the state
+ * directory. If one of them cannot be removed the state directory stays, so that a later
+ * `delete --force` can finish the job.
  */
 export function destroyContainer(root: string, record: ContainerRecord): void {
   killInit(record);
@@ -30,6 +32,13 @@ export function destroyContainer(root: string, record: ContainerRecord): void {
       throw new TsrunError(`cannot remove the cgroup of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
     }
     crashPoint("delete-cgroup-destroyed");
+  }
+  if (record.intelRdt) {
+    try {
+      destroyIntelRdt(record.intelRdt);
+    } catch (err) {
+      throw new TsrunError(`cannot remove the Intel RDT group of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
+    }
   }
   crashPoint("delete-before-remove-dir");
   removeContainerDir(root, record.id);

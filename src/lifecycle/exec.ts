@@ -9,8 +9,9 @@ import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
 import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
-import { parseCpuList } from "../linux/process-attrs.ts";
+import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
 import { NS_FILE } from "../linux/host-namespaces.ts";
+import { rdtTasksFiles } from "../linux/resctrl.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
@@ -35,6 +36,10 @@ export interface ExecOptions {
   additionalGids: string[];
   caps: string[];
   noNewPrivs: boolean;
+  /** --apparmor: the process's AppArmor profile (over --process's too). */
+  apparmor?: string;
+  /** --process-label: the process's SELinux label (over --process's too). */
+  processLabel?: string;
   preserveFds: number;
   ignorePaused: boolean;
   debug: boolean;
@@ -73,8 +78,19 @@ function withEnv(env: string[], overrides: string[]): string[] {
   return out;
 }
 
-function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigProcess {
-  if (o.processFile) return readProcessFile(o.processFile);
+/**
+ * The process to start: --process FILE, or the container's own process with the flags over it.
+ * --apparmor and --process-label apply in both cases (runc drops them with --process; here no
+ * flag given is ignored).
+ */
+export function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigProcess {
+  const p = o.processFile ? readProcessFile(o.processFile) : processFromFlags(base, o);
+  if (o.apparmor) p.apparmorProfile = o.apparmor;
+  if (o.processLabel) p.selinuxLabel = o.processLabel;
+  return p;
+}
+
+function processFromFlags(base: ConfigProcess | undefined, o: ExecOptions): ConfigProcess {
   if (!base) throw new TsrunError("the container has no process config to base the new process on; use --process");
   if (o.args.length === 0) throw new TsrunError("exec: expects <container-id> <command> [args...], or --process FILE");
   const p: ConfigProcess = structuredClone(base);
@@ -109,6 +125,9 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
   if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
   primeCgroupAttach();
+  // The flags are named in the error, not the process field they set.
+  checkSelinuxLabel(o.processLabel, "exec --process-label");
+  planApparmor(o.apparmor, "exec --apparmor");
   const proc = execProcess(record.config.process, o);
   if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
   if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");
@@ -122,7 +141,8 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
       path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
     })),
     uidMappings: [], gidMappings: [], timeOffsets: [],
-    cgroupProcs: record.cgroup ? procsFiles(record.cgroup) : [],
+    // The Intel RDT tasks files after the cgroup ones: the helper writes the pid to each, in order.
+    cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
     rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
     mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
     process: planProcess(proc, logWarn),

@@ -74,8 +74,11 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
   const env = p.env ?? [];
-  checkSelinuxLabel(p.selinuxLabel, prefix);
-  const apparmorProfile = planApparmor(p.apparmorProfile, prefix);
+  // The spec's Windows fields: nothing on Linux reads them.
+  if (p.commandLine !== undefined) warn(`${prefix}.commandLine is for Windows: ignored on Linux (${prefix}.args is run)`);
+  if (p.user.username !== undefined) warn(`${prefix}.user.username is for Windows: ignored on Linux (${prefix}.user.uid and gid are used)`);
+  checkSelinuxLabel(p.selinuxLabel, `config.json: ${prefix}.selinuxLabel`);
+  const apparmorProfile = planApparmor(p.apparmorProfile, `config.json: ${prefix}.apparmorProfile`);
   return {
     args: p.args ?? [],
     env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],

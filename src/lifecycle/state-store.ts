@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
 import { isSameLiveProcess } from "../linux/proc.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
+import { isResctrlDir, type RdtState } from "../linux/resctrl.ts";
 import { isContainerCgroupDir } from "../linux/cgroups/dir-check.ts";
 import { logWarn } from "../log.ts";
 import type { Spec } from "../spec/generated/types.ts";
@@ -29,6 +30,8 @@ export interface ContainerRecord {
   annotations?: Record<string, string>;
   config: Spec;
   cgroup?: CgroupState;
+  /** The Intel RDT class (and monitoring group) of linux.intelRdt. */
+  intelRdt?: RdtState;
   /** Created with --no-new-keyring: exec keeps the caller's session keyring too. */
   noNewKeyring?: boolean;
   /** Set once everything create does has succeeded; a record without it is a create that died half-way. */
@@ -138,6 +141,19 @@ function cgroupOf(v: unknown): CgroupState | undefined {
   return v as unknown as CgroupState;
 }
 
+function rdtOf(v: unknown): RdtState | undefined {
+  if (!isObject(v) || typeof v.group !== "string" || !strings(v.created) || typeof v.ownGroup !== "boolean") return undefined;
+  if (v.monitor !== undefined && typeof v.monitor !== "string") return undefined;
+  if (v.claimed !== undefined && !strings(v.claimed)) return undefined;
+  const dirs = [...new Set([v.group, ...(v.monitor !== undefined ? [v.monitor] : []), ...v.created, ...(v.claimed ?? [])] as string[])];
+  const refused = dirs.find((d) => !isResctrlDir(d));
+  if (refused !== undefined) {
+    logWarn(`the state names ${JSON.stringify(refused)} as the container's Intel RDT group, which is not a resctrl directory: it is left alone`);
+    return undefined;
+  }
+  return v as unknown as RdtState;
+}
+
 /**
  * The record as far as it can be trusted: a state.json of the wrong shape (written by hand, or
  * damaged) must never make state, list or delete fail with an internal error.
@@ -157,7 +173,7 @@ function recordOf(raw: unknown, id: string, dir: string): ContainerRecord {
     }
   }
   // Fields not checked here (added by other parts of tsrun) pass through as they are.
-  const { annotations: _a, cgroup: _c, creator: _p, ...rest } = r;
+  const { annotations: _a, cgroup: _c, creator: _p, intelRdt: _r, ...rest } = r;
   const record = {
     ...rest,
     ociVersion: str(r.ociVersion),
@@ -174,6 +190,8 @@ function recordOf(raw: unknown, id: string, dir: string): ContainerRecord {
   if (annotations) record.annotations = annotations;
   const cgroup = cgroupOf(r.cgroup);
   if (cgroup) record.cgroup = cgroup;
+  const rdt = r.intelRdt === undefined ? undefined : rdtOf(r.intelRdt);
+  if (rdt) record.intelRdt = rdt;
   const c = r.creator;
   if (isObject(c) && typeof c.pid === "number" && Number.isSafeInteger(c.pid) && c.pid > 0 && typeof c.startTime === "string") {
     record.creator = { pid: c.pid, startTime: c.startTime };

@@ -13,6 +13,7 @@ import { rootlessResources } from "./rootless.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import type { RootlessContext } from "../linux/rootless.ts";
 import { writeRecord, containerDir } from "./state-store.ts";
+import { probeResctrl, updateIntelRdt } from "../linux/resctrl.ts";
 
 type Spec = Parameters<typeof writeRecord>[1]["config"];
 type LinuxResources = NonNullable<NonNullable<Spec["linux"]>["resources"]>;
@@ -67,6 +68,11 @@ export function resourcesFromFlags(base: LinuxResources, flags: Record<string, s
   if (f("cpu-burst") !== undefined) set("cpu").burst = int("cpu-burst");
   if (f("cpu-rt-period") !== undefined) set("cpu").realtimePeriod = int("cpu-rt-period");
   if (f("cpu-rt-runtime") !== undefined) set("cpu").realtimeRuntime = int("cpu-rt-runtime");
+  if (f("cpu-idle") !== undefined) {
+    const idle = int("cpu-idle");
+    if (idle !== 0 && idle !== 1) throw new TsrunError(`invalid value "${f("cpu-idle")}" for --cpu-idle: want 0 (default behaviour) or 1 (SCHED_IDLE)`);
+    set("cpu").idle = idle;
+  }
   if (f("cpuset-cpus") !== undefined) set("cpu").cpus = f("cpuset-cpus");
   if (f("cpuset-mems") !== undefined) set("cpu").mems = f("cpuset-mems");
   if (f("pids-limit") !== undefined) set("pids").limit = int("pids-limit");
@@ -92,10 +98,23 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
     resources = parseResourcesJson(text, source);
   }
   resources = resourcesFromFlags(resources, opts.flags);
+  // Intel RDT first: a schema the host refuses is found before any cgroup file changes.
+  const rdt = rdtFromFlags(opts.flags);
+  if (rdt) updateIntelRdt(record.intelRdt, rdt, probeResctrl());
   applyResources(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
+  if (rdt) linux.intelRdt = { ...linux.intelRdt, ...rdt };
   writeRecord(containerDir(root, id), record);
+}
+
+/** --l3-cache-schema and --mem-bw-schema (runc's update flags), or undefined when neither is given. */
+function rdtFromFlags(flags: Record<string, string | undefined>): { l3CacheSchema?: string; memBwSchema?: string } | undefined {
+  const l3 = flags["l3-cache-schema"];
+  const mb = flags["mem-bw-schema"];
+  if (!l3 && !mb) return undefined;
+  if (mb && !/^MB:[^\n]*$/.test(mb)) throw new TsrunError(`invalid value ${JSON.stringify(mb)} for --mem-bw-schema: want one line "MB:<id>=<bandwidth>;..."`);
+  return { ...(l3 ? { l3CacheSchema: l3 } : {}), ...(mb ? { memBwSchema: mb } : {}) };
 }
 
 /** Field by field: what the update names replaces what was there; the rest stays. */

@@ -244,7 +244,7 @@ export interface LaunchPlan {
   uidMappings: IdMapping[];
   gidMappings: IdMapping[];
   timeOffsets: PlanTimeOffset[];
-  /** cgroup.procs files the process is written into before it runs anything of its own. */
+  /** Files the process's pid is written to, in order, before it runs anything of its own: cgroup.procs, then resctrl tasks files. */
   cgroupProcs: string[];
 
   /** create mode: absolute host path of the rootfs. exec mode: empty. */

@@ -91,25 +91,30 @@ export function selinuxEnabled(): boolean {
 }
 
 /**
- * process.apparmorProfile: planned when AppArmor is enabled. Where it is not, runc's init
- * fails writing the profile to /proc/self/attr (aa_change_onexec); tsrun fails the same way
- * before anything is started, with runc's message for that case.
+ * An AppArmor profile (process.apparmorProfile, exec --apparmor): planned when AppArmor is
+ * enabled. Where it is not, runc's init fails writing the profile to /proc/self/attr
+ * (aa_change_onexec); tsrun fails the same way before anything is started, with runc's message
+ * for that case. `where` names the setting: "config.json: process.apparmorProfile".
  */
-export function planApparmor(profile: string | undefined, prefix: string): string | undefined {
+export function planApparmor(profile: string | undefined, where: string): string | undefined {
   if (!profile) return undefined;
   if (apparmorEnabled()) return profile;
-  logDebug(`${prefix}.apparmorProfile ${JSON.stringify(profile)}: AppArmor is not enabled on this host (runc's apparmor.IsEnabled() is false)`);
-  throw new TsrunError(`config.json: ${prefix}.apparmorProfile: apparmor: config provided but apparmor not supported`);
+  logDebug(`${where} ${JSON.stringify(profile)}: AppArmor is not enabled on this host (runc's apparmor.IsEnabled() is false)`);
+  throw new TsrunError(`${where}: apparmor: config provided but apparmor not supported`);
 }
 
-/** process.selinuxLabel: as runc's config validation, an error where SELinux is disabled; labels are not implemented. */
-export function checkSelinuxLabel(label: string | undefined, prefix: string): void {
+/**
+ * An SELinux process label (process.selinuxLabel, exec --process-label): as runc's config
+ * validation, an error where SELinux is disabled; labels are not implemented. `where` names the
+ * setting: "config.json: process.selinuxLabel".
+ */
+export function checkSelinuxLabel(label: string | undefined, where: string): void {
   if (!label) return;
   if (!selinuxEnabled()) {
-    logDebug(`${prefix}.selinuxLabel ${JSON.stringify(label)}: SELinux is not enabled on this host`);
-    throw new TsrunError(`config.json: ${prefix}.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported`);
+    logDebug(`${where} ${JSON.stringify(label)}: SELinux is not enabled on this host`);
+    throw new TsrunError(`${where}: selinux label is specified in config, but selinux is disabled or not supported`);
   }
-  throw new TsrunError(`config.json: ${prefix}.selinuxLabel: SELinux process labels are not supported by tsrun`);
+  throw new TsrunError(`${where}: SELinux process labels are not supported by tsrun`);
 }
 
 /** linux.mountLabel: ignored where SELinux is disabled, as runc's label package does. */

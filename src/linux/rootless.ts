@@ -320,7 +320,8 @@ export interface AskedLimit {
 const set = (v: unknown): boolean => v !== undefined && v !== null && v !== 0 && v !== "" && v !== false && !(Array.isArray(v) && v.length === 0);
 
 /**
- * The limits linux.resources asks for, as runc counts them: unset and zero values do not count,
+ * The limits linux.resources asks for, as runc counts them: unset and zero values do not count
+ * (but pids.limit 0, a limit since runtime-spec 1.3.0),
  * device rules never count (a user namespace cannot make or reach device nodes beyond the
  * user's own, so they can be ignored safely), and kernel memory limits are deprecated no-ops.
  */
@@ -336,7 +337,8 @@ export function askedLimits(r: Resources | undefined): AskedLimit[] {
   for (const k of ["shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle"] as const) add(`cpu.${k}`, "cpu", c[k]);
   add("cpu.cpus", "cpuset", c.cpus);
   add("cpu.mems", "cpuset", c.mems);
-  add("pids.limit", "pids", r.pids?.limit);
+  // 0 is a limit here (runtime-spec 1.3.0); a negative value is "unlimited".
+  add("pids.limit", "pids", r.pids?.limit !== undefined && r.pids.limit >= 0 ? true : undefined);
   const b = r.blockIO ?? {};
   for (const k of ["weight", "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"] as const) {
     add(`blockIO.${k}`, "blkio", b[k]);

@@ -1,17 +1,19 @@
 /**
  * What can be checked about a bundle on disk without running anything: the rootfs, the
  * program of process.args[0] (looked up inside the rootfs the way execvp would, through the
- * config's PATH), the cwd, bind mount sources and hook programs on the host.
+ * config's PATH), the cwd, bind mount sources, hook programs on the host, and whether the
+ * host's resctrl can give what linux.intelRdt asks for.
  *
  * Paths inside the rootfs are resolved by a small resolver that follows symlinks the way the
  * kernel would with the rootfs as "/": an absolute link target restarts at the rootfs, ".."
  * stops at it, so nothing resolves to a host file outside the rootfs.
  */
-import { lstatSync, readlinkSync, statSync, type Stats } from "node:fs";
+import { lstatSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { errnoText, type Problem } from "../errors.ts";
 import { HOOK_NAMES } from "./constants.ts";
 import type { Mount, Spec } from "./generated/types.ts";
+import { probeResctrl, rdtRefusal, requestedIntelRdt } from "../linux/resctrl.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -67,6 +69,20 @@ export function resolveInRoot(root: string, path: string): InRoot {
   }
 }
 
+/**
+ * root.path as create uses it: relative to the bundle, symlinks resolved (a rootfs that is a
+ * symlink to a directory is that directory). The message says what is wrong otherwise.
+ */
+export function resolveRootfs(bundle: string, rootPath: string): { dir: string } | { message: string } {
+  const path = resolve(bundle, rootPath);
+  try {
+    const real = realpathSync(path);
+    return statSync(real).isDirectory() ? { dir: real } : { message: `${path} is not a directory` };
+  } catch (err) {
+    return { message: `${path}: ${errnoText(err)}` };
+  }
+}
+
 function isBind(m: Mount): boolean {
   return m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
 }
@@ -92,14 +108,9 @@ export function checkBundle(bundleDir: string, config: Spec): Problem[] {
   // root.path
   let rootfs: string | undefined;
   if (config.root) {
-    const p = resolve(bundle, config.root.path);
-    try {
-      const st = statSync(p);
-      if (st.isDirectory()) rootfs = p;
-      else add("root.path", `${p} is not a directory`);
-    } catch (err) {
-      add("root.path", `${p}: ${errnoText(err)}`);
-    }
+    const r = resolveRootfs(bundle, config.root.path);
+    if ("dir" in r) rootfs = r.dir;
+    else add("root.path", r.message);
   }
 
   // process.args[0] and process.cwd, inside the rootfs
@@ -129,6 +140,13 @@ export function checkBundle(bundleDir: string, config: Spec): Problem[] {
       add(`mounts[${i}].source`, `${src}: ${errnoText(err)}`);
     }
   });
+
+  // linux.intelRdt: what this host's resctrl cannot give (create refuses it the same way)
+  const rdt = config.linux?.intelRdt;
+  if (rdt) {
+    const refusal = rdtRefusal(requestedIntelRdt(rdt), probeResctrl());
+    if (refusal) add(refusal.path, refusal.message);
+  }
 
   // hook programs on the host (a startContainer hook's path resolves in the container, after its mounts)
   const hooks = config.hooks ?? {};

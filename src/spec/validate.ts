@@ -601,12 +601,15 @@ function checkLinux(c: Collector, linux: Obj, ns: Map<string, NsEntry>, needNs: 
     });
   }
 
-  // Intel RDT
+  // Intel RDT ("/" is the default class, runtime-spec 1.3.0)
   const rdt = obj(get(linux, "intelRdt"));
   const closID = str(get(rdt, "closID"));
-  if (closID !== undefined && (closID === "." || closID === ".." || closID.includes("/") || closID.includes("\n"))) {
-    c.error(L("intelRdt", "closID"), `must be a plain directory name (got ${describe(closID)})`);
+  if (closID !== undefined && closID !== "/" && (closID === "." || closID === ".." || closID.includes("/") || closID.includes("\n"))) {
+    c.error(L("intelRdt", "closID"), `must be a plain directory name, or "/" for the default class (got ${describe(closID)})`);
   }
+  arr(get(rdt, "schemata"))?.forEach((line, i) => {
+    if (typeof line === "string" && line.includes("\n")) c.error(L("intelRdt", "schemata", i), "must be a single line (one entry per line of the schemata file)");
+  });
 
   // memory policy
   const mp = obj(get(linux, "memoryPolicy"));

@@ -6,6 +6,7 @@ import { makeBundle, type ConfigObject } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { expectCreateRefused } from "../lib/refused-create.ts";
 import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { probeResctrl } from "../../src/linux/resctrl.ts";
 
 const cases: [string, (c: ConfigObject) => void, RegExp][] = [
   ["args empty", (c) => (c.process.args = []), /^tsrun: config\.json: process\.args: /],
@@ -66,4 +67,18 @@ t.test("a missing bundle or config.json is named", async (t) => {
   fs.writeFileSync(bundle.configPath, "{");
   t.match(tsrun(["create", "--bundle", bundle.dir, containerId()], { root }), { code: 1, stderr: /^tsrun: config\.json: invalid JSON: / });
   t.same(fs.readdirSync(root), []);
+});
+
+t.test("linux.intelRdt where no resctrl is mounted: one line naming it, nothing left", { skip: probeResctrl() ? "resctrl is mounted here" : false }, async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const want = /^tsrun: config\.json: linux\.intelRdt: Intel RDT is not supported or enabled on this host \(no resctrl file system is mounted\)\n$/;
+  for (const [name, rdt] of [
+    ["an empty intelRdt", {}],
+    ['the default class, closID "/"', { closID: "/", enableMonitoring: true }],
+    ["a class with schemata", { closID: "gold", l3CacheSchema: "L3:0=f", memBwSchema: "MB:0=20", schemata: ["L2:0=f"] }],
+  ] as const) {
+    const r = expectCreateRefused(t, root, name, (c) => (c.linux.intelRdt = rdt), want);
+    t.equal(r.stderr.split("\n").length, 2, `${name}: one line`);
+  }
 });

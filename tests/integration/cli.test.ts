@@ -5,6 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { makeBundle, writeConfig } from "../lib/bundle.ts";
 import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+import { spawnSync } from "node:child_process";
+import { validateFeatures } from "../../src/spec/validate.ts";
+import { VERSION } from "../../src/version.ts";
 
 const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
 
@@ -100,13 +103,55 @@ t.test("spec writes a valid config once; check finds every problem with its JSON
   t.match(tsrun(["check", "--bundle", bad.dir]), { code: 1, stderr: /^tsrun: config\.json: invalid JSON: / });
 });
 
+t.test("check warns about keys runtime-spec 1.3.0 does not define, with the nearest known key, and still passes", async (t) => {
+  const b = makeBundle(t, { args: ["true"] });
+  b.config.process.enviroment = ["A=1"];
+  b.config.linux.resources = { ...b.config.linux.resources, memory: { limt: 1 << 20 } };
+  b.config.linux.rootPropagation = "shared";
+  b.config.annotations = { "org.example.extension": "allowed" };
+  b.config.linux.sysctl = { "net.core.somaxconn": "256" };
+  writeConfig(b);
+  const r = tsrun(["check", "--bundle", b.dir]);
+  t.equal(r.code, 0, "unknown keys are ignored by the spec's rule: warnings, not problems");
+  t.same(r.stdout.split("\n").filter((l) => l.startsWith("warning: ")), [
+    'warning: config.json: process.enviroment: is not a key of runtime-spec 1.3.0 and is ignored: did you mean "env"?',
+    'warning: config.json: linux.resources.memory.limt: is not a key of runtime-spec 1.3.0 and is ignored: did you mean "limit"?',
+    'warning: config.json: linux.rootPropagation: is not a key of runtime-spec 1.3.0 and is ignored: did you mean "rootfsPropagation"?',
+  ], "annotation and sysctl keys are the config's own");
+  t.match(r.stdout, /: no problems found \(3 warnings\)\n$/);
+});
+
+t.test("check and create agree on a rootfs that is a symlink to a directory", async (t) => {
+  const root = testRoot(t);
+  const b = makeBundle(t, { args: ["true"] });
+  fs.symlinkSync(b.config.root.path, path.join(b.dir, "rootfs-link"));
+  b.config.root.path = "rootfs-link";
+  writeConfig(b);
+  const c = tsrun(["check", "--bundle", b.dir]);
+  t.same({ code: c.code, stdout: c.stdout }, { code: 0, stdout: `${b.dir}: no problems found\n` });
+  const r = tsrun(["run", "--bundle", b.dir, containerId()], { root });
+  t.equal(r.code, 0, `create runs it: ${r.stderr}`);
+});
+
 t.test("features is valid JSON describing this build", async (t) => {
   const r = tsrun(["features"]);
   t.equal(r.code, 0);
   const f = JSON.parse(r.stdout);
+  t.same(validateFeatures(f).problems, [], "valid against the features schema (runtime-spec 1.3.0)");
   t.equal(f.ociVersionMax, "1.3.0");
   t.ok(f.mountOptions.includes("rro"));
   t.same(f.linux.namespaces.sort(), ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]);
+  t.equal(f.annotations["io.github.tsrun.version"], VERSION, "tsrun's own version, not the spec's");
+  const runc = spawnSync("runc", ["features"], { encoding: "utf8" });
+  const runcLibseccomp = runc.status === 0 ? JSON.parse(runc.stdout).annotations?.["io.github.seccomp.libseccomp.version"] : undefined;
+  t.match(f.annotations["io.github.seccomp.libseccomp.version"], /^\d+\.\d+\.\d+$/, "the libseccomp version, under runc's and crun's key");
+  if (runcLibseccomp) t.equal(f.annotations["io.github.seccomp.libseccomp.version"], runcLibseccomp, "the same library runc reports on this host");
+  t.same(f.linux.apparmor, { enabled: true }, "AppArmor profiles are applied (where the host has AppArmor)");
+  t.same(f.linux.selinux, { enabled: false }, "SELinux labels are not");
+  t.same(f.linux.intelRdt, { enabled: true, schemata: true, monitoring: true });
+  t.same(f.linux.netDevices, { enabled: false }, "not implemented yet");
+  t.same(f.linux.memoryPolicy, { modes: [], flags: [] }, "not implemented yet");
+  t.same(f.potentiallyUnsafeConfigAnnotations, [], "no config annotation changes what tsrun does");
 });
 
 // Managers run the runtime with their own working directory (often the bundle). A Bun

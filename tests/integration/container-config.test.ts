@@ -95,11 +95,12 @@ t.test("from inside the container", async (t) => {
   });
 
   t.test("time namespace offsets", async (t) => {
-    const r = inside(t, root, "cat /proc/uptime", (c) => {
+    const r = inside(t, root, "cat /proc/uptime /proc/self/timens_offsets", (c) => {
       c.linux.namespaces.push({ type: "time" });
-      c.linux.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 } };
+      c.linux.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 }, monotonic: { secs: 7, nanosecs: 250000000 } };
     });
     t.ok(Number(r.out.split(" ")[0]) > 86400 * 365, `uptime is offset: ${r.out} ${r.err}`);
+    t.match(r.out, /^monotonic\s+7\s+250000000$/m, "secs and nanosecs of each clock");
   });
 
   t.test("mounts: tmpfs with options, bind ro, bind of a file", async (t) => {

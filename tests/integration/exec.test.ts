@@ -11,6 +11,7 @@ import { leakCheck } from "../lib/leaks.ts";
 import { realDir, removeAtTeardown, type TestLike } from "../lib/context.ts";
 import { REPO } from "../lib/rootfs.ts";
 import { containerId, spawnTsrun, state, TAG_ENV, TEST_TAG, testRoot, TSRUN, tsrun, tsrunAsync } from "../lib/tsrun.ts";
+import { apparmorEnabled, selinuxEnabled } from "../../src/linux/process-attrs.ts";
 
 const CAP_SYS_ADMIN = 21;
 const CAP_NET_ADMIN = 12;
@@ -279,4 +280,20 @@ t.test("exec into a stopped or missing container", async (t) => {
   t.match(tsrun(["exec", id, "true"], { root }), { code: 1, stderr: /cannot exec in a stopped container/ });
   t.match(tsrun(["exec", containerId(), "true"], { root }), { code: 1, stderr: /container does not exist/ });
   t.equal(tsrun(["delete", id], { root }).code, 0);
+});
+
+t.test("--apparmor and --process-label are refused where the host has no AppArmor or SELinux", { skip: apparmorEnabled() || selinuxEnabled() ? "this host has AppArmor or SELinux enabled" : false }, async (t) => {
+  leakCheck(t);
+  const c = running(t);
+  const marker = `/proc/${c.pid}/root/exec-ran`;
+  const aa = tsrun(["exec", "--apparmor", "tsrun-test-profile", c.id, "touch", "/exec-ran"], { root: c.root });
+  t.same({ code: aa.code, stderr: aa.stderr }, { code: 1, stderr: "tsrun: exec --apparmor: apparmor: config provided but apparmor not supported\n" }, "runc's words for a profile AppArmor cannot apply");
+  const label = tsrun(["exec", "--process-label", "system_u:system_r:container_t:s0", c.id, "true"], { root: c.root });
+  t.same({ code: label.code, stderr: label.stderr }, { code: 1, stderr: "tsrun: exec --process-label: selinux label is specified in config, but selinux is disabled or not supported\n" });
+  const file = path.join(tempDir(t), "process.json");
+  fs.writeFileSync(file, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 } }));
+  t.match(tsrun(["exec", "--process", file, "--apparmor", "p", c.id], { root: c.root }), { code: 1, stderr: /^tsrun: exec --apparmor: apparmor: config provided/ }, "also over --process");
+  t.notOk(fs.existsSync(marker), "nothing ran");
+  t.same(tsrun(["ps", "--format", "json", c.id], { root: c.root }).stdout.trim(), JSON.stringify([c.pid]), "only the init is in the container");
+  t.equal(c.done(), 0);
 });

@@ -68,6 +68,17 @@ t.test("process attributes", async (t) => {
     t.match(r.err, /ignoring unsupported personality flags: SOMETHING/);
   });
 
+  t.test("Windows fields (commandLine, user.username) are ignored with a warning", async (t) => {
+    const r = inside(t, root, "id -u", (c) => {
+      c.process.commandLine = "cmd.exe /c echo hi";
+      c.process.user.username = "ContainerUser";
+    });
+    t.equal(r.code, 0, r.err);
+    t.equal(r.out, "0\n", "args and uid are what runs");
+    t.match(r.err, /warning: process\.commandLine is for Windows: ignored on Linux \(process\.args is run\)/);
+    t.match(r.err, /warning: process\.user\.username is for Windows: ignored on Linux/);
+  });
+
   t.test("ioPriority: read back from the host with ionice", async (t) => {
     const c = running(t, root, (cfg) => (cfg.process.ioPriority = { class: "IOPRIO_CLASS_BE", priority: 6 }));
     t.equal(host("ionice", ["-p", String(c.pid)]).trim(), "best-effort: prio 6");
@@ -112,6 +123,13 @@ t.test("process attributes", async (t) => {
     const out = host("chrt", ["-p", String(c.pid)]);
     t.match(out, /SCHED_RR/);
     t.match(out, /priority: 10/);
+  });
+
+  t.test("scheduler SCHED_DEADLINE with runtime, deadline, period and a flag", async (t) => {
+    const c = running(t, root, (cfg) => (cfg.process.scheduler = { policy: "SCHED_DEADLINE", runtime: 10_000_000, deadline: 30_000_000, period: 40_000_000, flags: ["SCHED_FLAG_RESET_ON_FORK"] }));
+    const out = host("chrt", ["-p", String(c.pid)]);
+    t.match(out, /current scheduling policy: SCHED_DEADLINE\|SCHED_RESET_ON_FORK\n/, "policy and flags");
+    t.match(out, /current runtime\/deadline\/period parameters: 10000000\/30000000\/40000000/, "read back from the host");
   });
 
   t.test("execCPUAffinity: final, initial only, and never the init", { skip: ncpu < 2 ? "needs 2 CPUs" : false }, async (t) => {

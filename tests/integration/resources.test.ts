@@ -6,6 +6,7 @@ import path from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { containerId, spawnTsrun, testRoot, tsrun } from "../lib/tsrun.ts";
+import { probeResctrl } from "../../src/linux/resctrl.ts";
 
 /** The container's cgroup dir for a v1 controller, from its init's /proc/PID/cgroup. */
 function cgroupDir(pid: number, controller: string): string {
@@ -60,6 +61,56 @@ t.test("limits at create, read back, then changed by update", async (t) => {
 
   t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
   t.match(tsrun(["update", "--memory", "1m", id], { root }), { code: 1, stderr: /container does not exist/ });
+});
+
+t.test("pids.limit 0 is a limit, at create and by update (runtime-spec 1.3.0)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"], config: (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 0 } }) });
+  const id = containerId();
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root }).code, 0);
+  const pids = cgroupDir(statePid(root, id), "pids");
+  t.equal(read(pids, "pids.max"), "0", "create writes 0, not max");
+  t.equal(tsrun(["update", "--pids-limit", "-1", id], { root }).code, 0);
+  t.equal(read(pids, "pids.max"), "max", "a negative limit is unlimited");
+  t.equal(tsrun(["update", "--pids-limit", "0", id], { root }).code, 0);
+  t.equal(read(pids, "pids.max"), "0", "update --pids-limit 0 writes 0");
+  t.equal(tsrun(["update", "--resources", "-", id], { root, input: JSON.stringify({ pids: { limit: 5 } }) }).code, 0);
+  t.equal(tsrun(["update", "--resources", "-", id], { root, input: JSON.stringify({ pids: { limit: 0 } }) }).code, 0);
+  t.equal(read(pids, "pids.max"), "0", "update --resources with limit 0 writes 0");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+});
+
+t.test("update --cpu-idle, --l3-cache-schema and --mem-bw-schema (runc's flags)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"], config: (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 50 } }) });
+  const id = containerId();
+  t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, id], { root }).code, 0);
+  const pid = statePid(root, id);
+  const cpu = cgroupDir(pid, "cpu");
+  if (fs.existsSync(path.join(cpu, "cpu.idle"))) {
+    const r = tsrun(["update", "--cpu-idle", "1", id], { root });
+    t.equal(r.code, 0, r.stderr);
+    t.equal(read(cpu, "cpu.idle"), "1", "cpu.idle written (this kernel has it in the v1 cpu controller)");
+    t.equal(tsrun(["update", "--cpu-idle=0", id], { root }).code, 0);
+    t.equal(read(cpu, "cpu.idle"), "0");
+    t.match(JSON.parse(fs.readFileSync(path.join(root, id, "state.json"), "utf8")).config.linux.resources, { cpu: { idle: 0 } }, "kept in the record");
+  } else {
+    t.match(tsrun(["update", "--cpu-idle", "1", id], { root }), { code: 1, stderr: /^tsrun: cgroup: linux\.resources\.cpu\.idle \(1\): not supported by this kernel's v1 cpu controller \(no cpu\.idle file\)\n$/ });
+  }
+  t.match(tsrun(["update", "--cpu-idle", "2", id], { root }), { code: 1, stderr: /^tsrun: invalid value "2" for --cpu-idle: want 0 \(default behaviour\) or 1 \(SCHED_IDLE\)\n$/ });
+  if (!probeResctrl()) {
+    const pids = cgroupDir(pid, "pids");
+    const r = tsrun(["update", "--l3-cache-schema", "L3:0=f", "--pids-limit", "7", id], { root });
+    t.same({ code: r.code, stdout: r.stdout, stderr: r.stderr }, {
+      code: 1, stdout: "", stderr: "tsrun: update --l3-cache-schema: Intel RDT/CAT: l3 cache schema is not enabled (no resctrl file system is mounted)\n",
+    }, "refused where no resctrl is mounted");
+    t.equal(read(pids, "pids.max"), "50", "and nothing else of that update applied");
+    t.match(tsrun(["update", "--mem-bw-schema", "MB:0=20", id], { root }), { code: 1, stderr: /^tsrun: update --mem-bw-schema: Intel RDT\/MBA: memory bandwidth schema is not enabled \(no resctrl file system is mounted\)\n$/ });
+  }
+  t.match(tsrun(["update", "--mem-bw-schema", "L3:0=f", id], { root }), { code: 1, stderr: /^tsrun: invalid value "L3:0=f" for --mem-bw-schema: / });
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
 });
 
 t.test("limits take effect inside", async (t) => {

@@ -183,7 +183,7 @@ t.test("mapResources: cgroup v1", async (t) => {
   const warnings: string[] = [];
   const ws = mapResources(
     { ...FULL, memory: { ...FULL.memory, kernel: 1 }, network: { classID: 0x100001, priorities: [{ name: "eth0", priority: 5 }] }, rdma: { mlx5_1: { hcaHandles: 3, hcaObjects: 1000 } } },
-    host({ v1: ALL_V1, files: { "v1:blkio:blkio.bfq.weight": "", "v1:blkio:blkio.bfq.weight_device": "", "v1:hugetlb:hugetlb.2MB.rsvd.limit_in_bytes": "" } }),
+    host({ v1: ALL_V1, files: { "v1:blkio:blkio.bfq.weight": "", "v1:blkio:blkio.bfq.weight_device": "", "v1:hugetlb:hugetlb.2MB.rsvd.limit_in_bytes": "", "v1:cpu:cpu.idle": "0" } }),
     (m) => warnings.push(m),
   );
   t.same(short(ws), [
@@ -229,8 +229,11 @@ t.test("mapResources: memory limits and unlimited values", async (t) => {
   t.throws(() => mapResources({ memory: { limit: 200, swap: 100 } }, v1, () => {}), /must not be lower than memory\.limit/);
   t.throws(() => mapResources({ memory: { swappiness: 101 } }, v1, () => {}), /swappiness: invalid value 101/);
   t.throws(() => mapResources({ memory: { limit: 1.5 } }, v1, () => {}), /memory\.limit: not an integer/);
-  t.same(short(mapResources({ pids: { limit: 0 } }, v1, () => {})), ["v1 pids pids.max=max"]);
+  t.same(short(mapResources({ pids: { limit: 0 } }, v1, () => {})), ["v1 pids pids.max=0"], "pids.limit 0 is a limit (runtime-spec 1.3.0)");
+  t.throws(() => mapResources({ cpu: { idle: 1 } }, v1, () => {}), { message: "cgroup: linux.resources.cpu.idle (1): not supported by this kernel's v1 cpu controller (no cpu.idle file)" }, "cpu.idle where the kernel has no such file");
+  t.same(short(mapResources({ cpu: { idle: 1 } }, host({ v1: ALL_V1, files: { "v1:cpu:cpu.idle": "0" } }), () => {})), ["v1 cpu cpu.idle=1"], "and where it has one, on v1 too");
   t.same(short(mapResources({ pids: { limit: -1 } }, v1, () => {})), ["v1 pids pids.max=max"]);
+  t.same(short(mapResources({ pids: { limit: -5 } }, v1, () => {})), ["v1 pids pids.max=max"], "any negative value is unlimited");
   t.same(short(mapResources({ memory: { useHierarchy: true } }, v1, () => {})), ["v1 memory memory.use_hierarchy=1"]);
 });
 
@@ -245,7 +248,7 @@ t.test("mapResources: checkBeforeUpdate", async (t) => {
 
 t.test("mapResources: cgroup v2", async (t) => {
   const warnings: string[] = [];
-  const ws = mapResources({ ...FULL, memory: { limit: 1 << 30, reservation: 1 << 29, swap: 2 * (1 << 30), kernelTCP: 5 }, unified: { "memory.high": "900000000" } }, host({ v2: ALL_V2, files: { "v2:hugetlb:hugetlb.2MB.rsvd.max": "" } }), (m) => warnings.push(m));
+  const ws = mapResources({ ...FULL, memory: { limit: 1 << 30, reservation: 1 << 29, swap: 2 * (1 << 30), kernelTCP: 5 }, unified: { "memory.high": "900000000" } }, host({ v2: ALL_V2, files: { "v2:hugetlb:hugetlb.2MB.rsvd.max": "", "v2:cpu:cpu.idle": "0" } }), (m) => warnings.push(m));
   t.same(short(ws), [
     "v2 memory memory.swap.max=1073741824",
     "v2 memory memory.max=1073741824",

@@ -131,6 +131,8 @@ t.test("user namespaces disabled: what to change", async (t) => {
 t.test("limits a config asks for (device rules never count)", async (t) => {
   t.same(askedLimits(undefined), []);
   t.same(askedLimits({ devices: [{ allow: false, access: "rwm" }], memory: { limit: 0, kernel: 5 } }), [], "zero and kernel memory do not count");
+  t.same(askedLimits({ pids: { limit: 0 } }).map((l) => l.setting), ["pids.limit"], "pids.limit 0 is a limit (runtime-spec 1.3.0)");
+  t.same(askedLimits({ pids: { limit: -1 } }), [], "a negative pids.limit is unlimited");
   t.same(
     askedLimits({ memory: { limit: 1 << 20 }, pids: { limit: 10 }, cpu: { cpus: "0" }, blockIO: { weight: 100 }, unified: { "memory.high": "1M" } }).map((l) => `${l.setting}=${l.controller}`),
     ["memory.limit=memory", "cpu.cpus=cpuset", "pids.limit=pids", "blockIO.weight=blkio", 'unified."memory.high"=unified:memory'],

@@ -3,8 +3,9 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Problem } from "../../src/errors.ts";
-import { checkBundle, resolveInRoot } from "../../src/spec/check-bundle.ts";
+import { checkBundle, resolveInRoot, resolveRootfs } from "../../src/spec/check-bundle.ts";
 import type { Spec } from "../../src/spec/generated/types.ts";
+import { probeResctrl } from "../../src/linux/resctrl.ts";
 
 const PATH = "PATH=/usr/local/bin:/usr/bin:/bin";
 
@@ -118,6 +119,23 @@ t.test("root.path", async (t) => {
   const b = makeBundle(t);
   t.same(lines(checkBundle(b, spec({ root: "nope" }))), [`root.path: ${join(b, "nope")}: no such file or directory`]);
   t.same(lines(checkBundle(b, spec({ root: "hook-ok" }))), [`root.path: ${join(b, "hook-ok")} is not a directory`]);
+});
+
+t.test("linux.intelRdt the host's resctrl cannot give is a problem, as create refuses it", { skip: probeResctrl() ? "resctrl is mounted here" : false }, async (t) => {
+  const b = makeBundle(t);
+  const config: Spec = { ...spec(), linux: { intelRdt: { closID: "/" } } };
+  t.same(lines(checkBundle(b, config)), ["linux.intelRdt: Intel RDT is not supported or enabled on this host (no resctrl file system is mounted)"]);
+});
+
+t.test("a root.path that is a symlink to a directory is that directory, as create takes it", async (t) => {
+  const b = makeBundle(t);
+  symlinkSync("rootfs", join(b, "rootfs-link"));
+  symlinkSync(join(b, "rootfs"), join(b, "rootfs-abs-link"));
+  t.same(lines(checkBundle(b, spec({ root: "rootfs-link" }))), [], "relative link");
+  t.same(lines(checkBundle(b, spec({ root: "rootfs-abs-link", args: ["/bin/sh"], cwd: "/etc" }))), [], "absolute link");
+  t.same(resolveRootfs(b, "rootfs-link"), { dir: join(b, "rootfs") });
+  symlinkSync("hook-ok", join(b, "file-link"));
+  t.same(lines(checkBundle(b, spec({ root: "file-link" }))), [`root.path: ${join(b, "file-link")} is not a directory`]);
 });
 
 t.test("bind mount sources", async (t) => {

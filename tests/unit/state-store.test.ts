@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { validateId, lockNewContainer, writeRecord, readRecord, listIds, computeStatus, stateDirIdentity, isOwnStateDir, type ContainerRecord } from "../../src/lifecycle/state-store.ts";
 import { procStat } from "../../src/linux/proc.ts";
 import { isContainerCgroupDir } from "../../src/linux/cgroups/dir-check.ts";
+import { isResctrlDir } from "../../src/linux/resctrl.ts";
 
 const root = mkdtempSync(join(tmpdir(), "tsrun-state-"));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -70,6 +71,21 @@ t.test("a record's cgroup is trusted only if every dir is a cgroup below a hiera
   for (const bad of [[hierarchy], [notCgroup], [inside, hierarchy]]) {
     writeRecord(dir, record({ id: "cg", cgroup: cgroup(bad) }));
     t.equal(readRecord(root, "cg").cgroup, undefined, `dropped: ${bad.join(" ")}`);
+  }
+});
+
+t.test("a record's Intel RDT group is trusted only on a resctrl file system", async (t) => {
+  const notResctrl = mkdtempSync(join(tmpdir(), "tsrun-not-resctrl-"));
+  t.teardown(() => rmSync(notResctrl, { recursive: true, force: true }));
+  t.ok(isResctrlDir("/sys/fs/resctrl-gone/x"), "a dir that is gone: nothing left to act on");
+  for (const bad of [notResctrl, "/", "/proc/sys/kernel", "relative/x", `${notResctrl}/../x`]) t.notOk(isResctrlDir(bad), bad);
+  const dir = lockNewContainer(root, "rdt");
+  const gone = "/sys/fs/resctrl-gone/c1";
+  writeRecord(dir, record({ id: "rdt", intelRdt: { group: gone, ownGroup: true, created: [gone] } }));
+  t.same(readRecord(root, "rdt").intelRdt, { group: gone, ownGroup: true, created: [gone] }, "kept");
+  for (const bad of [{ group: "/proc/sys/kernel", ownGroup: false, created: [] }, { group: gone, monitor: notResctrl, ownGroup: true, created: [] }, { group: gone, created: [] }]) {
+    writeRecord(dir, record({ id: "rdt", intelRdt: bad as never }));
+    t.equal(readRecord(root, "rdt").intelRdt, undefined, `dropped: ${JSON.stringify(bad)}`);
   }
 });
 

@@ -5,6 +5,7 @@ import { str, type CommandContext } from "../context.ts";
 import { errnoText, formatProblem, TsrunError, type Problem } from "../../errors.ts";
 import { parseJsonText, validateConfig } from "../../spec/validate.ts";
 import { checkBundle } from "../../spec/check-bundle.ts";
+import { unknownKeys } from "../../spec/unknown-keys.ts";
 import { writeOut } from "../../log.ts";
 
 export function run(ctx: CommandContext): number {
@@ -21,10 +22,11 @@ export function run(ctx: CommandContext): number {
   const { config, problems, warnings } = validateConfig(parsed.value);
   const findings: Problem[] = [...problems];
   if (config) findings.push(...checkBundle(bundle, config));
+  const allWarnings = [...warnings, ...unknownKeys(parsed.value)];
   for (const p of findings) writeOut(formatProblem(p) + "\n");
-  for (const w of warnings) writeOut(`warning: ${formatProblem(w)}\n`);
+  for (const w of allWarnings) writeOut(`warning: ${formatProblem(w)}\n`);
   if (findings.length === 0) {
-    writeOut(`${bundle}: no problems found\n`);
+    writeOut(`${bundle}: no problems found${allWarnings.length ? ` (${allWarnings.length} warning${allWarnings.length === 1 ? "" : "s"})` : ""}\n`);
     return 0;
   }
   process.stderr.write(`tsrun: ${findings.length} problem${findings.length === 1 ? "" : "s"} in ${bundle}\n`);

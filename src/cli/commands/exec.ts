@@ -21,6 +21,8 @@ export function run(ctx: CommandContext): Promise<number> {
     additionalGids: strs(v, "additional-gids"),
     caps: strs(v, "cap"),
     noNewPrivs: bool(v, "no-new-privs"),
+    apparmor: str(v, "apparmor"),
+    processLabel: str(v, "process-label"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
     ignorePaused: bool(v, "ignore-paused"),
     debug: ctx.global.debug,

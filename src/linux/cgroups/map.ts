@@ -191,7 +191,11 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
         if (rtPeriod !== undefined) throw unsupportedOnV2("cpu.realtimePeriod", rtPeriod);
         if (rtRuntime !== undefined) throw unsupportedOnV2("cpu.realtimeRuntime", rtRuntime);
       }
-      if (idle !== undefined) w("cpu.idle", dec(idle));
+      if (idle !== undefined) {
+        // cgroup v2's, and v1's too on kernels that have it there (6.x do): a kernel without the file cannot apply it.
+        if (!host.exists(h, "cpu", "cpu.idle")) throw new TsrunError(`cgroup: linux.resources.cpu.idle (${idle}): not supported by this kernel's ${h} cpu controller (no cpu.idle file)`);
+        w("cpu.idle", dec(idle));
+      }
     });
     section("cpuset", "cpuset", (_h, w) => {
       if (cpu.cpus) w("cpuset.cpus", cpu.cpus);
@@ -200,8 +204,9 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
   }
 
   if (r.pids && r.pids.limit !== undefined) {
+    // runtime-spec 1.3.0: 0 is a limit (no new process); only a negative value means unlimited.
     const limit = int(r.pids.limit, "pids.limit");
-    section("pids", "pids", (_h, w) => w("pids.max", limit > 0 ? dec(limit) : "max"));
+    section("pids", "pids", (_h, w) => w("pids.max", limit >= 0 ? dec(limit) : "max"));
   }
 
   const bio = r.blockIO;
