@@ -20,12 +20,13 @@ export const DEFAULT_DEVICES: DefaultDevice[] = [
 ];
 
 
+// No rule for c 5:1: that number is the host's system console. A container's /dev/console is the
+// pty bound over it (c 136:*), so no container needs it; runc 1.1.5 leaves it out too.
 export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   // mknod of any node is allowed (using one still needs its own rule).
   { allow: true, type: "c", access: "m" },
   { allow: true, type: "b", access: "m" },
   ...DEFAULT_DEVICES.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" })),
-  { allow: true, type: "c", major: 5, minor: 1, access: "rwm" }, // /dev/console
   { allow: true, type: "c", major: 5, minor: 2, access: "rwm" }, // /dev/ptmx
   { allow: true, type: "c", major: 136, access: "rwm" }, // /dev/pts/*
   { allow: true, type: "c", major: 10, minor: 200, access: "rwm" }, // /dev/net/tun
