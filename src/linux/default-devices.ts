@@ -10,13 +10,15 @@ export type DefaultDevice = Omit<PlanDevice, "bindFromHost">;
 
 const chr = (path: string, major: number, minor: number): DefaultDevice => ({ path, type: "c", major, minor, fileMode: 0o666, uid: 0, gid: 0 });
 
+// In runc's order: in a user namespace each is a bind mount of the host's node, and the
+// container's mount table then lists them as runc's does.
 export const DEFAULT_DEVICES: DefaultDevice[] = [
   chr("/dev/null", 1, 3),
-  chr("/dev/zero", 1, 5),
-  chr("/dev/full", 1, 7),
   chr("/dev/random", 1, 8),
-  chr("/dev/urandom", 1, 9),
+  chr("/dev/full", 1, 7),
   chr("/dev/tty", 5, 0),
+  chr("/dev/zero", 1, 5),
+  chr("/dev/urandom", 1, 9),
 ];
 
 
