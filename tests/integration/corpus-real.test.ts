@@ -21,6 +21,9 @@
 //     above the test's own hard limit are lowered to it; an oomScoreAdj below the test's own is
 //     raised to it; capabilities outside the test's bounding set are left out.
 // Each runtime gets its own bundle, container id and state dir (--root, under /run/tsrun-test).
+// The configs `spec --rootless` wrote run twice: as root (they were captured as root), and as the
+// unprivileged test user (tests/lib/rootless.ts), both runtimes as that user, with a bundle and
+// state dirs it owns and the mapping's host ids (the capturing user's: 0) made the user's own.
 //
 // Differences are listed in EXPECTED with their reason and owner: `todo` for those another
 // session's branch fixes (flipped when it is merged), and docs/compatibility.md for the rest.
@@ -29,11 +32,12 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { onTeardown, realDir, removeAtTeardown } from "../lib/context.ts";
+import { onTeardown, ownedRoots, realDir, removeAtTeardown } from "../lib/context.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { copyRootfs, REPO } from "../lib/rootfs.ts";
 import { Capture, TAG_ENV, TEST_ROOT_PARENT, TEST_TAG, TSRUN, containerId, testRoot } from "../lib/tsrun.ts";
 import type { ConfigObject } from "../lib/runc-like-config.ts";
+import { rootlessSkip, testUser, userCanRunTsrun, userDir, type TestUser } from "../lib/rootless.ts";
 
 const REAL = path.join(REPO, "tests/corpus/real");
 const RUNC = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"].find((p) => fs.existsSync(p));
@@ -82,8 +86,14 @@ const defaultCgroup = (section: "cgroup" | "mounts"): Expected => ({
 const UNIFIED: Expected = {
   section: "mounts", owner: "corpus",
   reason: "on a hybrid host tsrun's cgroup mount also has the container's cgroup2 directory at /sys/fs/cgroup/unified; runc 1.1 mounts only the v1 hierarchies (docs/compatibility.md)",
-  // Only the container's own cgroup2 dir (a bind of the host's /sys brings the host's, in both).
-  tsrun: (s) => s.split("\n").filter((l) => !/^\S*<ID> \/sys\/fs\/cgroup\/unified \S+ - cgroup2 /.test(l)).join("\n"),
+  // Only the bind that the cgroup mount (its tmpfs, then binds) made: a bind of the host's /sys
+  // before it brings the host's own unified mount, in both.
+  tsrun: (s) => {
+    const lines = s.split("\n");
+    let tmpfs = -1;
+    lines.forEach((l, i) => / \/sys\/fs\/cgroup \S+ - tmpfs /.test(l) && (tmpfs = i));
+    return lines.filter((l, i) => i < tmpfs || !/ \/sys\/fs\/cgroup\/unified \S+ - cgroup2 /.test(l)).join("\n");
+  },
 };
 /** docs/compatibility.md: the ipc namespace (and so its mqueue filesystem) is made before root of the user namespace exists. */
 const MQUEUE_OWNER: Expected = {
@@ -97,6 +107,7 @@ const NO_CGROUPS_PATH = [defaultCgroup("cgroup"), defaultCgroup("mounts")];
 const EXPECTED: Record<string, Expected[]> = {
   "runc-spec": [AMBIENT, HOME, ...NO_CGROUPS_PATH, UNIFIED],
   "runc-spec-rootless": [AMBIENT, HOME, ...NO_CGROUPS_PATH, UNIFIED],
+  "runc-spec-rootless@user": [AMBIENT, HOME, UNIFIED],
   "crun-spec": [AMBIENT, HOME, ...NO_CGROUPS_PATH, UNIFIED],
   "runtime-tools-generate": [SECCOMP_LAST, HOME, ...NO_CGROUPS_PATH],
   "ctr-run": [HOME],
@@ -209,11 +220,20 @@ function shiftOwnership(dir: string, config: ConfigObject): void {
 }
 
 /** Write BUNDLE (rootfs copy, placeholders, config.json) for one runtime's run of config. */
-function rewrite(t: Test, original: ConfigObject, opts: { id: string; args?: string[]; holderPid?: number }): string {
+function rewrite(t: Test, original: ConfigObject, opts: { id: string; args?: string[]; holderPid?: number; user?: TestUser }): string {
   const config: ConfigObject = structuredClone(original);
-  const bundle = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-corpus-")));
-  removeAtTeardown(t, bundle, "bundle");
-  fs.chmodSync(bundle, 0o711);
+  const u = opts.user;
+  let bundle: string;
+  if (u) {
+    bundle = userDir(t, u, "corpus");
+    for (const [maps, own] of [[config.linux?.uidMappings, u.uid], [config.linux?.gidMappings, u.gid]] as const) {
+      for (const m of maps ?? []) if (m.hostID === 0) m.hostID = own;
+    }
+  } else {
+    bundle = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-corpus-")));
+    removeAtTeardown(t, bundle, "bundle");
+    fs.chmodSync(bundle, 0o711);
+  }
   const rootfs = copyRootfs(path.join(bundle, "rootfs"));
   shiftOwnership(rootfs, config);
   config.root = { ...config.root, path: "rootfs" };
@@ -270,6 +290,8 @@ interface Runtime {
   name: "runc" | "tsrun";
   bin: string;
   root: string;
+  /** Run as this unprivileged user (setpriv), not as root. */
+  user?: TestUser;
 }
 
 interface Outcome {
@@ -281,8 +303,11 @@ interface Outcome {
 function call(rt: Runtime, args: string[]): Outcome {
   const out = new Capture();
   const err = new Capture();
-  const r = spawnSync(rt.bin, ["--root", rt.root, ...args], {
-    env: { ...process.env, [TAG_ENV]: TEST_TAG },
+  const argv = [rt.bin, "--root", rt.root, ...args];
+  const u = rt.user;
+  const [file, ...rest] = u ? ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", ...argv] : argv;
+  const r = spawnSync(file!, rest, {
+    env: { ...process.env, [TAG_ENV]: TEST_TAG, ...(u ? { XDG_RUNTIME_DIR: u.xdg, HOME: "/nonexistent", USER: u.name } : {}) },
     stdio: ["ignore", out.fd, err.fd],
     timeout: 120_000,
     killSignal: "SIGKILL",
@@ -296,7 +321,7 @@ function call(rt: Runtime, args: string[]): Outcome {
 /** Start the holder container of a config (create + start), return its init's pid. */
 function startHolder(t: Test, rt: Runtime, holderConfig: ConfigObject, name: string): { id: string; pid: number } {
   const id = containerId(`${name}-${rt.name}-holder`);
-  const bundle = rewrite(t, holderConfig, { id, args: holderConfig.process.args });
+  const bundle = rewrite(t, holderConfig, { id, args: holderConfig.process.args, user: rt.user });
   const c = call(rt, ["create", "--bundle", bundle, id]);
   if (c.code !== 0) throw new Error(`${rt.name}: holder create: ${c.stderr}`);
   const s = call(rt, ["start", id]);
@@ -329,7 +354,7 @@ function runProbe(t: Test, rt: Runtime, name: string, config: ConfigObject): See
   try {
     if (holderName) holder = startHolder(t, rt, loadConfig(holderName), name);
     const id = containerId(`${name}-${rt.name}`);
-    const bundle = rewrite(t, config, { id, holderPid: holder?.pid });
+    const bundle = rewrite(t, config, { id, holderPid: holder?.pid, user: rt.user });
     const outcome = call(rt, ["run", "--bundle", bundle, id]);
     const subst: Array<[string, string]> = [
       [bundle, "<BUNDLE>"],
@@ -450,26 +475,55 @@ const names = fs
   .map((f) => f.slice(0, -5))
   .sort();
 
+/** The runtimes for one config's run: private state dirs, emptied and removed when t ends. */
+function runtimes(t: Test, name: string, user?: TestUser): [Runtime, Runtime] {
+  let runcRoot: string;
+  let tsrunRoot: string;
+  if (user) {
+    runcRoot = userDir(t, user, "runc-state");
+    tsrunRoot = userDir(t, user, "tsrun-state");
+    ownedRoots.add(runcRoot).add(tsrunRoot);
+  } else {
+    runcRoot = path.join(TEST_ROOT_PARENT, `${TEST_TAG}-runc-${name}`);
+    fs.mkdirSync(TEST_ROOT_PARENT, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(runcRoot, { mode: 0o700 });
+    tsrunRoot = testRoot(t);
+    onTeardown(t, "files", () => fs.rmSync(runcRoot, { recursive: true, force: true }));
+  }
+  const rts: [Runtime, Runtime] = [
+    { name: "runc", bin: RUNC!, root: runcRoot, user },
+    { name: "tsrun", bin: TSRUN, root: tsrunRoot, user },
+  ];
+  onTeardown(t, "containers", () => {
+    for (const rt of rts) for (const id of fs.readdirSync(rt.root)) call(rt, ["delete", "--force", id]);
+  });
+  return rts;
+}
+
+const rootless = rootlessSkip();
+let user: TestUser | undefined;
+if (!skip && !rootless) {
+  user = testUser();
+  if (!userCanRunTsrun(user)) throw new Error(`user ${user.name} cannot run ${TSRUN}: the checkout must be readable by it`);
+}
+
 t.test("real configs: tsrun shows what runc shows", { skip }, async (t) => {
   t.ok(names.length >= 13, `the corpus has its configs (${names.join(", ")})`);
-  for (const name of names) {
-    await t.test(name, async (t) => {
+  const runs = [
+    ...names.map((name) => ({ name, key: name, user: undefined })),
+    ...names.filter((n) => n.endsWith("-rootless")).map((name) => ({ name, key: `${name}@user`, user })),
+  ];
+  for (const { name, key, user } of runs) {
+    const asUser = key !== name;
+    await t.test(asUser ? `${name}, as an unprivileged user` : name, { skip: asUser && rootless }, async (t) => {
       leakCheck(t);
-      const runcRoot = path.join(TEST_ROOT_PARENT, `${TEST_TAG}-runc-${name}`);
-      fs.mkdirSync(TEST_ROOT_PARENT, { recursive: true, mode: 0o700 });
-      fs.mkdirSync(runcRoot, { mode: 0o700 });
-      const runc: Runtime = { name: "runc", bin: RUNC!, root: runcRoot };
-      const tsrun: Runtime = { name: "tsrun", bin: TSRUN, root: testRoot(t) };
-      onTeardown(t, "files", () => {
-        for (const id of fs.readdirSync(runcRoot)) spawnSync(RUNC!, ["--root", runcRoot, "delete", "--force", id]);
-        fs.rmSync(runcRoot, { recursive: true, force: true });
-      });
+      const [runc, tsrun] = runtimes(t, name, user);
       const config = loadConfig(name);
       const a = runProbe(t, runc, name, config);
       const b = runProbe(t, tsrun, name, config);
-      if (DUMP) for (const [rt, seen] of [["runc", a], ["tsrun", b]] as const) dump(path.join(DUMP, `${name}.${rt}.txt`), seen);
-      compare(t, a, b, EXPECTED[name] ?? []);
-      t.same(fs.readdirSync(runcRoot), [], "runc left no state");
+      if (DUMP) for (const [rt, seen] of [["runc", a], ["tsrun", b]] as const) dump(path.join(DUMP, `${key}.${rt}.txt`), seen);
+      compare(t, a, b, EXPECTED[key] ?? []);
+      t.same(fs.readdirSync(runc.root), [], "runc left no state");
     });
   }
 });
