@@ -8,7 +8,7 @@ import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { resolveRootfs } from "../spec/check-bundle.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, sharedCgroups, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
@@ -151,7 +151,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
     const plan = planCreate({
       id: opts.id,
-      config, bundle, rootfs, cgroup, cgroupProcs, execFifo: execFifoPath(dir),
+      config, bundle, rootfs, cgroup, sharedCgroups: sharedCgroups(planned, cgroup), cgroupProcs, execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
       noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,

@@ -55,6 +55,8 @@ export interface CreatePlanInput {
   bundle: string;
   rootfs: string;
   cgroup: CgroupState | undefined;
+  /** Hierarchies where the container has no dir of its own and stays in its caller's (rootless). */
+  sharedCgroups?: { v1: Record<string, string>; v2?: string };
   cgroupProcs: string[];
   execFifo: string;
   consoleSocket?: string;
@@ -178,9 +180,13 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
 /**
  * A "cgroup" mount shows the container its own cgroups: on cgroup v2 with a cgroup namespace
  * a fresh cgroup2 mount does that; otherwise a tmpfs with a read-only bind of each of the
- * container's cgroup directories, which works with or without a cgroup namespace.
+ * container's cgroup directories, which works with or without a cgroup namespace. Where it has
+ * none of its own (shared: rootless without a delegated cgroup) it is in its caller's, and is
+ * shown that one, as runc does.
  */
-function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | undefined, newCgroupNs: boolean): PlanMount[] {
+function planCgroupMount(
+  m: ConfigMount, index: number, cgroup: CgroupState | undefined, newCgroupNs: boolean, shared: CreatePlanInput["sharedCgroups"],
+): PlanMount[] {
   const opts = parseMountOptions(m.options);
   const base = { propagation: [], recAttrSet: 0, recAttrClr: 0, destKind: "dir" as const };
   if (!cgroup) return [];
@@ -192,8 +198,10 @@ function planCgroupMount(m: ConfigMount, index: number, cgroup: CgroupState | un
     flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, remountFlags: 0, data: "mode=755",
   }];
   const bindFlags = opts.flags | MS.NOSUID | MS.NOEXEC | MS.NODEV;
-  const dirs: [string, string][] = Object.entries(cgroup.v1).map(([controller, dir]) => [controller.replace(/^name=/, ""), dir]);
-  if (cgroup.v2) dirs.push([cgroup.version === "v2" ? "" : "unified", cgroup.v2]);
+  const v1 = { ...shared?.v1, ...cgroup.v1 };
+  const v2 = cgroup.v2 ?? shared?.v2;
+  const dirs: [string, string][] = Object.entries(v1).map(([controller, dir]) => [controller.replace(/^name=/, ""), dir]);
+  if (v2) dirs.push([cgroup.version === "v2" ? "" : "unified", v2]);
   for (const [name, dir] of dirs) {
     mounts.push({
       ...base, source: dir, destination: name ? `${m.destination}/${basename(name)}` : m.destination, fstype: "",
@@ -235,7 +243,7 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
   };
   const mounts: PlanMount[] = [];
   (config.mounts ?? []).forEach((m, i) => {
-    if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, i, input.cgroup, hasNew("cgroup")));
+    if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, i, input.cgroup, hasNew("cgroup"), input.sharedCgroups));
     else mounts.push(planMount(m, i, input.bundle, userns));
   });
 

@@ -10,22 +10,25 @@ export type DefaultDevice = Omit<PlanDevice, "bindFromHost">;
 
 const chr = (path: string, major: number, minor: number): DefaultDevice => ({ path, type: "c", major, minor, fileMode: 0o666, uid: 0, gid: 0 });
 
+// In runc's order: in a user namespace each is a bind mount of the host's node, and the
+// container's mount table then lists them as runc's does.
 export const DEFAULT_DEVICES: DefaultDevice[] = [
   chr("/dev/null", 1, 3),
-  chr("/dev/zero", 1, 5),
-  chr("/dev/full", 1, 7),
   chr("/dev/random", 1, 8),
-  chr("/dev/urandom", 1, 9),
+  chr("/dev/full", 1, 7),
   chr("/dev/tty", 5, 0),
+  chr("/dev/zero", 1, 5),
+  chr("/dev/urandom", 1, 9),
 ];
 
 
+// No rule for c 5:1: that number is the host's system console. A container's /dev/console is the
+// pty bound over it (c 136:*), so no container needs it; runc 1.1.5 leaves it out too.
 export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   // mknod of any node is allowed (using one still needs its own rule).
   { allow: true, type: "c", access: "m" },
   { allow: true, type: "b", access: "m" },
   ...DEFAULT_DEVICES.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" })),
-  { allow: true, type: "c", major: 5, minor: 1, access: "rwm" }, // /dev/console
   { allow: true, type: "c", major: 5, minor: 2, access: "rwm" }, // /dev/ptmx
   { allow: true, type: "c", major: 136, access: "rwm" }, // /dev/pts/*
   { allow: true, type: "c", major: 10, minor: 200, access: "rwm" }, // /dev/net/tun

@@ -488,6 +488,11 @@ function checkLinux(c: Collector, linux: Obj, ns: Map<string, NsEntry>, needNs: 
   const uidm = arr(get(linux, "uidMappings"));
   const gidm = arr(get(linux, "gidMappings"));
   const userNs = ns.get("user");
+  // A new user namespace without maps has no root to run as (runc: "User namespaces enabled, but
+  // no uid mappings found."); one map without the other is the rule below.
+  if (userNs && !userNs.path && !uidm?.length && !gidm?.length) {
+    for (const k of ["uidMappings", "gidMappings"]) c.error(L(k), `is required for a new user namespace (linux.namespaces[${userNs.index}] has no path)`);
+  }
   for (const [k, list, other] of [["uidMappings", uidm, gidm], ["gidMappings", gidm, uidm]] as const) {
     if (!list?.length) continue;
     if (!userNs) c.error(L(k), needNs("user"));

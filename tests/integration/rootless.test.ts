@@ -168,6 +168,19 @@ t.test("no delegated cgroup: runs without one; a limit is an error saying why; d
   t.equal(r.code, 0, `run without a cgroup: ${r.stderr}`);
   t.match(r.stderr, /the container runs without a cgroup/);
 
+  // A cgroup mount then shows the cgroups the container is in, its caller's, read-only (runc's
+  // `spec --rootless` config has one, and runc binds them).
+  b.config.mounts.push({ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] });
+  b.config.process.args = ["sh", "-c", "find /sys/fs/cgroup -maxdepth 2 -name cgroup.procs | wc -l; touch /sys/fs/cgroup/x 2>&1; for f in $(find /sys/fs/cgroup -maxdepth 2 -name cgroup.procs); do touch $f 2>&1; done | sort -u"];
+  writeUserConfig(b, u);
+  const shown = asUser(t, u, ["run", "--bundle", b.dir, containerId()]);
+  t.equal(shown.code, 0, shown.stderr);
+  const [count, ...rest] = shown.stdout.trim().split("\n");
+  t.ok(Number(count) > 0, `the caller's cgroups are bound (${count} with a cgroup.procs)`);
+  t.ok(rest.length > 0 && rest.every((l) => /Read-only file system|Permission denied/.test(l)), `read-only: ${rest.join("; ")}`);
+  b.config.mounts.pop();
+  b.config.process.args = ["cat", "/proc/self/cgroup"];
+
   b.config.linux.resources = { memory: { limit: 64 << 20 }, pids: { limit: 20 } };
   writeUserConfig(b, u);
   const limited = asUser(t, u, ["run", "--bundle", b.dir, containerId()]);

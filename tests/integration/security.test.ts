@@ -113,6 +113,18 @@ t.test("the default `tsrun spec` config confines the container", async (t) => {
   t.match(r.stdout, /NoNewPrivs:\s+1/);
 });
 
+t.test("the default device rules do not open the host's console (c 5:1) to a container that may mknod", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  // The base config: CAP_MKNOD, a deny-all device rule, /dev a tmpfs without nodev. A node made
+  // there is usable exactly when a device rule allows it: /dev/null's number is, the console's
+  // must not be (runc 1.1.5's default rules leave it out: it is the host's system console).
+  const open = (node: string, major: number, minor: number) =>
+    `mknod /dev/${node} c ${major} ${minor} && dd if=/dev/${node} of=/dev/null count=0 2>/dev/null && echo ${node}=opened || echo ${node}=refused`;
+  const r = inside(t, root, `${open("null2", 1, 3)}; ${open("console2", 5, 1)}`);
+  t.equal(r.out, "null2=opened\nconsole2=refused\n", r.err);
+});
+
 t.test("container ids that could name a path are refused, and nothing is created", async (t) => {
   leakCheck(t);
   const root = testRoot(t);

@@ -154,6 +154,7 @@ t.test("the default device rules after a deny-all", async (t) => {
   t.ok(allows(rules, BLOCK, M, 8, 0), "mknod of a block device");
   t.notOk(allows(rules, BLOCK, R, 8, 0), "but not its use");
   t.notOk(allows(rules, CHAR, R, 4, 1), "/dev/tty1");
+  t.notOk(allows(rules, CHAR, R | W, 5, 1), "the host's /dev/console");
 });
 
 t.test("invalid rules", async (t) => {

@@ -25,7 +25,7 @@ import { helperPath } from "../helper-path.ts";
 import { runSync } from "../spawn.ts";
 import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
 import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
-import { dirOf, findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
+import { dirOf, findHierarchies, ownDirs, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
 import type { Resources } from "./resources.ts";
 import { readStats, type StatSource, type StatSources, type Stats } from "./stats.ts";
 import type { CgroupState, WarnFn } from "./types.ts";
@@ -68,6 +68,19 @@ export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: bo
   const mounts = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
   const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
   return planPaths(opts, findHierarchies(mounts), self);
+}
+
+/**
+ * The hierarchies planned for a container that it has no dir of its own in (a rootless
+ * container without a delegated cgroup): there it stays in its caller's cgroup, this process's.
+ */
+export function sharedCgroups(planned: CgroupState, own: CgroupState): { v1: Record<string, string>; v2?: string } {
+  const missing = Object.keys(planned.v1).some((c) => own.v1[c] === undefined) || (planned.v2 !== undefined && own.v2 === undefined);
+  if (!missing) return { v1: {} };
+  const mine = ownDirs(findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"))), parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8")));
+  const v1: Record<string, string> = {};
+  for (const c of Object.keys(planned.v1)) if (own.v1[c] === undefined && mine.v1[c] !== undefined) v1[c] = mine.v1[c]!;
+  return planned.v2 !== undefined && own.v2 === undefined && mine.v2 !== undefined ? { v1, v2: mine.v2 } : { v1 };
 }
 
 /**

@@ -106,6 +106,17 @@ export function dirOf(mountPoint: string, root: string, cgPath: string): string 
   return cleanCgroupPath(posix.join(mountPoint, cleanCgroupPath(rel)));
 }
 
+/** The caller's own cgroup dirs: per v1 controller (one dir per hierarchy), and cgroup2's. */
+export function ownDirs(h: Hierarchies, self: SelfCgroups): { v1: Record<string, string>; v2?: string } {
+  const v1: Record<string, string> = {};
+  for (const hier of h.v1) {
+    const own = hier.controllers.map((c) => self.v1[c]).find((p) => p !== undefined);
+    if (own === undefined) continue;
+    for (const c of hier.controllers) v1[c] = dirOf(hier.mountPoint, hier.root, own);
+  }
+  return h.v2 && self.v2 !== undefined ? { v1, v2: dirOf(h.v2.mountPoint, h.v2.root, self.v2) } : { v1 };
+}
+
 /**
  * Where a container's cgroups go. Absolute cgroupsPath: from each hierarchy's root.
  * Relative: below the caller's own cgroup in each hierarchy. Unset: "/tsrun/<id>"; for a
