@@ -4,7 +4,7 @@
  */
 import { realpathSync, statSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join, resolve, basename } from "node:path";
-import { TsrunError, errnoText, formatProblem } from "../errors.ts";
+import { TsrunError, errnoName, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
@@ -51,7 +51,7 @@ function resolveBundle(bundle: string | undefined): string {
     return real;
   } catch (err) {
     if (err instanceof TsrunError) throw err;
-    throw new TsrunError(`bundle ${path}: ${errnoText(err)}`);
+    throw new TsrunError(`bundle ${path}: ${errnoText(err)}`, { access: { what: "bundle", errno: errnoName(err) } });
   }
 }
 
@@ -63,7 +63,7 @@ function resolveRootfs(bundle: string, rootPath: string): string {
     return real;
   } catch (err) {
     if (err instanceof TsrunError) throw err;
-    throw new TsrunError(`config.json: root.path: ${path}: ${errnoText(err)}`);
+    throw new TsrunError(`config.json: root.path: ${path}: ${errnoText(err)}`, { access: { what: "bundle", errno: errnoName(err) } });
   }
 }
 
@@ -152,7 +152,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     Object.assign(plan, planHooks(record, dir), idMapHelpers);
     logDebug("plan built");
     launched = true;
-    helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
+    helper = await launchHelper({ $case: "create", value: plan }, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
     const stat = procStat(helper.pid);
     if (!stat) throw new TsrunError("container init exited during create");
