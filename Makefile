@@ -7,12 +7,20 @@ CFLAGS ?= -O2 -g
 HELPER_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 HELPER_SRC := $(wildcard helper/*.c)
 HELPER_HDR := $(wildcard helper/*.h)
-TS_SRC := $(shell find src bin -name '*.ts' -not -path 'src/spec/generated/*' 2>/dev/null)
+TS_SRC := $(shell find src bin -name '*.ts' -not -path 'src/spec/generated/*' -not -path 'src/boundary/gen/*' 2>/dev/null)
 SCHEMAS := $(wildcard schemas/*.json)
+# The TypeScript-helper boundary, declared once (boundary/helper.proto): protobuf-c generates the
+# helper's side into build/gen, ts-proto the TypeScript side into src/boundary/gen, and
+# scripts/gen-boundary-doc.ts docs/boundary.md. google/protobuf/wrappers.proto comes with
+# libprotobuf-dev.
+PROTO := boundary/helper.proto
+PROTO_INC := -I boundary -I /usr/include
+GEN_C := build/gen/helper.pb-c.c build/gen/google/protobuf/wrappers.pb-c.c
+TS_PROTO_OPT := forceLong=bigint,oneof=unions-value,useOptionals=messages,importSuffix=.ts,outputJsonMethods=false,outputPartialMethods=false,outputTypeRegistry=false,outputServices=false
 
 .PHONY: all install test unit integration demo bench typecheck clean
 
-all: build/tsrun build/tsrun-main build/tsrun-helper
+all: build/tsrun build/tsrun-main build/tsrun-helper docs/boundary.md
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -22,9 +30,27 @@ src/spec/generated/.stamp: $(SCHEMAS) scripts/gen-spec.ts node_modules/.package-
 	$(BUN) scripts/gen-spec.ts
 	touch $@
 
-build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR)
+build/gen/.stamp: $(PROTO)
+	@mkdir -p build/gen
+	protoc-c $(PROTO_INC) --c_out=build/gen $(PROTO) google/protobuf/wrappers.proto
+	touch $@
+
+src/boundary/gen/.stamp: $(PROTO) node_modules/.package-lock.json
+	@rm -rf src/boundary/gen && mkdir -p src/boundary/gen
+	protoc $(PROTO_INC) --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto --ts_proto_out=src/boundary/gen --ts_proto_opt=$(TS_PROTO_OPT) $(PROTO)
+	touch $@
+
+# Committed, so that the format can be read without building; tests/unit/boundary-doc.test.ts
+# fails when it is stale.
+docs/boundary.md: $(PROTO) scripts/gen-boundary-doc.ts node_modules/.package-lock.json
+	@mkdir -p build/gen
+	protoc $(PROTO_INC) --include_imports --include_source_info --descriptor_set_out=build/gen/helper.desc $(PROTO)
+	$(BUN) scripts/gen-boundary-doc.ts build/gen/helper.desc > $@.tmp && mv $@.tmp $@
+
+# The helper links protobuf-c statically: one shared library less to load at every start.
+build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR) build/gen/.stamp
 	@mkdir -p build
-	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRC) -lseccomp
+	$(CC) $(HELPER_CFLAGS) -Ibuild/gen -o $@ $(HELPER_SRC) $(GEN_C) -l:libprotobuf-c.a -lseccomp
 
 # --no-compile-autoload-*: a Bun executable otherwise reads bunfig.toml (whose preload runs code)
 # and .env (TSRUN_HELPER ...) from its current directory, which is the caller's, as root.
@@ -34,7 +60,7 @@ build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR)
 # once (create about 3 ms less CPU, bench/analysis.md).
 BUN_COMPILE := --compile --bytecode --minify --no-compile-autoload-dotenv --no-compile-autoload-bunfig --splitting --format=esm --compile-jit-policy=10
 
-build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp Makefile
+build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp src/boundary/gen/.stamp Makefile
 	@mkdir -p build
 	$(BUN) build $(BUN_COMPILE) --target=bun-linux-x64 bin/tsrun.ts --outfile $@
 
@@ -42,7 +68,7 @@ build/tsrun: frontend/tsrun.c
 	@mkdir -p build
 	$(CC) $(HELPER_CFLAGS) -o $@ frontend/tsrun.c
 
-typecheck: src/spec/generated/.stamp
+typecheck: src/spec/generated/.stamp src/boundary/gen/.stamp
 	node_modules/.bin/tsc -p tsconfig.json
 
 install: all
@@ -64,7 +90,7 @@ bench: all
 	env -u NODE_EXTRA_CA_CERTS $(BUN) bench/bench.ts
 
 clean:
-	rm -rf build src/spec/generated
+	rm -rf build src/spec/generated src/boundary/gen
 
 # OCI runtime-spec conformance suite (conformance/, docs/conformance.md).
 #   make conformance [RUNTIME=/path/to/runtime]  run the suite against one runtime (TAP on stdout;

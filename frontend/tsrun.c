@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_ID_LENGTH 1024
@@ -46,36 +45,6 @@ static void exec_main(char **argv) {
   }
   fprintf(stderr, "tsrun: cannot find tsrun-main next to %s or in ../libexec/tsrun\n", self);
   exit(1);
-}
-
-/* runc's (Go's) words for an errno, as src/errors.ts errnoText() gives them. */
-static void errno_words(int err, char *out, size_t size) {
-  snprintf(out, size, "%s", strerror(err));
-  for (char *p = out; *p; p++)
-    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-}
-
-/* The error line as src/log.ts writes it: to --log in its format, and to stderr. */
-static void log_error(int log_fd, int json, const char *msg) {
-  if (log_fd >= 0) {
-    struct timespec ts;
-    struct tm tm;
-    char when[64] = "1970-01-01T00:00:00.000Z";
-    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) != NULL) {
-      snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    }
-    /* msg is fixed text and errno words: nothing in it needs JSON escaping. */
-    char line[1024];
-    int len = json ? snprintf(line, sizeof line, "{\"level\":\"error\",\"msg\":\"%s\",\"time\":\"%s\"}\n", msg, when)
-                   : snprintf(line, sizeof line, "time=\"%s\" level=error msg=\"%s\"\n", when, msg);
-    if (len > 0 && (size_t)len < sizeof line && write(log_fd, line, (size_t)len) < 0) {
-      /* stderr below still carries the error */
-    }
-  }
-  if (dprintf(2, "tsrun: %s\n", msg) < 0) {
-    /* nowhere left to report it; the exit status still does */
-  }
 }
 
 static int valid_id(const char *id) {
@@ -198,11 +167,7 @@ int main(int argc, char **argv) {
   }
   if (argc - i != 2 || strcmp(argv[i], "start") != 0 || !valid_id(argv[i + 1])) exec_main(argv);
   const char *id = argv[i + 1];
-  int json = 0;
-  if (log_format) {
-    if (strcmp(log_format, "json") == 0) json = 1;
-    else if (strcmp(log_format, "text") != 0) exec_main(argv);
-  }
+  if (log_format && strcmp(log_format, "json") != 0 && strcmp(log_format, "text") != 0) exec_main(argv);
   if (!root) {
     /* Anyone else's default root is src/linux/rootless.ts's to choose. */
     if (geteuid() != 0 || getenv("XDG_RUNTIME_DIR") != NULL) exec_main(argv);
@@ -214,9 +179,10 @@ int main(int argc, char **argv) {
   int len = snprintf(dir, sizeof dir, "%s/%s", root, id);
   if (len < 0 || (size_t)len >= PATH_MAX) exec_main(argv);
 
-  /* As src/log.ts: the log file is opened (and made) before the command runs. */
+  /* As src/log.ts: the log file is made before the command runs (a failure is tsrun-main's to report). */
   int log_fd = -1;
   if (log && (log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) exec_main(argv);
+  if (log_fd >= 0 && close(log_fd) < 0) exec_main(argv);
 
   snprintf(path, sizeof path, "%s/start.fast", dir);
   if (!init_alive(path)) exec_main(argv);
@@ -243,11 +209,11 @@ int main(int argc, char **argv) {
   do n = write(fd, "0", 1);
   while (n < 0 && errno == EINTR);
   if (n != 1) {
-    char words[128], msg[256];
-    errno_words(n < 0 ? errno : EIO, words, sizeof words);
-    snprintf(msg, sizeof msg, "cannot write to exec fifo: %s", words);
-    log_error(log_fd, json, msg);
-    return 1;
+    /* tsrun-main words it (src/lifecycle/start.ts) and logs it as every error is logged. */
+    char errnum[16];
+    snprintf(errnum, sizeof errnum, "%d", n < 0 ? errno : EIO);
+    if (setenv("TSRUN_FRONTEND_WRITE_ERRNO", errnum, 1) < 0) return 1;
+    exec_main(argv);
   }
   if (close(fd) < 0) {
     /* the byte is in the pipe: the init has been released */

@@ -1,7 +1,7 @@
 /* Process attributes TypeScript decided on: scheduler (sched_setattr), I/O priority
  * (ioprio_set), execution domain (personality), CPU affinity (exec's execCPUAffinity) and the
  * AppArmor profile for the next execve. Each is a plain syscall or file write, in the order
- * runc does them (docs/plan-format.md). */
+ * runc does them (docs/boundary.md). */
 #include "helper.h"
 
 #include <errno.h>
@@ -31,71 +31,75 @@ struct tsrun_sched_attr {
 
 /* Scheduler, I/O priority, personality: before the user switch (a real-time policy needs
  * CAP_SYS_NICE), as runc's init does them before finalizing the namespace. */
-void process_attrs(const struct plan *p)
+void process_attrs(const struct run *r)
 {
-	if (p->have_sched) {
+	const Tsrun__Scheduler *sc = r->proc->scheduler;
+
+	if (sc) {
 		struct tsrun_sched_attr a;
 		memset(&a, 0, sizeof(a));
 		a.size = sizeof(a);
-		a.sched_policy = p->sched_policy;
-		a.sched_flags = p->sched_flags;
-		a.sched_nice = p->sched_nice;
-		a.sched_priority = p->sched_priority;
-		a.sched_runtime = p->sched_runtime;
-		a.sched_deadline = p->sched_deadline;
-		a.sched_period = p->sched_period;
+		a.sched_policy = sc->policy;
+		a.sched_flags = sc->flags;
+		a.sched_nice = sc->nice;
+		a.sched_priority = sc->priority;
+		a.sched_runtime = sc->runtime;
+		a.sched_deadline = sc->deadline;
+		a.sched_period = sc->period;
 		if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
-			die_errno("error setting scheduler");
+			die(ERR(SCHED_SETATTR), errno, NULL, sc->policy);
 	}
-	if (p->have_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, (int)p->ioprio) < 0)
-		die_errno("failed to set io priority");
-	if (p->have_personality && personality((unsigned long)p->personality) < 0)
-		die_errno("unable to set personality");
+	if (r->proc->io_priority && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, (int)r->proc->io_priority->value) < 0)
+		die(ERR(IOPRIO_SET), errno, NULL, r->proc->io_priority->value);
+	if (r->launch->personality && personality((unsigned long)r->launch->personality->value) < 0)
+		die(ERR(PERSONALITY), errno, NULL, r->launch->personality->value);
 }
 
-/* execCPUAffinity: which 0 is "initial", 1 "final". pid 0 is the caller. */
-void affinity_apply(const struct plan *p, int which, pid_t pid)
+/* execCPUAffinity: the initial CPUs (pid 0, the helper itself) or the final ones. */
+void affinity_apply(const Tsrun__ExecPlan *e, bool final, pid_t pid)
 {
-	const struct plan_affinity *a = &p->affinity[which];
+	const Tsrun__CpuAffinity *a = e ? e->cpu_affinity : NULL;
+	uint32_t *cpus = a ? (final ? a->final : a->initial) : NULL;
+	size_t n = a ? (final ? a->n_final : a->n_initial) : 0;
 	uint32_t max = 0;
 	cpu_set_t *set;
 	size_t size;
 
-	if (!a->have)
+	if (n == 0)
 		return;
-	for (size_t i = 0; i < a->n_cpus; i++)
-		if (a->cpus[i] > max)
-			max = a->cpus[i];
+	for (size_t i = 0; i < n; i++)
+		if (cpus[i] > max)
+			max = cpus[i];
 	set = CPU_ALLOC(max + 1);
 	if (!set)
 		abort();
 	size = CPU_ALLOC_SIZE(max + 1);
 	CPU_ZERO_S(size, set);
-	for (size_t i = 0; i < a->n_cpus; i++)
-		CPU_SET_S(a->cpus[i], size, set);
+	for (size_t i = 0; i < n; i++)
+		CPU_SET_S(cpus[i], size, set);
 	if (sched_setaffinity(pid, size, set) < 0)
-		die_errno("set %s CPU affinity", which == 0 ? "initial" : "final");
+		die(ERR(SCHED_SETAFFINITY), errno, final ? "final" : "initial", 0);
 	CPU_FREE(set);
-	debug_stage("%s CPU affinity set", which == 0 ? "initial" : "final");
+	progress("%s CPU affinity set", final ? "final" : "initial");
 }
 
 /* aa_change_onexec: the profile applies from the next execve. The newer per-LSM attribute
  * directory first, the old shared file otherwise (as runc). */
-void process_apparmor(const struct plan *p)
+void process_apparmor(const Tsrun__Process *proc)
 {
 	const char *path = "/proc/thread-self/attr/apparmor/exec";
 	struct stat st;
 	char *buf;
 	int n;
 
-	if (!p->apparmor_profile || !*p->apparmor_profile)
+	if (!proc->apparmor_profile[0])
 		return;
 	if (stat(path, &st) < 0 && errno == ENOENT)
 		path = "/proc/thread-self/attr/exec";
-	n = asprintf(&buf, "exec %s", p->apparmor_profile);
+	n = asprintf(&buf, "exec %s", proc->apparmor_profile);
 	if (n < 0)
 		abort();
 	if (write_file(path, buf, (size_t)n) < 0)
-		die_errno("apparmor failed to apply profile: write %s", path);
+		die(ERR(APPARMOR_EXEC), errno, path, 0);
 	free(buf);
 }

@@ -1,17 +1,13 @@
 /*
- * tsrun-helper --device-filter CGROUP_DIR
- * tsrun-helper --device-filter-count CGROUP_DIR
+ * The cgroup v2 device controller (a DeviceFilterPlan): TypeScript builds the
+ * BPF_PROG_TYPE_CGROUP_DEVICE program (src/linux/cgroups/device-program.ts); this loads it and
+ * attaches it to the cgroup directory, then detaches the device programs that were attached to
+ * that cgroup before. The new program is attached first (BPF_F_ALLOW_MULTI: both run for a
+ * moment, and a device needs both to allow it), so a running container never goes without a
+ * filter. A cgroup whose program was attached without BPF_F_ALLOW_MULTI gets it replaced in place.
  *
- * The cgroup v2 device controller: TypeScript builds the BPF_PROG_TYPE_CGROUP_DEVICE program
- * (src/linux/cgroups/device-program.ts) and sends its instructions on stdin; this loads it and
- * attaches it to CGROUP_DIR, then detaches the device programs that were attached to that
- * cgroup before. The new program is attached first (BPF_F_ALLOW_MULTI: both run for a moment,
- * and a device needs both to allow it), so a running container never goes without a filter.
- * A cgroup whose program was attached without BPF_F_ALLOW_MULTI gets it replaced in place.
- *
- * --device-filter-count prints how many device programs are attached to CGROUP_DIR itself.
- *
- * Exit 0 on success; otherwise one line on stderr, errno text lowercase, and exit 1.
+ * `tsrun-helper --device-filter-count CGROUP_DIR` (tests) prints how many device programs are
+ * attached to CGROUP_DIR itself.
  */
 #include "helper.h"
 
@@ -24,65 +20,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAX_PROGRAM_BYTES (1000000u * sizeof(struct bpf_insn))
 #define LOG_SIZE (1u << 20)
-
-static _Noreturn void fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static _Noreturn void fail(int err, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (err) {
-		char e[128];
-		snprintf(e, sizeof(e), "%s", strerror(err));
-		if (e[0] >= 'A' && e[0] <= 'Z')
-			e[0] = (char)(e[0] - 'A' + 'a');
-		fprintf(stderr, "%s: %s\n", msg, e);
-	} else {
-		fprintf(stderr, "%s\n", msg);
-	}
-	exit(1);
-}
 
 static int sys_bpf(int cmd, union bpf_attr *attr)
 {
 	return (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
-}
-
-static unsigned char *read_stdin(size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	unsigned char *buf = malloc(cap);
-
-	if (!buf)
-		fail(ENOMEM, "device filter: read program");
-	for (;;) {
-		ssize_t r;
-		if (n == cap) {
-			if (cap >= MAX_PROGRAM_BYTES)
-				fail(0, "device filter: program larger than %zu bytes", (size_t)MAX_PROGRAM_BYTES);
-			cap *= 2;
-			buf = realloc(buf, cap);
-			if (!buf)
-				fail(ENOMEM, "device filter: read program");
-		}
-		r = read(0, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			fail(errno, "device filter: read program from stdin");
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*len = n;
-	return buf;
 }
 
 /* The ids of the device programs attached to the cgroup itself (not inherited ones). */
@@ -94,7 +36,7 @@ static __u32 *query(int cgfd, const char *dir, __u32 *count, __u32 *flags)
 		union bpf_attr attr;
 		__u32 *ids = calloc(cap, sizeof(*ids));
 		if (!ids)
-			fail(ENOMEM, "device filter: query %s", dir);
+			die(ERR(OUT_OF_MEMORY), ENOMEM, dir, 0);
 		memset(&attr, 0, sizeof(attr));
 		attr.query.target_fd = (__u32)cgfd;
 		attr.query.attach_type = BPF_CGROUP_DEVICE;
@@ -107,14 +49,13 @@ static __u32 *query(int cgfd, const char *dir, __u32 *count, __u32 *flags)
 		}
 		free(ids);
 		if (errno != ENOSPC || cap >= 65536)
-			fail(errno, "device filter: query the device programs of %s", dir);
+			die(ERR(DEVICE_FILTER_QUERY), errno, dir, 0);
 		cap *= 4;
 	}
 }
 
-static int load(const unsigned char *insns, size_t len)
+static int load(const uint8_t *insns, size_t len, const char *license)
 {
-	static const char license[] = "Apache-2.0"; /* no GPL-only helper is called */
 	union bpf_attr attr;
 	char *log;
 	int fd, err;
@@ -132,7 +73,7 @@ static int load(const unsigned char *insns, size_t len)
 	/* Load once more with the verifier's log, for the error message. */
 	log = calloc(1, LOG_SIZE);
 	if (!log)
-		fail(err, "device filter: load the device program");
+		die(ERR(DEVICE_FILTER_LOAD), err, NULL, attr.insn_cnt);
 	attr.log_level = 1;
 	attr.log_buf = (__u64)(uintptr_t)log;
 	attr.log_size = LOG_SIZE;
@@ -141,16 +82,10 @@ static int load(const unsigned char *insns, size_t len)
 		free(log);
 		return fd;
 	}
-	for (char *p = log; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
+	/* The end of the log says why. */
 	{
 		size_t l = strlen(log);
-		while (l > 0 && log[l - 1] == ' ')
-			log[--l] = 0;
-		/* The end of the log says why. */
-		fail(err, "device filter: load the device program (%u instructions)%s%s%s", attr.insn_cnt,
-		     l ? ": verifier: " : "", l > 600 ? "..." : "", l > 600 ? log + l - 600 : log);
+		die_detail(ERR(DEVICE_FILTER_LOAD), err, NULL, attr.insn_cnt, l > 600 ? log + l - 600 : log);
 	}
 }
 
@@ -158,37 +93,38 @@ static int open_cgroup(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		fail(errno, "device filter: open %s", dir);
+		die(ERR(DEVICE_FILTER_OPEN), errno, dir, 0);
 	return fd;
 }
 
-_Noreturn void device_filter_main(int argc, char **argv)
+/* Tests: how many device programs are attached to CGROUP_DIR itself. */
+_Noreturn void device_filter_count_main(int argc, char **argv)
 {
-	const char *dir;
-	unsigned char *prog;
-	size_t len;
+	__u32 *ids, n, flags;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: tsrun-helper --device-filter-count CGROUP_DIR\n");
+		exit(2);
+	}
+	ids = query(open_cgroup(argv[2]), argv[2], &n, &flags);
+	free(ids);
+	printf("%u\n", n);
+	exit(0);
+}
+
+_Noreturn void device_filter_main(const Tsrun__DeviceFilterPlan *d)
+{
+	const char *dir = d->cgroup_dir;
 	__u32 *old, n_old, old_flags;
 	union bpf_attr attr;
 	int cgfd, progfd;
 	bool multi;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n"
-				"       tsrun-helper --device-filter-count CGROUP_DIR\n");
-		exit(2);
-	}
-	dir = argv[2];
+	set_stage(STAGE(CGROUPS));
 	cgfd = open_cgroup(dir);
-	if (strcmp(argv[1], "--device-filter-count") == 0) {
-		old = query(cgfd, dir, &n_old, &old_flags);
-		printf("%u\n", n_old);
-		exit(0);
-	}
-
-	prog = read_stdin(&len);
-	if (len == 0 || len % sizeof(struct bpf_insn) != 0)
-		fail(0, "device filter: the program is %zu bytes, not a whole number of instructions", len);
-	progfd = load(prog, len);
+	if (d->instructions.len == 0 || d->instructions.len % sizeof(struct bpf_insn) != 0)
+		die(ERR(DEVICE_FILTER_BAD_PROGRAM), 0, NULL, (int64_t)d->instructions.len);
+	progfd = load(d->instructions.data, d->instructions.len, d->license);
 	old = query(cgfd, dir, &n_old, &old_flags);
 
 	/* Attached without BPF_F_ALLOW_MULTI (by another tool): attaching the same way replaces it. */
@@ -199,7 +135,7 @@ _Noreturn void device_filter_main(int argc, char **argv)
 	attr.attach_type = BPF_CGROUP_DEVICE;
 	attr.attach_flags = multi ? BPF_F_ALLOW_MULTI : 0;
 	if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0)
-		fail(errno, "device filter: attach the device program to %s", dir);
+		die(ERR(DEVICE_FILTER_ATTACH), errno, dir, 0);
 	if (!multi)
 		exit(0);
 
@@ -211,14 +147,14 @@ _Noreturn void device_filter_main(int argc, char **argv)
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue; /* detached meanwhile */
-			fail(errno, "device filter: get the old device program %u of %s", old[i], dir);
+			die(ERR(DEVICE_FILTER_GET_OLD), errno, dir, old[i]);
 		}
 		memset(&attr, 0, sizeof(attr));
 		attr.target_fd = (__u32)cgfd;
 		attr.attach_bpf_fd = (__u32)fd;
 		attr.attach_type = BPF_CGROUP_DEVICE;
 		if (sys_bpf(BPF_PROG_DETACH, &attr) < 0 && errno != ENOENT)
-			fail(errno, "device filter: detach the old device program %u from %s", old[i], dir);
+			die(ERR(DEVICE_FILTER_DETACH_OLD), errno, dir, old[i]);
 		close(fd);
 	}
 	exit(0);

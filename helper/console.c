@@ -74,7 +74,7 @@ int console_connect(const char *path)
  * after setns into the container's mount namespace). bind_console: bind the slave on
  * /dev/console (create mode).
  */
-int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_console)
+int console_setup(int rootfd, const Tsrun__Terminal *t, int console_sock, bool bind_console)
 {
 	int root = rootfd, master, slave, unlock = 0;
 	unsigned int ptn;
@@ -83,48 +83,47 @@ int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_
 	if (root < 0) {
 		root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (root < 0)
-			die_errno("console: open /");
+			die(ERR(CONSOLE_OPEN), errno, "/", 0);
 	}
 	master = open_in_root(root, "/dev/ptmx", O_RDWR | O_NOCTTY, 0);
 	if (master < 0)
-		die_errno("console: open /dev/ptmx in the container");
+		die(ERR(CONSOLE_OPEN_PTMX), errno, "/dev/ptmx", 0);
 	if (ioctl(master, TIOCGPTN, &ptn) < 0)
-		die_errno("console: /dev/ptmx is not a pty multiplexer");
+		die(ERR(CONSOLE_NOT_PTMX), errno, "/dev/ptmx", 0);
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
-		die_errno("console: unlockpt");
+		die(ERR(CONSOLE_UNLOCKPT), errno, NULL, 0);
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
-		die_errno("console: open the pty slave");
+		die(ERR(CONSOLE_OPEN_SLAVE), errno, NULL, 0);
 	snprintf(slave_path, sizeof(slave_path), "/dev/pts/%u", ptn);
-	if (p->console_height || p->console_width) {
-		struct winsize ws = {.ws_row = (unsigned short)p->console_height,
-				     .ws_col = (unsigned short)p->console_width};
+	if (t->height || t->width) {
+		struct winsize ws = {.ws_row = (unsigned short)t->height, .ws_col = (unsigned short)t->width};
 		if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
-			die_errno("console: set window size");
+			die(ERR(CONSOLE_WINSIZE), errno, NULL, 0);
 	}
 	if (bind_console) {
 		char src[64], dst[64];
-		int dev = mkdir_in_root(root, "/dev", false), f, t;
+		int dev = mkdir_in_root(root, "/dev", false), f, target;
 		if (dev < 0)
-			die_errno("console: /dev");
+			die(ERR(CONSOLE_DEV), errno, "/dev", 0);
 		if (unlinkat(dev, "console", 0) < 0 && errno != ENOENT)
-			die_errno("console: remove /dev/console");
+			die(ERR(CONSOLE_DEV_CONSOLE), errno, "remove", 0);
 		f = openat(dev, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (f < 0)
-			die_errno("console: create /dev/console");
+			die(ERR(CONSOLE_DEV_CONSOLE), errno, "create", 0);
 		close(f);
-		t = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (t < 0)
-			die_errno("console: open /dev/console");
+		target = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (target < 0)
+			die(ERR(CONSOLE_DEV_CONSOLE), errno, "open", 0);
 		snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
-		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", t);
+		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", target);
 		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-			die_errno("console: bind mount %s on /dev/console", slave_path);
-		close(t);
+			die(ERR(CONSOLE_BIND), errno, slave_path, 0);
+		close(target);
 		close(dev);
 	}
 	if (send_fd(console_sock, master, slave_path) < 0)
-		die_errno("console: send the pty master over the console socket");
+		die(ERR(CONSOLE_SEND), errno, NULL, 0);
 	close(master);
 	if (root != rootfd)
 		close(root);
@@ -186,7 +185,7 @@ void console_proxy_and_wait(int master, pid_t child, int *status)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
-		die_errno("signalfd");
+		die(ERR(CONSOLE_PROXY), errno, "signalfd", 0);
 
 	for (;;) {
 		struct pollfd pf[3];
@@ -211,7 +210,7 @@ void console_proxy_and_wait(int master, pid_t child, int *status)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			die_errno("poll");
+			die(ERR(CONSOLE_PROXY), errno, "poll", 0);
 		}
 		if (r == 0 && child_done)
 			break;

@@ -6,10 +6,13 @@
  *    resolves there), as the container's user, each with the state JSON on its stdin, exactly
  *    its argv and env, its stdout and stderr captured for the error message, killed (SIGKILL)
  *    when it runs past its timeout.
- *  - the --enter mode, through which TypeScript runs createContainer hooks: join the cgroups
- *    and namespaces of a container process, then execve the hook (after a fork when a pid or
- *    time namespace was joined, since those apply to children only). TypeScript's execa then
- *    handles stdin, env and the timeout exactly as for the hooks it runs itself.
+ *  - the enter mode (an EnterPlan), through which TypeScript runs createContainer hooks: join
+ *    the cgroups and namespaces of a container process, then execve the hook (after a fork when
+ *    a pid or time namespace was joined, since those apply to children only). TypeScript's hook
+ *    runner then handles stdin, env and the timeout exactly as for the hooks it runs itself.
+ *
+ * Neither words a failure: a startContainer hook's end goes to `tsrun start` as a HookOutcome,
+ * and TypeScript words it as it words the hooks it runs itself (src/boundary/wording.ts).
  */
 #include "helper.h"
 
@@ -88,38 +91,13 @@ static void capture_read(struct capture *c)
 	}
 }
 
-/* The captured text without its trailing newlines. */
-static int capture_text_len(const struct capture *c)
-{
-	size_t n = c->len;
-	while (n > 0 && (c->buf[n - 1] == '\n' || c->buf[n - 1] == '\r'))
-		n--;
-	return (int)n;
-}
-
 static void set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fl = fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	if (fl < 0)
-		die_errno("fcntl O_NONBLOCK");
-}
-
-static void describe_exit(int st, char *buf, size_t len)
-{
-	if (WIFEXITED(st)) {
-		snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
-	} else if (WIFSIGNALED(st)) {
-		const char *d = sigdescr_np(WTERMSIG(st));
-		char name[64];
-		snprintf(name, sizeof(name), "%s", d ? d : "unknown signal");
-		if (name[0] >= 'A' && name[0] <= 'Z' && !(name[1] >= 'A' && name[1] <= 'Z'))
-			name[0] = (char)(name[0] - 'A' + 'a');
-		snprintf(buf, len, "signal: %s", name);
-	} else {
-		snprintf(buf, len, "status 0x%x", st);
-	}
+		die(ERR(HOOK_IO), errno, "fcntl O_NONBLOCK", 0);
 }
 
 /* Closes every fd from `from` on except `keep`. */
@@ -133,7 +111,7 @@ static int close_from_except(unsigned from, int keep)
 	return close_range(from, ~0u, 0);
 }
 
-static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int err, int report)
+static _Noreturn void hook_child(const Tsrun__Hook *h, int in, int out, int err, int report)
 {
 	int e;
 
@@ -141,7 +119,7 @@ static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int
 		e = errno;
 	} else {
 		reset_signals();
-		execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
+		execve(h->path, null_terminated(h->argv, h->n_argv), null_terminated(h->env, h->n_env));
 		e = errno;
 	}
 	/* The report pipe is close-on-exec: EOF there means the execve worked. */
@@ -150,25 +128,25 @@ static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int
 	_exit(127);
 }
 
-static int run_one(const struct plan_hook *h, const char *state, char *detail, size_t dlen)
+/* Runs one hook to its end; false when it failed, with how in *end (its captured output
+ * pointing into co and ce). */
+static bool run_one(const Tsrun__Hook *h, const char *state, Tsrun__HookEnd *end, struct capture *co, struct capture *ce)
 {
 	int in[2], out[2], err[2], rep[2];
-	struct capture co, ce;
 	size_t slen = strlen(state), off = 0;
-	uint64_t deadline = h->timeout ? now_ns() + (uint64_t)h->timeout * 1000000000ull : 0;
-	bool timed_out = false, broken = false;
+	uint64_t deadline = h->timeout_seconds ? now_ns() + (uint64_t)h->timeout_seconds * 1000000000ull : 0;
+	bool timed_out = false;
 	int st = 0, wfd, pidfd, exec_errno = 0, r;
 	pid_t pid;
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    pipe2(rep, O_CLOEXEC) < 0) {
-		snprintf(detail, dlen, "pipe: %s", errtext(errno));
-		return -1;
-	}
+	    pipe2(rep, O_CLOEXEC) < 0)
+		die(ERR(HOOK_IO), errno, "pipe", 0);
 	pid = fork();
 	if (pid < 0) {
-		snprintf(detail, dlen, "fork/exec %s: %s", h->path, errtext(errno));
-		return -1;
+		end->how_case = TSRUN__HOOK_END__HOW_START_ERRNO;
+		end->start_errno = errno;
+		return false;
 	}
 	if (pid == 0)
 		hook_child(h, in[0], out[1], err[1], rep[1]);
@@ -184,17 +162,18 @@ static int run_one(const struct plan_hook *h, const char *state, char *detail, s
 		close(in[1]);
 		close(out[0]);
 		close(err[0]);
-		snprintf(detail, dlen, "fork/exec %s: %s", h->path, errtext(exec_errno));
-		return -1;
+		end->how_case = TSRUN__HOOK_END__HOW_START_ERRNO;
+		end->start_errno = exec_errno;
+		return false;
 	}
 
 	wfd = in[1];
-	co.fd = out[0];
-	ce.fd = err[0];
-	co.len = ce.len = 0;
+	co->fd = out[0];
+	ce->fd = err[0];
+	co->len = ce->len = 0;
 	set_nonblock(wfd);
-	set_nonblock(co.fd);
-	set_nonblock(ce.fd);
+	set_nonblock(co->fd);
+	set_nonblock(ce->fd);
 	if (slen == 0) {
 		close(wfd);
 		wfd = -1;
@@ -209,10 +188,9 @@ static int run_one(const struct plan_hook *h, const char *state, char *detail, s
 		if (w == pid)
 			break;
 		if (w < 0 && errno != EINTR) {
-			snprintf(detail, dlen, "wait: %s", errtext(errno));
+			int e = errno;
 			kill(pid, SIGKILL);
-			broken = true;
-			break;
+			die(ERR(HOOK_IO), e, "wait", 0);
 		}
 		if (deadline) {
 			uint64_t now = now_ns();
@@ -232,25 +210,24 @@ static int run_one(const struct plan_hook *h, const char *state, char *detail, s
 			pf[n] = (struct pollfd){.fd = wfd, .events = POLLOUT};
 			iw = n++;
 		}
-		if (co.fd >= 0) {
-			pf[n] = (struct pollfd){.fd = co.fd, .events = POLLIN};
+		if (co->fd >= 0) {
+			pf[n] = (struct pollfd){.fd = co->fd, .events = POLLIN};
 			io = n++;
 		}
-		if (ce.fd >= 0) {
-			pf[n] = (struct pollfd){.fd = ce.fd, .events = POLLIN};
+		if (ce->fd >= 0) {
+			pf[n] = (struct pollfd){.fd = ce->fd, .events = POLLIN};
 			ie = n++;
 		}
 		if (pidfd >= 0)
 			pf[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		if (poll(pf, (nfds_t)n, ms) < 0) {
-			if (errno == EINTR)
+			int e = errno;
+			if (e == EINTR)
 				continue;
-			snprintf(detail, dlen, "poll: %s", errtext(errno));
 			kill(pid, SIGKILL);
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
-			broken = true;
-			break;
+			die(ERR(HOOK_IO), e, "poll", 0);
 		}
 		if (iw >= 0 && pf[iw].revents) {
 			ssize_t k = write(wfd, state + off, slen - off);
@@ -263,64 +240,76 @@ static int run_one(const struct plan_hook *h, const char *state, char *detail, s
 			}
 		}
 		if (io >= 0 && pf[io].revents)
-			capture_read(&co);
+			capture_read(co);
 		if (ie >= 0 && pf[ie].revents)
-			capture_read(&ce);
+			capture_read(ce);
 	}
 	/* What the hook wrote before it ended; a child of it that keeps the pipes open is not waited for. */
 	if (wfd >= 0)
 		close(wfd);
-	capture_read(&co);
-	capture_read(&ce);
-	if (co.fd >= 0)
-		close(co.fd);
-	if (ce.fd >= 0)
-		close(ce.fd);
+	capture_read(co);
+	capture_read(ce);
+	if (co->fd >= 0)
+		close(co->fd);
+	if (ce->fd >= 0)
+		close(ce->fd);
 	if (pidfd >= 0)
 		close(pidfd);
-	if (broken)
-		return -1; /* detail already says why */
+	end->stdout_head.data = (uint8_t *)co->buf;
+	end->stdout_head.len = co->len;
+	end->stderr_head.data = (uint8_t *)ce->buf;
+	end->stderr_head.len = ce->len;
 	if (timed_out) {
-		snprintf(detail, dlen, "hook ran past specified timeout of %u.0s", h->timeout);
-		return -1;
+		end->how_case = TSRUN__HOOK_END__HOW_TIMED_OUT_AFTER;
+		end->timed_out_after = h->timeout_seconds;
+		return false;
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	{
-		char how[96];
-		describe_exit(st, how, sizeof(how));
-		snprintf(detail, dlen, "%s, stdout: %.*s, stderr: %.*s", how, capture_text_len(&co), co.buf,
-			 capture_text_len(&ce), ce.buf);
+		return true;
+	if (WIFSIGNALED(st)) {
+		end->how_case = TSRUN__HOOK_END__HOW_SIGNAL;
+		end->signal = WTERMSIG(st);
+	} else {
+		end->how_case = TSRUN__HOOK_END__HOW_EXIT_STATUS;
+		end->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 	}
-	return -1;
+	return false;
 }
 
-int run_start_hooks(const struct plan *p, pid_t host_pid, char *why, size_t whylen)
+static void write_outcome(int status_fd, const Tsrun__HookOutcome *o)
 {
-	char *state = render_pid_token(p->start_state ? p->start_state : "", host_pid);
-	char detail[6144];
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+	ev.event_case = TSRUN__FROM_HELPER__EVENT_HOOK_OUTCOME;
+	ev.hook_outcome = (Tsrun__HookOutcome *)o;
+	/* Best effort: the init ends either way, and a status fifo without "ok" already means failure to `tsrun start`. */
+	if (status_fd >= 0 && frame_write(status_fd, &ev) < 0)
+		_exit(1);
+}
 
-	for (size_t i = 0; i < p->n_start_hooks; i++) {
-		if (run_one(&p->start_hooks[i], state, detail, sizeof(detail)) < 0) {
-			snprintf(why, whylen, "error running startContainer hook #%zu: %s", i, detail);
-			free(state);
-			return -1;
+/* In the init, after the exec.fifo byte: each hook in order. The first failure is written to
+ * the status fifo and ends the init; all passing is written as ok. */
+void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd)
+{
+	char *state = render_pid_token(h ? h->state : "", host_pid);
+	Tsrun__HookOutcome o = TSRUN__HOOK_OUTCOME__INIT;
+
+	set_stage(STAGE(HOOKS));
+	for (size_t i = 0; h && i < h->n_hooks; i++) {
+		static struct capture co, ce;
+		Tsrun__HookEnd end = TSRUN__HOOK_END__INIT;
+		if (!run_one(h->hooks[i], state, &end, &co, &ce)) {
+			o.index = (uint32_t)i;
+			o.end = &end;
+			write_outcome(status_fd, &o);
+			_exit(1);
 		}
 	}
 	free(state);
-	return 0;
+	o.ok = true;
+	write_outcome(status_fd, &o);
 }
 
-/* ---------- --enter: createContainer hooks in the container's namespaces ---------- */
-
-static const struct {
-	const char *file;
-	int flag;
-} ENTER_NS[] = {
-	{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
-	{"pid", CLONE_NEWPID},       {"time", CLONE_NEWTIME}, {"mnt", CLONE_NEWNS}, {"user", CLONE_NEWUSER},
-};
-#define N_ENTER_NS (sizeof(ENTER_NS) / sizeof(ENTER_NS[0]))
+/* ---------- enter mode: createContainer hooks in the container's namespaces ---------- */
 
 static pid_t g_enter_child;
 
@@ -334,39 +323,27 @@ static void forward_signal(int sig)
 		kill(g_enter_child, sig == SIGTERM ? SIGKILL : sig);
 }
 
-static _Noreturn void enter_usage(void)
+/* The report socket is close-on-exec: TypeScript sees EOF without a Failure once the hook runs. */
+static _Noreturn void enter_exec(const Tsrun__EnterPlan *e)
 {
-	die("usage: tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...");
-}
-
-static _Noreturn void enter_exec(const char *path, char **argv)
-{
-	int e;
-
 	reset_signals();
-	execve(path, argv, environ);
-	e = errno;
-	fprintf(stderr, "fork/exec %s: %s\n", path, errtext(e));
-	_exit(e == EACCES ? 126 : 127);
+	execve(e->path, null_terminated(e->argv, e->n_argv), environ);
+	die(ERR(HOOK_EXEC), errno, e->path, 0);
 }
 
-/* Opens /proc/PID/ns/NAME unless it is the namespace we are in already; -1 then. */
-static int open_ns(pid_t pid, const char *file)
+/* Opens a namespace to join, unless it is the one we are in already (setns refuses to join
+ * our own user namespace); -1 then. */
+static int open_ns(const Tsrun__Namespace *ns)
 {
-	char path[64], self[64];
+	char self[64];
 	struct stat a, b;
-	int fd;
+	int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, file);
-	snprintf(self, sizeof(self), "/proc/self/ns/%s", file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT && access("/proc/self/ns", F_OK) == 0 && kill(pid, 0) == 0)
-			return -1; /* a namespace type this kernel does not have */
-		die_errno("open %s", path);
-	}
+	if (fd < 0)
+		die(ERR(NAMESPACE_OPEN), errno, ns->path, ns->clone_flag);
 	if (fstat(fd, &a) < 0)
-		die_errno("stat %s", path);
+		die(ERR(NAMESPACE_OPEN), errno, ns->path, ns->clone_flag);
+	snprintf(self, sizeof(self), "/proc/self/ns/%s", strrchr(ns->path, '/') ? strrchr(ns->path, '/') + 1 : "");
 	if (stat(self, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 		close(fd);
 		return -1;
@@ -374,103 +351,82 @@ static int open_ns(pid_t pid, const char *file)
 	return fd;
 }
 
-_Noreturn void enter_main(int argc, char **argv)
+_Noreturn void enter_main(const Tsrun__EnterPlan *e, int report_fd)
 {
-	const char *cwd = NULL, *cgroups[64];
-	size_t ncg = 0;
-	int fds[N_ENTER_NS], user = -1, i = 3;
-	bool deferred[N_ENTER_NS] = {0}, fork_needed = false;
-	char *end;
-	long target;
+	int fds[64], user = -1;
+	bool deferred[64] = {0};
+	size_t n = e->n_namespaces < 64 ? e->n_namespaces : 64;
+	char pid[32];
+	int plen = snprintf(pid, sizeof(pid), "%d", (int)getpid());
 
-	g_report_fd = -1; /* errors go to stderr, which execa captures */
-	if (argc < 3)
-		enter_usage();
-	target = strtol(argv[2], &end, 10);
-	if (*end || target <= 0 || target > INT_MAX)
-		enter_usage();
-	for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
-		if (i + 1 >= argc)
-			enter_usage();
-		if (strcmp(argv[i], "--cwd") == 0)
-			cwd = argv[i + 1];
-		else if (strcmp(argv[i], "--cgroup-procs") == 0 && ncg < sizeof(cgroups) / sizeof(cgroups[0]))
-			cgroups[ncg++] = argv[i + 1];
-		else
-			enter_usage();
-	}
-	if (i + 2 >= argc) /* "--", PATH and ARGV0 */
-		enter_usage();
-	const char *path = argv[i + 1];
-	char **hook_argv = &argv[i + 2];
-
+	(void)report_fd;
+	set_stage(STAGE(HOOKS));
 	/* Host paths first: the cgroups, then every namespace file before any is joined. */
-	for (size_t k = 0; k < ncg; k++) {
-		char buf[32];
-		int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		if (write_file(cgroups[k], buf, (size_t)n) < 0)
-			die_errno("add pid %d to %s", (int)getpid(), cgroups[k]);
-	}
-	for (size_t k = 0; k < N_ENTER_NS; k++) {
-		fds[k] = open_ns((pid_t)target, ENTER_NS[k].file);
-		if (fds[k] >= 0 && ENTER_NS[k].flag == CLONE_NEWUSER)
+	for (size_t k = 0; k < e->n_cgroup_procs; k++)
+		if (write_file(e->cgroup_procs[k], pid, (size_t)plen) < 0)
+			die(ERR(CGROUP_PROCS_WRITE), errno, e->cgroup_procs[k], getpid());
+	for (size_t k = 0; k < n; k++) {
+		fds[k] = open_ns(e->namespaces[k]);
+		if (fds[k] >= 0 && e->namespaces[k]->clone_flag == CLONE_NEWUSER)
 			user = (int)k;
-		if (fds[k] >= 0 && (ENTER_NS[k].flag == CLONE_NEWPID || ENTER_NS[k].flag == CLONE_NEWTIME))
-			fork_needed = true;
 	}
 	/* As in join_namespaces: what our privileges allow first, then the user namespace, then
 	 * what only that user namespace allows. */
-	for (size_t k = 0; k < N_ENTER_NS; k++) {
+	for (size_t k = 0; k < n; k++) {
 		if (fds[k] < 0 || (int)k == user)
 			continue;
-		if (setns(fds[k], ENTER_NS[k].flag) < 0) {
+		if (setns(fds[k], (int)e->namespaces[k]->clone_flag) < 0) {
 			if (errno == EPERM && user >= 0) {
 				deferred[k] = true;
 				continue;
 			}
-			die_errno("join the %s namespace of process %ld", ENTER_NS[k].file, target);
+			die(ERR(NAMESPACE_JOIN), errno, e->namespaces[k]->path, e->namespaces[k]->clone_flag);
 		}
 		close(fds[k]);
 	}
 	if (user >= 0) {
 		if (setns(fds[user], CLONE_NEWUSER) < 0)
-			die_errno("join the user namespace of process %ld", target);
+			die(ERR(NAMESPACE_JOIN), errno, e->namespaces[user]->path, CLONE_NEWUSER);
 		close(fds[user]);
-		for (size_t k = 0; k < N_ENTER_NS; k++) {
+		for (size_t k = 0; k < n; k++) {
 			if (!deferred[k])
 				continue;
-			if (setns(fds[k], ENTER_NS[k].flag) < 0)
-				die_errno("join the %s namespace of process %ld", ENTER_NS[k].file, target);
+			if (setns(fds[k], (int)e->namespaces[k]->clone_flag) < 0)
+				die(ERR(NAMESPACE_JOIN), errno, e->namespaces[k]->path, e->namespaces[k]->clone_flag);
 			close(fds[k]);
 		}
+	}
+	if (user >= 0 && e->become_root) {
 		/* Root of the container's user namespace, as the init is when it runs hooks. */
 		if (setgroups(0, NULL) < 0 && errno != EPERM)
-			die_errno("setgroups in the container's user namespace");
+			die(ERR(USERNS_SETGROUPS), errno, NULL, 0);
 		if (setresgid(0, 0, 0) < 0)
-			die_errno("setresgid 0 in the container's user namespace");
+			die(ERR(USERNS_SETRESGID_ROOT), errno, NULL, 0);
 		if (setresuid(0, 0, 0) < 0)
-			die_errno("setresuid 0 in the container's user namespace");
+			die(ERR(USERNS_SETRESUID_ROOT), errno, NULL, 0);
 	}
-	if (cwd && chdir(cwd) < 0)
-		die_errno("chdir %s", cwd);
+	if (e->cwd[0] && chdir(e->cwd) < 0)
+		die(ERR(HOOK_CHDIR), errno, e->cwd, 0);
 	if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
-		die_errno("close_range");
-	if (!fork_needed)
-		enter_exec(path, hook_argv);
+		die(ERR(CLOSE_RANGE), errno, NULL, 3);
+	if (!e->fork)
+		enter_exec(e);
 
 	/* A pid or time namespace applies to children only. This process stays to pass on the
-	 * signals execa sends and the exit status; its SIGKILL (a timeout) takes the child along. */
+	 * signals TypeScript sends and the exit status; its SIGKILL (a timeout) takes the child along. */
 	pid_t parent = getpid();
 	g_enter_child = fork();
 	if (g_enter_child < 0)
-		die_errno("fork into the pid namespace of process %ld", target);
+		die(ERR(FORK), errno, e->path, 0);
 	if (g_enter_child == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-			die_errno("prctl PR_SET_PDEATHSIG");
+			die(ERR(PRCTL), errno, "PR_SET_PDEATHSIG", 0);
 		if (getppid() != parent && getppid() != 0)
 			_exit(1);
-		enter_exec(path, hook_argv);
+		enter_exec(e);
 	}
+	/* The child reports its own failure to exec; this process says nothing more. */
+	g_report_fd = -1;
 	{
 		static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 		struct sigaction sa;
@@ -479,12 +435,12 @@ _Noreturn void enter_main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
 			if (sigaction(sigs[k], &sa, NULL) < 0)
-				die_errno("sigaction");
+				_exit(255);
 	}
 	int st;
 	while (waitpid(g_enter_child, &st, 0) < 0) {
 		if (errno != EINTR)
-			die_errno("wait for the hook");
+			_exit(255);
 	}
 	if (WIFEXITED(st))
 		_exit(WEXITSTATUS(st));

@@ -1,5 +1,5 @@
 /*
- * Idmapped mounts (MOUNT_IDMAP records, runtime-spec "idmap"/"ridmap" and mounts[].uidMappings).
+ * Idmapped mounts (Mount.idmap: runtime-spec "idmap"/"ridmap" and mounts[].uidMappings).
  *
  * Host side, in the helper's parent before any namespace is joined: for each id-mapped bind
  * mount, a detached copy of the source (open_tree OPEN_TREE_CLONE, AT_RECURSIVE for rbind) gets
@@ -30,27 +30,27 @@
 static int *g_trees; /* per mount: the prepared detached tree, or -1 */
 static size_t g_n_trees;
 
-static bool same_maps(const struct plan_idmap *a, uint32_t na, const struct plan_idmap *b, uint32_t nb)
+static bool same_maps(Tsrun__IdMapping *const *a, size_t na, Tsrun__IdMapping *const *b, size_t nb)
 {
 	if (na != nb)
 		return false;
-	for (uint32_t i = 0; i < na; i++)
-		if (a[i].container_id != b[i].container_id || a[i].host_id != b[i].host_id || a[i].size != b[i].size)
+	for (size_t i = 0; i < na; i++)
+		if (a[i]->container_id != b[i]->container_id || a[i]->host_id != b[i]->host_id || a[i]->size != b[i]->size)
 			return false;
 	return true;
 }
 
-static int write_idmap(pid_t pid, const char *file, const struct plan_idmap *m, uint32_t n)
+static int write_idmap(pid_t pid, const char *file, Tsrun__IdMapping *const *m, size_t n)
 {
 	char path[64];
-	size_t cap = (size_t)n * 36 + 1, len = 0;
+	size_t cap = n * 36 + 1, len = 0;
 	char *buf = malloc(cap);
 	int r;
 
 	if (!buf)
 		abort();
-	for (uint32_t i = 0; i < n; i++)
-		len += (size_t)snprintf(buf + len, cap - len, "%u %u %u\n", m[i].container_id, m[i].host_id, m[i].size);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%u %u %u\n", m[i]->container_id, m[i]->host_id, m[i]->size);
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	r = write_file(path, buf, len);
 	free(buf);
@@ -58,18 +58,19 @@ static int write_idmap(pid_t pid, const char *file, const struct plan_idmap *m, 
 }
 
 /* A user namespace holding the mount's mappings: an fd of it, for MOUNT_ATTR_IDMAP. */
-static int mapping_userns(const struct plan_mount *m)
+static int mapping_userns(const Tsrun__Mount *m, size_t index)
 {
+	const Tsrun__MountIdmap *im = m->idmap;
 	int pipefd[2], nsfd = -1, err = 0, st;
-	const char *step = NULL;
+	Tsrun__ErrorCode step = ERR(ERROR_UNSPECIFIED);
 	char path[64];
 	pid_t pid;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		die_errno("idmapped mount %s on %s: pipe", m->source, m->destination);
+		die(ERR(IDMAP_PIPE), errno, m->destination, (int64_t)index);
 	pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), 0, 0, 0, 0);
 	if (pid < 0)
-		die_errno("idmapped mount %s on %s: create a user namespace for the mapping", m->source, m->destination);
+		die(ERR(IDMAP_USERNS_CREATE), errno, m->destination, (int64_t)index);
 	if (pid == 0) {
 		/* Holds the namespace until the parent has opened it: EOF on the pipe (also when the
 		 * parent dies), then leaves. Nothing else runs here. */
@@ -80,18 +81,18 @@ static int mapping_userns(const struct plan_mount *m)
 		_exit(0);
 	}
 	close(pipefd[0]);
-	if (write_idmap(pid, "uid_map", m->idmap_uid, m->n_idmap_uid) < 0) {
+	if (write_idmap(pid, "uid_map", im->uid_mappings, im->n_uid_mappings) < 0) {
 		err = errno;
-		step = "write uid_map";
-	} else if (write_idmap(pid, "gid_map", m->idmap_gid, m->n_idmap_gid) < 0) {
+		step = ERR(IDMAP_USERNS_UID_MAP);
+	} else if (write_idmap(pid, "gid_map", im->gid_mappings, im->n_gid_mappings) < 0) {
 		err = errno;
-		step = "write gid_map";
+		step = ERR(IDMAP_USERNS_GID_MAP);
 	} else {
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
 		nsfd = open(path, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0) {
 			err = errno;
-			step = "open its user namespace";
+			step = ERR(IDMAP_USERNS_OPEN);
 		}
 	}
 	close(pipefd[1]);
@@ -99,124 +100,92 @@ static int mapping_userns(const struct plan_mount *m)
 		if (errno != EINTR) {
 			if (!step) {
 				err = errno;
-				step = "reap the user namespace holder";
+				step = ERR(IDMAP_USERNS_REAP);
 			}
 			break;
 		}
 	}
 	if (step)
-		die_errnum(err, "idmapped mount %s on %s: mapping user namespace: %s", m->source, m->destination, step);
+		die(step, err, m->destination, (int64_t)index);
 	return nsfd;
 }
 
-static unsigned long tree_propagation(const struct plan *p)
+/* One mount's detached, id-mapped copy of its source. Failures carry the mount's index. */
+static int prepare_one(const Tsrun__CreatePlan *c, size_t index, int *nsfds)
 {
-	unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
-	if (prop & MS_SHARED)
-		return 0;
-	if (prop & (MS_PRIVATE | MS_UNBINDABLE))
-		return MS_PRIVATE;
-	return MS_SLAVE;
-}
-
-static _Noreturn void die_setattr(const struct plan_mount *m, int err)
-{
-	const char *hint = "";
-	if (err == EINVAL)
-		hint = (m->idmap_flags & MOUNT_IDMAP_RECURSIVE)
-			       ? " (the filesystem of the source, or of a mount under it, does not support idmapped mounts)"
-			       : " (the filesystem of the source does not support idmapped mounts)";
-	else if (err == EPERM)
-		hint = " (the source is already an idmapped mount, or its filesystem belongs to another user namespace)";
-	else if (err == ENOSYS)
-		hint = " (the kernel has no mount_setattr: idmapped mounts need Linux 5.12 or later)";
-	die("idmapped mount %s on %s: set MOUNT_ATTR_IDMAP: %s%s", m->source, m->destination, errtext(err), hint);
-}
-
-/* One mount's detached, id-mapped copy of its source. */
-static int prepare_one(const struct plan *p, size_t index, int *nsfds)
-{
-	const struct plan_mount *m = &p->mounts[index];
+	const Tsrun__Mount *m = c->mounts[index];
+	const Tsrun__MountIdmap *im = m->idmap;
 	struct mount_attr attr;
-	unsigned long prop;
 	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0);
 	int tree = open_tree(AT_FDCWD, m->source, flags);
+	int64_t ix = (int64_t)index;
 
-	if (tree < 0) {
-		int e = errno;
-		die("idmapped mount %s on %s: open_tree %s: %s%s", m->source, m->destination, m->source, errtext(e),
-		    e == EPERM ? " (idmapped mounts need CAP_SYS_ADMIN in the initial user namespace: run tsrun as root)"
-		    : e == ENOSYS ? " (the kernel has no open_tree: idmapped mounts need Linux 5.12 or later)"
-				  : "");
-	}
-
-	/* The copy joins the source's peer group if that is shared: follow rootfsPropagation, as a
-	 * bind made in the container's mount namespace would. */
-	prop = tree_propagation(p);
-	if (prop) {
+	if (tree < 0)
+		die(ERR(IDMAP_OPEN_TREE), errno, m->destination, ix);
+	/* The copy joins the source's peer group if that is shared: TypeScript chose what a bind
+	 * made in the container's mount namespace would get. */
+	if (im->tree_propagation) {
 		memset(&attr, 0, sizeof(attr));
-		attr.propagation = prop;
+		attr.propagation = im->tree_propagation;
 		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-			die_errno("idmapped mount %s on %s: make the copy %s", m->source, m->destination,
-				  prop == MS_SLAVE ? "a slave" : "private");
+			die(ERR(IDMAP_PROPAGATION), errno, m->destination, ix);
 	}
 
-	if (m->idmap_userns) {
-		nsfds[index] = open(m->idmap_userns, O_RDONLY | O_CLOEXEC);
+	if (im->userns_path[0]) {
+		nsfds[index] = open(im->userns_path, O_RDONLY | O_CLOEXEC);
 		if (nsfds[index] < 0)
-			die_errno("idmapped mount %s on %s: open user namespace %s", m->source, m->destination, m->idmap_userns);
+			die(ERR(IDMAP_OPEN_USERNS), errno, m->destination, ix);
 	} else {
 		nsfds[index] = -1;
 		for (size_t j = 0; j < index; j++) {
-			const struct plan_mount *o = &p->mounts[j];
-			if (nsfds[j] >= 0 && o->idmap && !o->idmap_userns &&
-			    same_maps(o->idmap_uid, o->n_idmap_uid, m->idmap_uid, m->n_idmap_uid) &&
-			    same_maps(o->idmap_gid, o->n_idmap_gid, m->idmap_gid, m->n_idmap_gid)) {
+			const Tsrun__MountIdmap *o = c->mounts[j]->idmap;
+			if (nsfds[j] >= 0 && o && !o->userns_path[0] &&
+			    same_maps(o->uid_mappings, o->n_uid_mappings, im->uid_mappings, im->n_uid_mappings) &&
+			    same_maps(o->gid_mappings, o->n_gid_mappings, im->gid_mappings, im->n_gid_mappings)) {
 				nsfds[index] = fcntl(nsfds[j], F_DUPFD_CLOEXEC, 0);
 				if (nsfds[index] < 0)
-					die_errno("idmapped mount %s on %s: dup", m->source, m->destination);
+					die(ERR(IDMAP_DUP), errno, m->destination, ix);
 				break;
 			}
 		}
 		if (nsfds[index] < 0)
-			nsfds[index] = mapping_userns(m);
+			nsfds[index] = mapping_userns(m, index);
 	}
 
 	memset(&attr, 0, sizeof(attr));
 	attr.attr_set = MOUNT_ATTR_IDMAP;
 	attr.userns_fd = (uint64_t)nsfds[index];
-	if (mount_setattr(tree, "", AT_EMPTY_PATH | ((m->idmap_flags & MOUNT_IDMAP_RECURSIVE) ? AT_RECURSIVE : 0), &attr,
-			  sizeof(attr)) < 0)
-		die_setattr(m, errno);
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | (im->recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0)
+		die(ERR(IDMAP_SETATTR), errno, m->destination, ix);
 	return tree;
 }
 
-void idmap_prepare(const struct plan *p)
+void idmap_prepare(const Tsrun__CreatePlan *c)
 {
 	int *nsfds;
 	bool any = false;
 
-	for (size_t i = 0; i < p->n_mounts; i++)
-		any = any || p->mounts[i].idmap;
+	for (size_t i = 0; i < c->n_mounts; i++)
+		any = any || c->mounts[i]->idmap;
 	if (!any)
 		return;
-	g_trees = calloc(p->n_mounts, sizeof(*g_trees));
-	nsfds = calloc(p->n_mounts, sizeof(*nsfds));
+	set_stage(STAGE(MOUNTS));
+	g_trees = calloc(c->n_mounts, sizeof(*g_trees));
+	nsfds = calloc(c->n_mounts, sizeof(*nsfds));
 	if (!g_trees || !nsfds)
 		abort();
-	g_n_trees = p->n_mounts;
-	for (size_t i = 0; i < p->n_mounts; i++)
+	g_n_trees = c->n_mounts;
+	for (size_t i = 0; i < c->n_mounts; i++)
 		g_trees[i] = nsfds[i] = -1;
-	for (size_t i = 0; i < p->n_mounts; i++) {
-		if (!p->mounts[i].idmap)
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		if (!c->mounts[i]->idmap)
 			continue;
-		if (!(p->mounts[i].flags & MS_BIND))
-			die("idmapped mount %s on %s: only bind mounts can be id-mapped", p->mounts[i].source,
-			    p->mounts[i].destination);
-		g_trees[i] = prepare_one(p, i, nsfds);
-		debug_stage("idmapped mount %s prepared", p->mounts[i].destination);
+		if (!(c->mounts[i]->flags & MS_BIND))
+			die(ERR(IDMAP_NOT_BIND), 0, c->mounts[i]->destination, (int64_t)i);
+		g_trees[i] = prepare_one(c, i, nsfds);
+		progress("idmapped mount %s prepared", c->mounts[i]->destination);
 	}
-	for (size_t i = 0; i < p->n_mounts; i++)
+	for (size_t i = 0; i < c->n_mounts; i++)
 		if (nsfds[i] >= 0)
 			close(nsfds[i]);
 	free(nsfds);

@@ -1,13 +1,20 @@
 /*
- * tsrun-helper SYNC_FD
+ * tsrun-helper FD
  *
- * Reads a launch plan from SYNC_FD and carries it out (docs/architecture.md):
+ * Reads one ToHelper frame from FD (docs/boundary.md) and carries it out:
  *   create: clone the container init into its namespaces, map ids, place it in its cgroups,
- *           set up its rootfs and process, report "ready", and leave it blocked on exec.fifo.
+ *           set up its rootfs and process, report Ready, and leave it blocked on exec.fifo.
  *   exec:   join a running container's namespaces, fork the process, set it up, execve.
- * The parent reports "pid N"; the child's progress and errors reach TypeScript through the
- * parent (one internal socket), so exactly one "error" line is ever sent, and the parent
- * kills and reaps the child whenever it reports one.
+ *   enter:  join a container process's cgroups and namespaces and execve a hook (hooks.c).
+ *   device_filter: load and attach a cgroup v2 device program (bpf-devices.c).
+ * Events go back on FD (on fd 1 when FD is 0: a plan given on stdin). The parent reports the
+ * pid; the child's progress and failures reach TypeScript through the parent (one internal
+ * socket), so exactly one Failure is ever sent, and the parent kills and reaps the child
+ * whenever it passes one on.
+ *
+ * tsrun-helper --device-filter-count CGROUP_DIR   (tests)
+ * tsrun-helper --echo   (tests: the ToHelper frame on stdin, decoded and encoded again on stdout)
+ * tsrun-helper --libseccomp-version   (`tsrun features`: the libseccomp this helper runs with)
  */
 #include "helper.h"
 
@@ -27,9 +34,9 @@
 #include <unistd.h>
 
 struct launch {
-	const struct plan *p;
+	struct run r;
 	int syncfd;
-	int sp_parent, sp_child;      /* internal socket: child -> parent lines, parent -> child "go" */
+	int sp_parent, sp_child;      /* internal socket: child -> parent frames, parent -> child "go" */
 	int console_child;            /* where the child sends the pty master, or -1 */
 	int console_parent;           /* foreground without console socket: where the parent gets it */
 	int fifo;                     /* exec.fifo (create), or -1 */
@@ -43,72 +50,74 @@ pid_t g_host_pid;
 
 /* ---------- parent side ---------- */
 
-/* Rootless exec (CGROUP_PROCS_OPTIONAL): errors that mean "this user may not move the process
+/* Rootless exec (cgroup_procs_optional): errors that mean "this user may not move the process
  * there" skip that cgroup, as runc does; anything else still fails. */
-static bool cgroup_skippable(int err)
+static bool cgroup_skippable(const struct launch *l, int err)
 {
-	return err == EACCES || err == EPERM || err == EROFS || err == ENOENT || err == EBUSY;
+	return l->r.exec && l->r.exec->cgroup_procs_optional &&
+	       (err == EACCES || err == EPERM || err == EROFS || err == ENOENT || err == EBUSY);
+}
+
+/* Makes a fifo on the host, opened O_RDWR, removed again if the create fails before Ready. */
+static int make_fifo(const char *path, size_t slot)
+{
+	int fd;
+
+	if (mkfifo(path, 0600) < 0)
+		die(ERR(MKFIFO), errno, path, 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		unlink(path);
+		die(ERR(OPEN), e, path, 0);
+	}
+	unlink_on_die_keep(slot, path, fd);
+	return fd;
 }
 
 /* Everything that names a host path is opened before any namespace is joined. */
 static void open_host_side(struct launch *l)
 {
-	const struct plan *p = l->p;
+	const Tsrun__Launch *ln = l->r.launch;
+	const Tsrun__CreatePlan *c = l->r.create;
 
+	set_stage(STAGE(HOST_SIDE));
 	l->console_child = l->console_parent = l->fifo = l->status_fd = -1;
-	if (p->proc_flags & PROCESS_TERMINAL) {
-		if (p->console_socket && *p->console_socket) {
-			l->console_child = console_connect(p->console_socket);
+	if (l->r.proc->terminal) {
+		if (ln->console_socket[0]) {
+			l->console_child = console_connect(ln->console_socket);
 			if (l->console_child < 0)
-				die_errno("connect to console socket %s", p->console_socket);
-		} else if (p->flags & GENERAL_FOREGROUND) {
+				die(ERR(CONSOLE_SOCKET_CONNECT), errno, ln->console_socket, 0);
+		} else if (ln->foreground) {
 			int pair[2];
 			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
-				die_errno("socketpair");
+				die(ERR(SOCKETPAIR), errno, NULL, 0);
 			l->console_parent = pair[0];
 			l->console_child = pair[1];
 		} else {
-			die("cannot allocate a pseudo-TTY without a console socket when the helper does not stay in the foreground");
+			die(ERR(CONSOLE_NO_SOCKET), 0, NULL, 0);
 		}
 	}
-	if (p->n_cgroup_procs > sizeof(l->cg_fds) / sizeof(l->cg_fds[0]))
-		die("too many cgroup.procs files (%zu)", p->n_cgroup_procs);
-	for (size_t i = 0; i < p->n_cgroup_procs; i++) {
-		l->cg_fds[i] = open(p->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
-		if (l->cg_fds[i] < 0 && !(p->cgroup_procs_optional && cgroup_skippable(errno)))
-			die_errno("open %s", p->cgroup_procs[i]);
+	if (ln->n_cgroup_procs > sizeof(l->cg_fds) / sizeof(l->cg_fds[0]))
+		die(ERR(TOO_MANY_CGROUPS), 0, NULL, (int64_t)ln->n_cgroup_procs);
+	for (size_t i = 0; i < ln->n_cgroup_procs; i++) {
+		l->cg_fds[i] = open(ln->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+		if (l->cg_fds[i] < 0 && !cgroup_skippable(l, errno))
+			die(ERR(OPEN), errno, ln->cgroup_procs[i], 0);
 		l->n_cg = i + 1;
 	}
-	if (p->mode == MODE_CREATE && p->exec_fifo && *p->exec_fifo) {
-		/* Created here because TypeScript has no mkfifo; start unlinks it. */
-		if (mkfifo(p->exec_fifo, 0600) < 0)
-			die_errno("mkfifo %s", p->exec_fifo);
-		l->fifo = open(p->exec_fifo, O_RDWR | O_CLOEXEC);
-		if (l->fifo < 0) {
-			int e = errno;
-			unlink(p->exec_fifo);
-			die_errnum(e, "open exec fifo %s", p->exec_fifo);
-		}
-		unlink_on_die_keep(0, p->exec_fifo, l->fifo); /* a failed create leaves no fifo behind */
-	}
-	if (p->mode == MODE_CREATE && p->start_status && *p->start_status) {
-		/* Where the init tells `tsrun start` how its startContainer hooks went. */
-		if (mkfifo(p->start_status, 0600) < 0)
-			die_errno("mkfifo %s", p->start_status);
-		l->status_fd = open(p->start_status, O_RDWR | O_CLOEXEC);
-		if (l->status_fd < 0) {
-			int e = errno;
-			unlink(p->start_status);
-			die_errnum(e, "open start status fifo %s", p->start_status);
-		}
-		unlink_on_die_keep(1, p->start_status, l->status_fd);
-	}
-	process_oom(p);
-	filter_connect_listener(p);
+	/* Made here because TypeScript has no mkfifo; start unlinks exec.fifo. */
+	if (c && c->exec_fifo[0])
+		l->fifo = make_fifo(c->exec_fifo, 0);
+	/* Where the init tells `tsrun start` how its startContainer hooks went. */
+	if (c && c->start_hooks && c->start_hooks->status_fifo[0])
+		l->status_fd = make_fifo(c->start_hooks->status_fifo, 1);
+	process_oom(l->r.proc);
+	filter_connect_listener(ln->seccomp);
 	{
 		int sp[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-			die_errno("socketpair");
+			die(ERR(SOCKETPAIR), errno, NULL, 0);
 		l->sp_parent = sp[0];
 		l->sp_child = sp[1];
 	}
@@ -130,6 +139,8 @@ static void place_in_cgroups(struct launch *l)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d", (int)l->pid);
+
+	set_stage(STAGE(CGROUPS));
 	for (size_t i = 0; i < l->n_cg; i++) {
 		ssize_t w;
 		if (l->cg_fds[i] < 0)
@@ -137,8 +148,8 @@ static void place_in_cgroups(struct launch *l)
 		do
 			w = write(l->cg_fds[i], buf, (size_t)n);
 		while (w < 0 && errno == EINTR);
-		if (w < 0 && !(l->p->cgroup_procs_optional && cgroup_skippable(errno)))
-			die_errno("add pid %d to %s", (int)l->pid, l->p->cgroup_procs[i]);
+		if (w < 0 && !cgroup_skippable(l, errno))
+			die(ERR(CGROUP_PROCS_WRITE), errno, l->r.launch->cgroup_procs[i], l->pid);
 		close(l->cg_fds[i]);
 	}
 	l->n_cg = 0;
@@ -148,113 +159,102 @@ static void send_go(struct launch *l)
 {
 	int32_t pid = l->pid;
 	if (write_all(l->sp_parent, &pid, sizeof(pid)) < 0)
-		die_errno("signal the container process to go on");
+		die(ERR(INTERNAL_SOCKET), errno, NULL, 0);
 }
 
-/* A hook point: the child waits while TypeScript runs hooks. Passes TypeScript's answer, one
- * line read from the sync socket, on to the child; "abort" (or a closed socket) ends the create. */
+/* A hook point: the child waits while TypeScript runs hooks. TypeScript's HookAnswer frame is
+ * passed on to the child as it is; one that does not proceed (or a closed socket) ends the create. */
 static void relay_hook_answer(struct launch *l)
 {
-	char line[64];
-	size_t n = 0;
+	Tsrun__ToHelper *m = frame_read(l->syncfd);
+	uint8_t one = 1;
+
+	if (!m)
+		die(ERR(HOOK_POINT_ABANDONED), 0, NULL, 0);
+	if (m->msg_case != TSRUN__TO_HELPER__MSG_HOOK_ANSWER)
+		die(ERR(UNEXPECTED_FRAME), 0, NULL, m->msg_case);
+	if (!m->hook_answer->proceed)
+		die(ERR(HOOK_POINT_ABORTED), 0, NULL, 0);
+	tsrun__to_helper__free_unpacked(m, NULL);
+	if (write_all(l->sp_parent, &one, 1) < 0)
+		die(ERR(INTERNAL_SOCKET), errno, NULL, 0);
+}
+
+/* Reads one frame of the child's (NULL at EOF); *raw holds its bytes, length prefix included. */
+static Tsrun__FromHelper *child_frame(struct launch *l, uint8_t **raw, size_t *rawlen)
+{
+	uint32_t len;
+	int r = read_all(l->sp_parent, &len, sizeof(len));
+
+	if (r == -2)
+		return NULL;
+	if (r < 0 || len > (64u << 20))
+		die(ERR(INTERNAL_SOCKET), r < 0 ? errno : EPROTO, NULL, 0);
+	*raw = malloc(len + 4u);
+	if (!*raw)
+		abort();
+	memcpy(*raw, &len, 4);
+	if (read_all(l->sp_parent, *raw + 4, len) < 0)
+		die(ERR(INTERNAL_SOCKET), EPROTO, NULL, 0);
+	*rawlen = len + 4u;
+	Tsrun__FromHelper *ev = tsrun__from_helper__unpack(NULL, len, *raw + 4);
+	if (!ev)
+		die(ERR(INTERNAL_SOCKET), EPROTO, NULL, 0);
+	return ev;
+}
+
+/* Passes the child's frames on until it closes its end; true when it said Ready. A Failure is
+ * passed on and ends the helper; at a Hook event the answer comes back the other way. */
+static bool relay(struct launch *l)
+{
+	bool ready = false;
 
 	for (;;) {
-		ssize_t r = read(l->syncfd, line + n, 1);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			die_errno("read the answer at a hook point");
-		}
-		if (r == 0)
-			die("tsrun went away at a hook point");
-		if (line[n] == '\n')
+		uint8_t *raw = NULL;
+		size_t rawlen = 0;
+		Tsrun__FromHelper *ev = child_frame(l, &raw, &rawlen);
+		if (!ev)
 			break;
-		if (++n == sizeof(line) - 1)
-			die("overlong answer at a hook point");
-	}
-	line[n] = '\0';
-	if (strcmp(line, "continue") != 0)
-		die("create aborted at a hook point (%s)", line);
-	if (write_all(l->sp_parent, "continue\n", 9) < 0)
-		die_errno("pass the hook answer to the container process");
-}
-
-static void describe_status(int st, char *buf, size_t len)
-{
-	if (WIFEXITED(st))
-		snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, len, "killed by signal %d", WTERMSIG(st));
-	else
-		snprintf(buf, len, "status 0x%x", st);
-}
-
-/* Relays the child's lines until it closes its end. Returns the last marker seen ("ready" in
- * create mode, "exec" in exec mode). An "error" line is relayed and ends the helper. */
-static void relay(struct launch *l, bool *ready, bool *exec_marker)
-{
-	char buf[65536];
-	size_t have = 0;
-
-	*ready = *exec_marker = false;
-	for (;;) {
-		ssize_t n = read(l->sp_parent, buf + have, sizeof(buf) - have);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die_errno("read from the container process");
-		}
-		if (n == 0)
+		switch (ev->event_case) {
+		case TSRUN__FROM_HELPER__EVENT_READY:
+			ready = true; /* said by the parent itself once it is done */
 			break;
-		have += (size_t)n;
-		for (;;) {
-			char *nl = memchr(buf, '\n', have);
-			size_t len;
-			if (!nl) {
-				if (have < sizeof(buf))
-					break;
-				nl = buf + have - 1; /* an overlong line: pass it on in pieces */
-			}
-			len = (size_t)(nl - buf) + 1;
-			if (len >= 6 && memcmp(buf, "error ", 6) == 0) {
-				report_raw(buf, len);
-				if (buf[len - 1] != '\n')
-					report_raw("\n", 1);
-				/* the child exits by itself; make sure, and reap it */
-				kill(l->pid, SIGKILL);
-				while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
-					;
-				g_kill_on_die = 0;
-				unlink_on_die_files();
-				if (g_die_hook)
-					g_die_hook();
-				_exit(1);
-			} else if (len == 6 && memcmp(buf, "ready\n", 6) == 0) {
-				*ready = true;
-			} else if (len == 5 && memcmp(buf, "exec\n", 5) == 0) {
-				*exec_marker = true;
-			} else if (len > 5 && memcmp(buf, "hook ", 5) == 0 && buf[len - 1] == '\n') {
-				/* the child waits for the answer: nothing follows this line */
-				report_raw(buf, len);
-				relay_hook_answer(l);
-			} else {
-				report_raw(buf, len);
-			}
-			memmove(buf, buf + len, have - len);
-			have -= len;
+		case TSRUN__FROM_HELPER__EVENT_FAILURE:
+			if (g_report_fd >= 0)
+				write_all(g_report_fd, raw, rawlen);
+			/* the child exits by itself; make sure, and reap it */
+			kill(l->pid, SIGKILL);
+			while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			g_kill_on_die = 0;
+			unlink_on_die_files();
+			if (g_die_hook)
+				g_die_hook();
+			_exit(1);
+		case TSRUN__FROM_HELPER__EVENT_HOOK:
+			/* the child waits for the answer: nothing follows this frame */
+			if (g_report_fd >= 0)
+				write_all(g_report_fd, raw, rawlen);
+			relay_hook_answer(l);
+			break;
+		default:
+			if (g_report_fd >= 0)
+				write_all(g_report_fd, raw, rawlen);
 		}
+		tsrun__from_helper__free_unpacked(ev, NULL);
+		free(raw);
 	}
+	return ready;
 }
 
-static void die_child_gone(struct launch *l, const char *what)
+static _Noreturn void die_child_gone(struct launch *l)
 {
 	int st = 0;
-	char d[64];
 	while (waitpid(l->pid, &st, 0) < 0 && errno == EINTR)
 		;
 	g_kill_on_die = 0;
-	describe_status(st, d, sizeof(d));
-	die("%s (%s)", what, d);
+	die(l->r.create ? ERR(INIT_EXITED_EARLY) : ERR(PROCESS_EXITED_EARLY), 0, NULL,
+	    WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255);
 }
 
 static void ignore_forwarded_signals(void)
@@ -264,37 +264,52 @@ static void ignore_forwarded_signals(void)
 		signal(sigs[i], SIG_IGN);
 }
 
-/* After "ready": leave, or stay, proxy the terminal, and report how the process ended. */
+static void send_simple(Tsrun__FromHelper__EventCase which, int32_t number)
+{
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+	Tsrun__Ready ready = TSRUN__READY__INIT;
+
+	ev.event_case = which;
+	if (which == TSRUN__FROM_HELPER__EVENT_READY)
+		ev.ready = &ready;
+	else if (which == TSRUN__FROM_HELPER__EVENT_PID)
+		ev.pid = number;
+	else if (which == TSRUN__FROM_HELPER__EVENT_EXITED)
+		ev.exited = number;
+	send_event(&ev);
+}
+
+/* After Ready: leave, or stay, proxy the terminal, and report how the process ended. */
 static _Noreturn void parent_finish(struct launch *l)
 {
-	const struct plan *p = l->p;
 	int master = -1, st = 0;
 
-	/* from "ready" on, exec.fifo and the status fifo are the container's */
+	/* from Ready on, exec.fifo and the status fifo are the container's */
 	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL;
-	if (!(p->flags & GENERAL_FOREGROUND)) {
-		report_raw("ready\n", 6);
+	set_stage(STAGE(WAIT));
+	if (!l->r.launch->foreground) {
+		send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0);
 		g_kill_on_die = 0;
 		_exit(0);
 	}
 	if (l->console_parent >= 0) {
 		master = recv_fd(l->console_parent, NULL, 0);
 		if (master < 0)
-			die_errno("receive the pty master");
+			die(ERR(CONSOLE_RECEIVE), errno, NULL, 0);
 		close(l->console_parent);
 	}
 	ignore_forwarded_signals();
-	report_raw("ready\n", 6);
+	send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0);
 	if (master >= 0) {
 		console_proxy_and_wait(master, l->pid, &st);
 	} else {
 		while (waitpid(l->pid, &st, 0) < 0) {
 			if (errno != EINTR)
-				die_errno("wait for the container process");
+				die(ERR(WAIT), errno, NULL, l->pid);
 		}
 	}
 	g_kill_on_die = 0;
-	report_line("exit", "%d", WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255);
+	send_simple(TSRUN__FROM_HELPER__EVENT_EXITED, WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255);
 	_exit(0);
 }
 
@@ -313,7 +328,8 @@ static void child_begin(struct launch *l)
 	if (l->console_parent >= 0)
 		close(l->console_parent);
 	for (size_t i = 0; i < l->n_cg; i++)
-		close(l->cg_fds[i]);
+		if (l->cg_fds[i] >= 0)
+			close(l->cg_fds[i]);
 	/* Die with the parent while being set up (it may be killed at any point). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	r = read_all(l->sp_child, &pid, sizeof(pid));
@@ -322,131 +338,120 @@ static void child_begin(struct launch *l)
 	g_host_pid = pid;
 }
 
-/* Child: report a hook point and wait for the parent to pass on TypeScript's "continue". */
-static void hook_point(struct launch *l, const char *name)
+/* Child: report a hook point and wait for the parent to pass on TypeScript's answer. */
+static void hook_point(struct launch *l, Tsrun__HookPoint point)
 {
-	char line[16];
-	size_t n = 0;
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+	uint8_t answer;
 
-	debug_stage("init: paused for %s hooks", name);
-	report_line("hook", "%s", name);
-	for (;;) {
-		ssize_t r = read(l->sp_child, line + n, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			_exit(1); /* the parent gave up; it reports */
-		if (line[n] == '\n')
-			break;
-		if (++n == sizeof(line) - 1)
-			_exit(1);
-	}
-	line[n] = '\0';
-	if (strcmp(line, "continue") != 0)
-		_exit(1);
-	debug_stage("init: %s hooks done", name);
+	progress("init: paused for hooks (%d)", (int)point);
+	ev.event_case = TSRUN__FROM_HELPER__EVENT_HOOK;
+	ev.hook = point;
+	send_event(&ev);
+	if (read_all(l->sp_child, &answer, 1) < 0 || answer != 1)
+		_exit(1); /* the parent gave up; it reports */
+	progress("init: hooks done (%d)", (int)point);
 }
 
 static void make_controlling_tty(int slave)
 {
 	if (ioctl(slave, TIOCSCTTY, 0) < 0)
-		die_errno("console: make the pty the controlling terminal");
+		die(ERR(CONSOLE_CONTROLLING_TTY), errno, NULL, 0);
 	for (int fd = 0; fd < 3; fd++)
 		if (dup2(slave, fd) < 0)
-			die_errno("console: dup2 the pty onto fd %d", fd);
+			die(ERR(CONSOLE_DUP), errno, NULL, fd);
 	if (slave > 2)
 		close(slave);
 }
 
 /* The process part shared by create and exec; returns the resolved executable. */
-static const char *child_process_setup(const struct plan *p)
+static const char *child_process_setup(const struct run *r)
 {
 	bool retry;
-	bool nnp = p->proc_flags & PROCESS_NO_NEW_PRIVILEGES;
+	const Tsrun__Seccomp *filter = r->launch->seccomp;
 
-	process_rlimits(p);
-	if (p->have_umask)
-		umask((mode_t)p->umask);
-	process_attrs(p);
-	process_apparmor(p);
-	if (filter_wanted(p)) {
-		filter_prepare(p);
-		debug_stage("seccomp rules added");
+	set_stage(STAGE(PROCESS));
+	process_rlimits(r->proc);
+	if (r->proc->umask)
+		umask((mode_t)r->proc->umask->value);
+	process_attrs(r);
+	process_apparmor(r->proc);
+	if (filter) {
+		filter_prepare(filter);
+		progress("seccomp rules added");
 	}
-	process_cwd_first(p, &retry);
-	process_identity(p, filter_wanted(p) && !nnp);
+	process_cwd_first(r->proc, &retry);
+	process_identity(r, filter && !r->proc->no_new_privileges);
 	/* The kernel clears the parent-death signal when credentials change: arm it again. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	process_cwd_check(p, retry);
-	const char *path = process_resolve(p);
-	process_close_fds(p);
+	process_cwd_check(r->proc, retry);
+	const char *path = process_resolve(r);
+	process_close_fds(r->launch);
 	return path;
+}
+
+/* The filter as late as it can be: with no_new_privs it needs no privilege, so right before
+ * execve; without, process_identity loaded it before the capabilities were dropped. */
+static void late_filter(const struct run *r)
+{
+	if (r->launch->seccomp && r->proc->no_new_privileges)
+		filter_load(r->launch->seccomp, g_host_pid);
 }
 
 static _Noreturn void child_create(struct launch *l)
 {
-	const struct plan *p = l->p;
+	const struct run *r = &l->r;
+	const Tsrun__CreatePlan *c = r->create;
 	struct rootfs_ctx rc = {.rootfd = -1};
 	int slave = -1;
 
 	child_begin(l);
-	child_enter_userns(p);
+	child_enter_userns(c);
 	if (setsid() < 0)
-		die_errno("setsid");
-	process_join_keyring(p);
-	for (size_t i = 0; i < p->n_namespaces; i++)
-		if (p->namespaces[i].type == CLONE_NEWCGROUP && !p->namespaces[i].path && unshare(CLONE_NEWCGROUP) < 0)
-			die_errno("unshare cgroup namespace");
-	debug_stage("init: namespaces ready");
+		die(ERR(SETSID), errno, NULL, 0);
+	process_join_keyring(r);
+	if (launch_new_ns(r->launch, CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		die(ERR(NAMESPACE_UNSHARE), errno, NULL, CLONE_NEWCGROUP);
+	progress("init: namespaces ready");
 
-	rootfs_prepare(p, &rc);
-	rootfs_mounts(p, &rc);
-	rootfs_devices(p, &rc);
-	rootfs_make_cwd(p, &rc);
-	debug_stage("init: mounts done");
+	rootfs_prepare(c, &rc);
+	rootfs_mounts(c, &rc);
+	rootfs_devices(c, &rc);
+	rootfs_make_cwd(c, &rc);
+	progress("init: mounts done");
 	/* As runc: prestart and createRuntime hooks once the mounts are in place, then the
 	 * createContainer hooks in the container's namespaces, all before pivot_root. */
-	if (p->flags & GENERAL_HOOK_CREATE_RUNTIME)
-		hook_point(l, "createRuntime");
-	if (p->flags & GENERAL_HOOK_CREATE_CONTAINER)
-		hook_point(l, "createContainer");
-	if (p->proc_flags & PROCESS_TERMINAL) {
-		slave = console_setup(rc.rootfd, p, l->console_child, true);
+	for (size_t i = 0; i < c->n_hook_points; i++)
+		hook_point(l, c->hook_points[i]);
+	if (r->proc->terminal) {
+		set_stage(STAGE(CONSOLE));
+		slave = console_setup(rc.rootfd, r->proc->terminal, l->console_child, true);
 		close(l->console_child);
 	}
-	rootfs_finish_paths(p, &rc);
-	rootfs_pivot(p, &rc);
-	debug_stage("init: pivot done");
+	rootfs_finish_paths(c, &rc);
+	rootfs_pivot(c, &rc);
+	progress("init: pivot done");
 	if (slave >= 0)
 		make_controlling_tty(slave);
-	if (p->hostname) {
-		if (!plan_has_ns(p, CLONE_NEWUTS))
-			die("a hostname needs a UTS namespace");
-		if (sethostname(p->hostname, strlen(p->hostname)) < 0)
-			die_errno("sethostname");
-	}
-	if (p->domainname) {
-		if (!plan_has_ns(p, CLONE_NEWUTS))
-			die("a domainname needs a UTS namespace");
-		if (setdomainname(p->domainname, strlen(p->domainname)) < 0)
-			die_errno("setdomainname");
-	}
-	rootfs_after_pivot(p);
+	if (c->hostname && sethostname(c->hostname->value, strlen(c->hostname->value)) < 0)
+		die(ERR(SETHOSTNAME), errno, c->hostname->value, 0);
+	if (c->domainname && setdomainname(c->domainname->value, strlen(c->domainname->value)) < 0)
+		die(ERR(SETDOMAINNAME), errno, c->domainname->value, 0);
+	rootfs_after_pivot(c);
 
-	const char *path = child_process_setup(p);
-	debug_stage("init: ready");
+	const char *path = child_process_setup(r);
+	progress("init: ready");
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 	/* If the parent is gone nobody will ever know about us: do not wait on the fifo. */
-	if (write_all(l->sp_child, "ready\n", 6) < 0)
-		_exit(1);
+	send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0);
 	close(l->sp_child);
 	g_report_fd = -1;
 
 	/* Blocked here until `tsrun start` writes a byte. Nothing of the sync socket is left. */
 	if (l->fifo >= 0) {
-		char c;
+		char ch;
 		for (;;) {
-			ssize_t n = read(l->fifo, &c, 1);
+			ssize_t n = read(l->fifo, &ch, 1);
 			if (n == 1)
 				break;
 			if (n < 0 && errno == EINTR)
@@ -455,85 +460,61 @@ static _Noreturn void child_create(struct launch *l)
 		}
 		close(l->fifo);
 	}
-	if (l->status_fd >= 0 || p->n_start_hooks > 0) {
+	if (l->status_fd >= 0) {
 		/* As runc: the startContainer hooks run after the filter is in place, as the
 		 * container's user, and SIGPIPE stays ignored while the init feeds their stdin.
 		 * `tsrun start` waits on the status fifo (also for poststart hooks, which must run
-		 * once the process is executed): "ok", then EOF when the execve closes it. */
-		char why[8192];
-		if (filter_wanted(p) && (p->proc_flags & PROCESS_NO_NEW_PRIVILEGES))
-			filter_load(p, g_host_pid);
-		if (run_start_hooks(p, g_host_pid, why, sizeof(why)) < 0) {
-			char msg[sizeof(why) + 8];
-			int n = snprintf(msg, sizeof(msg), "error %s\n", why);
-			size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-			/* Both are best effort: the init exits either way, and a status fifo without
-			 * "ok" already means failure to `tsrun start`. */
-			if (l->status_fd >= 0 && write_all(l->status_fd, msg, len) < 0)
-				_exit(1);
-			if (len > 6 && write_all(2, msg + 6, len - 6) < 0)
-				_exit(1);
-			_exit(1);
-		}
-		if (l->status_fd >= 0 && write_all(l->status_fd, "ok\n", 3) < 0)
-			_exit(1);
+		 * once the process is executed): the outcome, then EOF when the execve closes it. */
+		late_filter(r);
+		run_start_hooks(c->start_hooks, g_host_pid, l->status_fd);
 		reset_signals();
-		process_exec(p, path); /* the status fifo closes on exec: `tsrun start` sees EOF */
+		process_exec(r, path);
 	}
 	reset_signals();
-	if (filter_wanted(p) && (p->proc_flags & PROCESS_NO_NEW_PRIVILEGES))
-		filter_load(p, g_host_pid);
-	process_exec(p, path);
+	late_filter(r);
+	process_exec(r, path);
 }
 
 static _Noreturn void child_exec(struct launch *l)
 {
-	const struct plan *p = l->p;
+	const struct run *r = &l->r;
 
 	child_begin(l);
 	if (setsid() < 0)
-		die_errno("setsid");
-	process_join_keyring(p);
-	if (p->proc_flags & PROCESS_TERMINAL) {
-		int slave = console_setup(-1, p, l->console_child, false);
+		die(ERR(SETSID), errno, NULL, 0);
+	process_join_keyring(r);
+	if (r->proc->terminal) {
+		set_stage(STAGE(CONSOLE));
+		int slave = console_setup(-1, r->proc->terminal, l->console_child, false);
 		close(l->console_child);
 		make_controlling_tty(slave);
 	}
-	const char *path = child_process_setup(p);
-	debug_stage("exec: ready");
+	const char *path = child_process_setup(r);
+	progress("exec: ready");
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-	report_raw("exec\n", 5); /* then the socket closes on a successful execve */
+	send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0); /* then the socket closes on a successful execve */
 	reset_signals();
-	if (filter_wanted(p) && (p->proc_flags & PROCESS_NO_NEW_PRIVILEGES))
-		filter_load(p, g_host_pid);
-	process_exec(p, path);
+	late_filter(r);
+	process_exec(r, path);
 }
 
 /* ---------- modes ---------- */
 
 static _Noreturn void run(struct launch *l)
 {
-	const struct plan *p = l->p;
-	bool create = p->mode == MODE_CREATE;
-	bool ready, exec_marker;
+	const struct run *r = &l->r;
+	bool create = r->create != NULL;
 
-	if (create && !plan_has_ns(p, CLONE_NEWNS))
-		die("create needs a mount namespace");
-	if (!create) {
-		for (size_t i = 0; i < p->n_namespaces; i++)
-			if (!p->namespaces[i].path)
-				die("exec: the %s namespace has no path to join", ns_name(p->namespaces[i].type));
-	}
 	open_host_side(l);
 	if (create)
-		idmap_prepare(p); /* needs the host's user and mount namespaces */
-	affinity_apply(p, 0, 0); /* exec: inherited by the process until its cgroup is joined */
-	join_namespaces(p);
+		idmap_prepare(r->create); /* needs the host's user and mount namespaces */
+	affinity_apply(r->exec, false, 0); /* exec: inherited by the process until its cgroup is joined */
+	join_namespaces(r->launch->namespaces, r->launch->n_namespaces);
 	if (create)
-		setup_time_ns(p);
-	debug_stage("namespaces joined");
+		setup_time_ns(r->create);
+	progress("namespaces joined");
 
-	l->pid = clone_child(create ? plan_new_ns_flags(p) : 0);
+	l->pid = clone_child(create ? launch_new_ns_flags(r->launch) : 0);
 	if (l->pid == 0) {
 		if (create)
 			child_create(l);
@@ -543,53 +524,23 @@ static _Noreturn void run(struct launch *l)
 	parent_close_child_side(l);
 	idmap_close_all(); /* the init has its own copies of the detached trees */
 	if (create)
-		write_id_maps(p, l->pid);
+		write_id_maps(r->create, l->pid);
 	place_in_cgroups(l);
-	affinity_apply(p, 1, l->pid); /* exec: once in the container's cgroups (its cpuset) */
-	report_line("pid", "%d", (int)l->pid);
-	debug_stage("process %d created", (int)l->pid);
+	affinity_apply(r->exec, true, l->pid); /* exec: once in the container's cgroups (its cpuset) */
+	send_simple(TSRUN__FROM_HELPER__EVENT_PID, l->pid);
+	progress("process %d created", (int)l->pid);
 	send_go(l);
 
-	relay(l, &ready, &exec_marker);
-	if (create ? !ready : !exec_marker)
-		die_child_gone(l, create ? "container init exited before it was ready" : "process exited before it was started");
-	debug_stage("ready");
+	if (!relay(l))
+		die_child_gone(l);
+	progress("ready");
 	parent_finish(l);
 }
 
-int main(int argc, char **argv)
+/* A closed stdio fd would let one of our own sockets take its number (and reach the container
+ * as its stdin/stdout/stderr): fill any gap with /dev/null. */
+static void fill_stdio(void)
 {
-	struct plan plan;
-	struct launch l;
-	char err[512];
-	char *end;
-	long fd;
-	struct stat st;
-
-	g_t0_ns = now_ns();
-	if (argc >= 2 && strcmp(argv[1], "--enter") == 0) {
-		ensure_sealed_exe(argc, argv);
-		enter_main(argc, argv);
-	}
-	if (argc >= 2 && (strcmp(argv[1], "--device-filter") == 0 || strcmp(argv[1], "--device-filter-count") == 0))
-		device_filter_main(argc, argv);
-	if (argc == 2 && strcmp(argv[1], "--libseccomp-version") == 0)
-		libseccomp_version_main();
-	if (argc != 2) {
-		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
-				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n"
-				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n"
-				"       tsrun-helper --libseccomp-version\n");
-		return 2;
-	}
-	fd = strtol(argv[1], &end, 10);
-	if (*end || fd < 3 || fd > 65535 || fstat((int)fd, &st) < 0) {
-		fprintf(stderr, "tsrun-helper: bad sync fd %s\n", argv[1]);
-		return 2;
-	}
-	g_report_fd = (int)fd;
-	/* A closed stdio fd would let one of our own sockets take its number (and reach the
-	 * container as its stdin/stdout/stderr): fill any gap with /dev/null. */
 	for (int i = 0; i < 3; i++) {
 		if (fcntl(i, F_GETFD) < 0 && errno == EBADF) {
 			int nfd = open("/dev/null", O_RDWR);
@@ -599,23 +550,108 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	signal(SIGPIPE, SIG_IGN);
-	ensure_sealed_exe(argc, argv);
-	set_cloexec(g_report_fd, true);
+}
 
-	if (plan_read(g_report_fd, &plan, err, sizeof(err)) < 0)
-		die("%s", err);
-	g_debug = plan.flags & GENERAL_DEBUG;
-	debug_stage("plan read (%s)", plan.mode == MODE_CREATE ? "create" : "exec");
+static void set_run(struct launch *l, const Tsrun__Launch *ln)
+{
+	if (!ln || !ln->process || ln->process->n_args == 0)
+		die(ERR(PLAN_INCOMPLETE), 0, NULL, 0);
+	l->r.launch = ln;
+	l->r.proc = ln->process;
+	l->r.argv = null_terminated(ln->process->args, ln->process->n_args);
+	l->r.envp = null_terminated(ln->process->env, ln->process->n_env);
+}
+
+/* The round-trip test's mode: what this helper decodes from a frame is all it would act on. */
+static _Noreturn void echo_main(void)
+{
+	Tsrun__ToHelper *m;
+	size_t n;
+	uint8_t *buf;
+	uint32_t len;
+
+	g_report_fd = 1;
+	m = frame_read(0);
+	if (!m)
+		die(ERR(READ_FRAME), 0, NULL, 0);
+	n = tsrun__to_helper__get_packed_size(m);
+	buf = malloc(n + 4);
+	if (!buf)
+		die(ERR(OUT_OF_MEMORY), ENOMEM, NULL, (int64_t)n);
+	len = (uint32_t)n;
+	memcpy(buf, &len, 4);
+	tsrun__to_helper__pack(m, buf + 4);
+	if (write_all(1, buf, n + 4) < 0)
+		exit(1);
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct launch l;
+	Tsrun__ToHelper *m;
+	char *end;
+	long fd;
+	struct stat st;
+
+	g_t0_ns = now_ns();
+	if (argc == 3 && strcmp(argv[1], "--device-filter-count") == 0)
+		device_filter_count_main(argc, argv);
+	if (argc == 2 && strcmp(argv[1], "--echo") == 0)
+		echo_main();
+	if (argc == 2 && strcmp(argv[1], "--libseccomp-version") == 0)
+		libseccomp_version_main();
+	if (argc != 2) {
+		fprintf(stderr, "usage: tsrun-helper FD   (a ToHelper frame on FD, docs/boundary.md)\n"
+				"       tsrun-helper --device-filter-count CGROUP_DIR\n"
+				"       tsrun-helper --echo\n"
+				"       tsrun-helper --libseccomp-version\n");
+		return 2;
+	}
+	fd = strtol(argv[1], &end, 10);
+	if (*end || fd < 0 || fd > 65535 || fd == 1 || fd == 2 || fstat((int)fd, &st) < 0) {
+		fprintf(stderr, "tsrun-helper: bad fd %s\n", argv[1]);
+		return 2;
+	}
+	g_report_fd = fd == 0 ? 1 : (int)fd;
+	fill_stdio();
+	signal(SIGPIPE, SIG_IGN);
+	ensure_sealed_exe(argv);
+	if (fd != 0)
+		set_cloexec((int)fd, true);
+
+	m = frame_read((int)fd);
+	if (!m)
+		die(ERR(READ_FRAME), 0, NULL, 0);
+	memset(&l, 0, sizeof(l));
+	l.syncfd = (int)fd;
+	switch (m->msg_case) {
+	case TSRUN__TO_HELPER__MSG_ENTER:
+		enter_main(m->enter, (int)fd);
+	case TSRUN__TO_HELPER__MSG_DEVICE_FILTER:
+		device_filter_main(m->device_filter);
+	case TSRUN__TO_HELPER__MSG_CREATE:
+		set_run(&l, m->create->launch);
+		l.r.create = m->create;
+		break;
+	case TSRUN__TO_HELPER__MSG_EXEC:
+		set_run(&l, m->exec->launch);
+		l.r.exec = m->exec;
+		/* An exec joins the container's namespaces; one without a path would be the host's. */
+		for (size_t i = 0; i < l.r.launch->n_namespaces; i++)
+			if (!l.r.launch->namespaces[i]->path[0])
+				die(ERR(EXEC_NEW_NAMESPACE), 0, NULL, l.r.launch->namespaces[i]->clone_flag);
+		break;
+	default:
+		die(ERR(UNEXPECTED_FRAME), 0, NULL, m->msg_case);
+	}
+	g_debug = l.r.launch->debug;
+	progress("plan read (%s)", l.r.create ? "create" : "exec");
 	if (g_debug) {
 		/* When t0 was on the wall clock, to place these lines beside TypeScript's (bench/breakdown.ts). */
 		struct timespec wall;
 		clock_gettime(CLOCK_REALTIME, &wall);
-		debug_stage("t0 epoch %.3f", (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 - (double)(now_ns() - g_t0_ns) / 1e6);
+		progress("t0 epoch %.3f", (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 - (double)(now_ns() - g_t0_ns) / 1e6);
 	}
-
-	memset(&l, 0, sizeof(l));
-	l.p = &plan;
-	l.syncfd = g_report_fd;
 	run(&l);
 }

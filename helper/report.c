@@ -1,11 +1,12 @@
-/* The helper -> TypeScript line protocol (docs/architecture.md) and fatal error handling.
+/* Events to TypeScript and fatal errors (docs/boundary.md, FromHelper).
  *
- * Every line is written with one write(2). In the parent the lines go to the sync socket; in
- * the container process before it is ready they go to the parent over an internal socket,
- * and the parent relays them, so that exactly one side decides how the helper ends. */
+ * Every event is one frame written with one write(2). In the parent they go to the sync socket;
+ * in the container process before it is ready they go to the parent over an internal socket,
+ * and the parent passes them on, so that exactly one side decides how the helper ends. The
+ * helper words nothing: a Failure carries a code, an errno, the stage, a path and a number, and
+ * TypeScript (src/boundary/wording.ts) makes the sentence. */
 #include "helper.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,8 @@ bool g_debug;
 pid_t g_kill_on_die;
 void (*g_die_hook)(void);
 const char *g_unlink_on_die[2];
+uint64_t g_t0_ns;
+static Tsrun__Stage g_stage = STAGE(PLAN);
 /* What each of those files was when made: a failed create must not remove a file of the same
  * name that a later create made there (its state dir removed and the id taken again). */
 static struct statx g_unlink_on_die_st[2];
@@ -36,10 +39,9 @@ static bool same_file(const struct statx *a, const struct statx *b)
 void unlink_on_die_keep(size_t i, const char *path, int fd)
 {
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &g_unlink_on_die_st[i]) < 0)
-		die_errno("statx %s", path);
+		die(ERR(STATX), errno, path, 0);
 	g_unlink_on_die[i] = path;
 }
-uint64_t g_t0_ns;
 
 uint64_t now_ns(void)
 {
@@ -48,95 +50,62 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* strerror text as Go prints it: the same words, first letter lowercase. */
-const char *errtext(int err)
+void set_stage(Tsrun__Stage stage)
 {
-	static char buf[128];
-	const char *d = strerrordesc_np(err);
-	if (!d) {
-		snprintf(buf, sizeof(buf), "errno %d", err);
-		return buf;
-	}
-	snprintf(buf, sizeof(buf), "%s", d);
-	if (buf[0] && isupper((unsigned char)buf[0]) && !(buf[1] && isupper((unsigned char)buf[1])))
-		buf[0] = (char)tolower((unsigned char)buf[0]);
-	return buf;
+	g_stage = stage;
 }
 
-void report_raw(const char *line, size_t len)
+/* After Ready (create: the sync socket is closed, `tsrun start` has come and gone) nobody reads
+ * frames: a failure then (a failed execve, a filter the kernel refused) goes to the container's
+ * stderr as the names of its code and errno, the one place the helper writes for people. */
+static void write_orphan_failure(const Tsrun__Failure *f)
 {
-	int fd = g_report_fd;
-	if (fd < 0) {
-		/* After "ready" (create: the sync socket is closed) errors can only go to stderr,
-		 * without the protocol word. */
-		const char *sp = memchr(line, ' ', len);
-		if (!sp || (len >= 6 && memcmp(line, "debug ", 6) == 0))
-			return;
-		len -= (size_t)(sp + 1 - line);
-		line = sp + 1;
-		fd = 2;
-	}
-	while (len > 0) {
-		ssize_t n = write(fd, line, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		line += n;
-		len -= (size_t)n;
-	}
+	const ProtobufCEnumValue *code = protobuf_c_enum_descriptor_get_value(&tsrun__error_code__descriptor, f->code);
+	const char *en = f->errnum ? strerrorname_np(f->errnum) : NULL;
+	dprintf(2, "tsrun-helper: the container process could not start: %s%s%s%s%s\n", code ? code->name : "ERROR",
+		f->path[0] ? " " : "", f->path, en ? ": " : "", en ? en : "");
 }
 
-static void vreport(const char *word, const char *suffix, const char *fmt, va_list ap)
+void send_event(const Tsrun__FromHelper *ev)
 {
-	char buf[8192];
-	int n = snprintf(buf, sizeof(buf), "%s ", word);
-	if (n < 0)
+	if (g_report_fd < 0) {
+		if (ev->event_case == TSRUN__FROM_HELPER__EVENT_FAILURE)
+			write_orphan_failure(ev->failure);
 		return;
-	int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-	size_t len = m < 0 ? (size_t)n : (size_t)n + (size_t)m;
-	if (len > sizeof(buf) - 200)
-		len = sizeof(buf) - 200;
-	buf[len] = '\0';
-	if (suffix) {
-		int k = snprintf(buf + len, sizeof(buf) - len, ": %s", suffix);
-		if (k > 0)
-			len += (size_t)k;
 	}
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
-	buf[len++] = '\n';
-	report_raw(buf, len);
+	frame_write(g_report_fd, ev); /* nothing to do if it fails: TypeScript is gone */
 }
 
-void report_line(const char *word, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vreport(word, NULL, fmt, ap);
-	va_end(ap);
-}
-
-void warnx_line(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vreport("warn", NULL, fmt, ap);
-	va_end(ap);
-}
-
-void debug_stage(const char *fmt, ...)
+void progress(const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
+	Tsrun__Progress p = TSRUN__PROGRESS__INIT;
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+
 	if (!g_debug)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	report_line("debug", "%.3f %s", (double)(now_ns() - g_t0_ns) / 1e6, text);
+	p.ms = (double)(now_ns() - g_t0_ns) / 1e6;
+	p.text = text;
+	ev.event_case = TSRUN__FROM_HELPER__EVENT_PROGRESS;
+	ev.progress = &p;
+	send_event(&ev);
+}
+
+void warn_event(Tsrun__WarningCode code, const char *subject, int64_t value)
+{
+	Tsrun__Warning w = TSRUN__WARNING__INIT;
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+
+	w.code = code;
+	w.subject = (char *)(subject ? subject : "");
+	w.value = value;
+	ev.event_case = TSRUN__FROM_HELPER__EVENT_WARNING;
+	ev.warning = &w;
+	send_event(&ev);
 }
 
 void unlink_on_die_files(void)
@@ -165,33 +134,29 @@ static _Noreturn void finish_fatal(void)
 	_exit(1);
 }
 
-void die(const char *fmt, ...)
+void send_failure(Tsrun__ErrorCode code, int errnum, const char *path, int64_t value, const char *detail)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vreport("error", NULL, fmt, ap);
-	va_end(ap);
+	Tsrun__Failure f = TSRUN__FAILURE__INIT;
+	Tsrun__FromHelper ev = TSRUN__FROM_HELPER__INIT;
+
+	f.code = code;
+	f.errnum = errnum;
+	f.stage = g_stage;
+	f.path = (char *)(path ? path : "");
+	f.value = value;
+	f.detail = (char *)(detail ? detail : "");
+	ev.event_case = TSRUN__FROM_HELPER__EVENT_FAILURE;
+	ev.failure = &f;
+	send_event(&ev);
+}
+
+void die_detail(Tsrun__ErrorCode code, int errnum, const char *path, int64_t value, const char *detail)
+{
+	send_failure(code, errnum, path, value, detail);
 	finish_fatal();
 }
 
-void die_errnum(int err, const char *fmt, ...)
+void die(Tsrun__ErrorCode code, int errnum, const char *path, int64_t value)
 {
-	va_list ap;
-	char e[128];
-	snprintf(e, sizeof(e), "%s", errtext(err));
-	va_start(ap, fmt);
-	vreport("error", e, fmt, ap);
-	va_end(ap);
-	finish_fatal();
-}
-
-void die_errno(const char *fmt, ...)
-{
-	va_list ap;
-	char e[128];
-	snprintf(e, sizeof(e), "%s", errtext(errno));
-	va_start(ap, fmt);
-	vreport("error", e, fmt, ap);
-	va_end(ap);
-	finish_fatal();
+	die_detail(code, errnum, path, value, NULL);
 }

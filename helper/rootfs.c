@@ -276,10 +276,10 @@ static void make_rootfs_parent_private(const char *rootfs)
 	char line[8192];
 
 	if (statx(AT_FDCWD, rootfs, 0, STATX_MNT_ID, &stx) < 0)
-		die_errno("statx %s", rootfs);
+		die(ERR(STATX), errno, rootfs, 0);
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
-		die_errno("open /proc/self/mountinfo");
+		die(ERR(OPEN), errno, "/proc/self/mountinfo", 0);
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long id;
 		char mp[4096], raw[4096];
@@ -296,34 +296,39 @@ static void make_rootfs_parent_private(const char *rootfs)
 		}
 		mp[j] = '\0';
 		if (strstr(line, " shared:") && mount(NULL, mp, NULL, MS_PRIVATE, NULL) < 0)
-			die_errno("make the parent mount of the rootfs (%s) private", mp);
+			die(ERR(ROOTFS_PARENT_PRIVATE), errno, mp, 0);
 		break;
 	}
 	fclose(f);
 }
 
-void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
-	unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
+	unsigned long prop = c->rootfs_propagation;
 
-	/* An unbindable "/" would refuse the bind of the rootfs below; private is what unbindable
-	 * implies, and rootfs_pivot makes the container's "/" unbindable once it is in place. */
-	if (prop & MS_UNBINDABLE)
-		prop = (prop & ~(unsigned long)MS_UNBINDABLE) | MS_PRIVATE;
+	set_stage(STAGE(ROOTFS));
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
-		die_errno("set propagation of / (rootfsPropagation)");
+		die(ERR(ROOTFS_PROPAGATION), errno, "/", prop);
 	/* Only a recursive slave/private change leaves no shared mount between / and the rootfs. */
 	if ((prop & MS_SHARED) || !(prop & MS_REC))
-		make_rootfs_parent_private(p->rootfs);
-	if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-		die_errno("bind mount the rootfs %s on itself", p->rootfs);
-	rc->rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		make_rootfs_parent_private(c->rootfs);
+	if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die(ERR(ROOTFS_BIND), errno, c->rootfs, 0);
+	rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rc->rootfd < 0)
-		die_errno("open rootfs %s", p->rootfs);
+		die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
 }
 
 /* tmpcopyup: copies the tree under the directory fd `from` (the directory as it was before
  * the tmpfs covered it) into `to`, keeping types, modes and owners. Never follows symlinks. */
+/* "where/name", for a failure's path. */
+static const char *copy_path(const char *where, const char *name)
+{
+	static char buf[8192];
+	snprintf(buf, sizeof(buf), "%s/%s", where, name);
+	return buf;
+}
+
 static void copy_tree(int from, int to, const char *where, int depth)
 {
 	DIR *dir;
@@ -331,226 +336,228 @@ static void copy_tree(int from, int to, const char *where, int depth)
 	int dupfd;
 
 	if (depth > 64)
-		die("tmpcopyup %s: directories nested too deep", where);
+		die(ERR(TMPCOPYUP_TOO_DEEP), 0, where, depth);
 	dupfd = fcntl(from, F_DUPFD_CLOEXEC, 0);
 	if (dupfd < 0 || !(dir = fdopendir(dupfd)))
-		die_errno("tmpcopyup %s: read directory", where);
+		die(ERR(TMPCOPYUP_READ_DIR), errno, where, 0);
 	while ((errno = 0, e = readdir(dir))) {
 		struct stat st;
 		const char *n = e->d_name;
 		if (!strcmp(n, ".") || !strcmp(n, ".."))
 			continue;
 		if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			die_errno("tmpcopyup %s/%s: stat", where, n);
+			die(ERR(TMPCOPYUP_STAT), errno, copy_path(where, n), 0);
 		mode_t perm = st.st_mode & 07777;
 		if (S_ISDIR(st.st_mode)) {
 			if (mkdirat(to, n, perm) < 0)
-				die_errno("tmpcopyup %s/%s: mkdir", where, n);
+				die(ERR(TMPCOPYUP_MKDIR), errno, copy_path(where, n), 0);
 			int sub_from = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			int sub_to = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub_from < 0 || sub_to < 0)
-				die_errno("tmpcopyup %s/%s: open directory", where, n);
+				die(ERR(TMPCOPYUP_OPEN), errno, copy_path(where, n), 0);
 			copy_tree(sub_from, sub_to, where, depth + 1);
 			if (fchmod(sub_to, perm) < 0) /* after the copy: a read-only dir must still be filled */
-				die_errno("tmpcopyup %s/%s: chmod", where, n);
+				die(ERR(TMPCOPYUP_CHMOD), errno, copy_path(where, n), 0);
 			close(sub_from);
 			close(sub_to);
 		} else if (S_ISREG(st.st_mode)) {
 			int in = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			int out = openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
 			if (in < 0 || out < 0)
-				die_errno("tmpcopyup %s/%s: open", where, n);
+				die(ERR(TMPCOPYUP_OPEN), errno, copy_path(where, n), 0);
 			for (off_t left = st.st_size; left > 0;) {
 				ssize_t k = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
 				if (k < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL))
 					k = sendfile(out, in, NULL, (size_t)left);
 				if (k < 0)
-					die_errno("tmpcopyup %s/%s: copy", where, n);
+					die(ERR(TMPCOPYUP_COPY), errno, copy_path(where, n), 0);
 				if (k == 0)
 					break;
 				left -= k;
 			}
 			if (fchmod(out, perm) < 0) /* the umask trimmed the create mode */
-				die_errno("tmpcopyup %s/%s: chmod", where, n);
+				die(ERR(TMPCOPYUP_CHMOD), errno, copy_path(where, n), 0);
 			close(in);
 			close(out);
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX];
 			ssize_t len = readlinkat(from, n, target, sizeof(target) - 1);
 			if (len < 0)
-				die_errno("tmpcopyup %s/%s: readlink", where, n);
+				die(ERR(TMPCOPYUP_READLINK), errno, copy_path(where, n), 0);
 			target[len] = '\0';
 			if (symlinkat(target, to, n) < 0)
-				die_errno("tmpcopyup %s/%s: symlink", where, n);
+				die(ERR(TMPCOPYUP_SYMLINK), errno, copy_path(where, n), 0);
 		} else if (mknodat(to, n, st.st_mode, st.st_rdev) < 0) {
-			die_errno("tmpcopyup %s/%s: mknod", where, n);
+			die(ERR(TMPCOPYUP_MKNOD), errno, copy_path(where, n), 0);
 		}
 		if (fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-			die_errno("tmpcopyup %s/%s: chown", where, n);
+			die(ERR(TMPCOPYUP_CHOWN), errno, copy_path(where, n), 0);
 	}
 	if (errno)
-		die_errno("tmpcopyup %s: read directory", where);
+		die(ERR(TMPCOPYUP_READ_DIR), errno, where, 0);
 	closedir(dir);
 }
 
 /* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. */
-static void mount_one(int rootfd, const struct plan_mount *m, int tree)
+/* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. Failures carry the
+ * mount's index: TypeScript names its source and destination. */
+static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 {
 	char target[64];
 	int fd, before = -1;
 	bool bind = (m->flags & MS_BIND) != 0;
+	int64_t ix = (int64_t)index;
 
-	fd = mkdir_in_root(rootfd, m->destination, (m->dest_kind & MOUNT_DEST_FILE) != 0);
+	fd = mkdir_in_root(rootfd, m->destination, m->dest_is_file);
 	if (fd < 0)
-		die_errno("mount %s on %s: create mount point", m->source, m->destination);
+		die(ERR(MOUNT_POINT), errno, m->destination, ix);
 	/* Opened before the mount covers it: this fd still reads the directory underneath. */
-	if ((m->dest_kind & MOUNT_COPY_UP) && (before = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		die_errno("tmpcopyup %s: open the directory", m->destination);
+	if (m->copy_up && (before = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		die(ERR(TMPCOPYUP_OPEN_BEFORE), errno, m->destination, ix);
 	PROCFD(target, fd);
 	if (tree >= 0) {
 		if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-			die_errno("idmapped mount %s on %s: move_mount", m->source, m->destination);
+			die(ERR(MOUNT_IDMAPPED_MOVE), errno, m->destination, ix);
 		close(tree);
 	} else if (bind) {
 		if (mount(m->source, target, NULL, m->flags, NULL) < 0)
-			die_errno("mount %s on %s", m->source, m->destination);
+			die(ERR(MOUNT), errno, m->destination, ix);
 	} else {
-		if (mount(m->source, target, m->fstype, m->flags, *m->data ? m->data : NULL) < 0)
-			die_errno("mount %s on %s", m->source, m->destination);
+		if (mount(m->source, target, m->fstype, m->flags, m->data[0] ? m->data : NULL) < 0)
+			die(ERR(MOUNT), errno, m->destination, ix);
 	}
 	close(fd);
 	if (before >= 0) {
 		int after = open_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY, 0);
 		if (after < 0)
-			die_errno("tmpcopyup %s: open the new mount", m->destination);
+			die(ERR(TMPCOPYUP_OPEN_AFTER), errno, m->destination, ix);
 		copy_tree(before, after, m->destination, 0);
 		close(before);
 		close(after);
 	}
-	if (!(bind && m->remount_flags) && m->nprop == 0 && !m->rec_attr_set && !m->rec_attr_clr)
+	if (!(bind && m->remount_flags) && m->n_propagation == 0 && !m->rec_attr_set && !m->rec_attr_clr)
 		return;
 
 	/* The fd above is the mount point under the new mount: open the new mount itself. */
 	fd = open_in_root(rootfd, m->destination, O_PATH, 0);
 	if (fd < 0)
-		die_errno("reopen %s after mounting", m->destination);
+		die(ERR(MOUNT_REOPEN), errno, m->destination, ix);
 	PROCFD(target, fd);
 	if (bind && m->remount_flags && remount_bind(target, m->remount_flags) < 0)
-		die_errno("remount %s", m->destination);
-	for (uint32_t i = 0; i < m->nprop; i++)
-		if (mount(NULL, target, NULL, m->prop[i], NULL) < 0)
-			die_errno("change propagation of %s", m->destination);
+		die(ERR(MOUNT_REMOUNT), errno, m->destination, ix);
+	for (size_t i = 0; i < m->n_propagation; i++)
+		if (mount(NULL, target, NULL, m->propagation[i], NULL) < 0)
+			die(ERR(MOUNT_PROPAGATION), errno, m->destination, ix);
 	if (m->rec_attr_set || m->rec_attr_clr) {
 		struct mount_attr attr;
 		memset(&attr, 0, sizeof(attr));
 		attr.attr_set = m->rec_attr_set;
 		attr.attr_clr = m->rec_attr_clr;
 		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-			die_errno("set recursive mount attributes of %s", m->destination);
+			die(ERR(MOUNT_SETATTR), errno, m->destination, ix);
 	}
 	close(fd);
 }
 
-void rootfs_mounts(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_mounts(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
-	for (size_t i = 0; i < p->n_mounts; i++)
-		mount_one(rc->rootfd, &p->mounts[i], idmap_take(i));
+	set_stage(STAGE(MOUNTS));
+	for (size_t i = 0; i < c->n_mounts; i++)
+		mount_one(rc->rootfd, c->mounts[i], i, idmap_take(i));
 }
 
-static void make_device(int rootfd, const struct plan_device *d)
+static void make_device(int rootfd, const Tsrun__Device *d)
 {
 	char name[4096], target[64];
 	int dir = parent_in_root(rootfd, d->path, name, sizeof(name));
 
 	if (dir < 0)
-		die_errno("create device %s: parent directory", d->path);
+		die(ERR(DEVICE_PARENT), errno, d->path, 0);
 	if (remove_existing(dir, name) < 0)
-		die_errno("create device %s: remove what is there", d->path);
+		die(ERR(DEVICE_REMOVE), errno, d->path, 0);
 	if (d->bind_from_host) {
 		int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 		int t;
 		if (f < 0)
-			die_errno("create device %s: create bind target", d->path);
+			die(ERR(DEVICE_BIND_TARGET), errno, d->path, 0);
 		close(f);
 		t = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (t < 0)
-			die_errno("create device %s: open bind target", d->path);
+			die(ERR(DEVICE_BIND_TARGET), errno, d->path, 0);
 		PROCFD(target, t);
 		if (mount(d->path, target, NULL, MS_BIND, NULL) < 0)
-			die_errno("bind mount device %s", d->path);
+			die(ERR(DEVICE_BIND), errno, d->path, 0);
 		close(t);
 	} else {
-		mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
-		dev_t dev = d->type == 'p' ? 0 : makedev(d->major, d->minor);
-		if (mknodat(dir, name, type | (d->mode & 07777), dev) < 0)
-			die_errno("mknod %s", d->path);
+		if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0)
+			die(ERR(MKNOD), errno, d->path, 0);
 		if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
-			die_errno("chown %s", d->path);
+			die(ERR(CHOWN), errno, d->path, 0);
 	}
 	close(dir);
 }
 
-static void make_symlink(int rootfd, const struct plan_pair *s)
+static void make_symlink(int rootfd, const Tsrun__Symlink *l, size_t index)
 {
 	char name[4096];
-	int dir = parent_in_root(rootfd, s->a, name, sizeof(name));
+	int dir = parent_in_root(rootfd, l->path, name, sizeof(name));
 
 	if (dir < 0)
-		die_errno("symlink %s: parent directory", s->a);
+		die(ERR(SYMLINK_PARENT), errno, l->path, (int64_t)index);
 	if (remove_existing(dir, name) < 0)
-		die_errno("symlink %s: remove what is there", s->a);
-	if (symlinkat(s->b, dir, name) < 0)
-		die_errno("symlink %s -> %s", s->a, s->b);
+		die(ERR(SYMLINK_REMOVE), errno, l->path, (int64_t)index);
+	if (symlinkat(l->target, dir, name) < 0)
+		die(ERR(SYMLINK), errno, l->path, (int64_t)index);
 	close(dir);
 }
 
-void rootfs_devices(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_devices(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
 	mode_t old = umask(0);
-	for (size_t i = 0; i < p->n_devices; i++)
-		make_device(rc->rootfd, &p->devices[i]);
-	for (size_t i = 0; i < p->n_symlinks; i++)
-		make_symlink(rc->rootfd, &p->symlinks[i]);
+	set_stage(STAGE(DEVICES));
+	for (size_t i = 0; i < c->n_devices; i++)
+		make_device(rc->rootfd, c->devices[i]);
+	for (size_t i = 0; i < c->n_symlinks; i++)
+		make_symlink(rc->rootfd, c->symlinks[i], i);
 	umask(old);
 }
 
 /* As runc: a missing cwd is created (0755, inside the rootfs, after the mounts it may lie
  * in). If that fails the chdir later says why. */
-void rootfs_make_cwd(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_make_cwd(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
+	const char *cwd = c->launch->process->cwd;
 	int fd;
-	if (!p->cwd || !*p->cwd)
+	if (!cwd[0])
 		return;
 	mode_t old = umask(022);
-	fd = mkdir_in_root(rc->rootfd, p->cwd, false);
+	fd = mkdir_in_root(rc->rootfd, cwd, false);
 	umask(old);
 	if (fd >= 0)
 		close(fd);
 }
 
-static void write_sysctl(int rootfd, const struct plan_pair *s)
+/* TypeScript gives the path below /proc/sys; it is opened without following symlinks and must
+ * be on procfs. Failures carry the sysctl's index: TypeScript names its key. */
+static void write_sysctl(int rootfd, const Tsrun__Sysctl *s, size_t index)
 {
 	char path[4200];
 	struct statfs sfs;
 	int fd;
-	size_t len = strlen(s->b);
+	size_t len = strlen(s->value);
 
-	/* Dots become slashes, so no ".." survives; the path stays under /proc/sys. */
-	snprintf(path, sizeof(path), "/proc/sys/%s", s->a);
-	for (char *c = path + 10; *c; c++)
-		if (*c == '.')
-			*c = '/';
+	snprintf(path, sizeof(path), "/proc/sys/%s", s->path);
 	fd = open_in_root(rootfd, path, O_WRONLY | O_NOCTTY, RESOLVE_NO_SYMLINKS);
 	if (fd < 0)
-		die_errno("sysctl %s: open %s", s->a, path);
+		die(ERR(SYSCTL_OPEN), errno, path, (int64_t)index);
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
-		die("sysctl %s: %s is not on procfs", s->a, path);
+		die(ERR(SYSCTL_NOT_PROCFS), 0, path, (int64_t)index);
 	ssize_t n;
 	do
-		n = write(fd, s->b, len);
+		n = write(fd, s->value, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		die_errno("sysctl %s: write %s", s->a, path);
+		die(ERR(SYSCTL_WRITE), errno, path, (int64_t)index);
 	close(fd);
 }
 
@@ -565,28 +572,28 @@ static void readonly_path(int rootfd, const char *path)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return;
-		die_errno("readonly path %s", path);
+		die(ERR(READONLY_PATH), errno, path, 0);
 	}
 	if (fstat(fd, &st) < 0)
-		die_errno("readonly path %s: stat", path);
+		die(ERR(READONLY_PATH_STAT), errno, path, 0);
 	if (S_ISLNK(st.st_mode)) {
-		warnx_line("readonly path %s is a symlink, not followed, skipped", path);
+		warn_event(WARN(READONLY_PATH_SYMLINK), path, 0);
 		close(fd);
 		return;
 	}
 	PROCFD(target, fd);
 	if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-		die_errno("readonly path %s: bind mount", path);
+		die(ERR(READONLY_PATH_BIND), errno, path, 0);
 	close(fd);
 	fd = open_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
 	if (fd < 0)
-		die_errno("readonly path %s: reopen", path);
+		die(ERR(READONLY_PATH_REOPEN), errno, path, 0);
 	PROCFD(target, fd);
 	if (statvfs(target, &sv) < 0)
-		die_errno("readonly path %s: statvfs", path);
+		die(ERR(READONLY_PATH_STATVFS), errno, path, 0);
 	keep = statvfs_to_ms(sv.f_flag) & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
 	if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, NULL) < 0)
-		die_errno("readonly path %s: remount read-only", path);
+		die(ERR(READONLY_PATH_REMOUNT), errno, path, 0);
 	close(fd);
 }
 
@@ -599,11 +606,11 @@ static int open_dev_null(int rootfd)
 	int fd = open_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW, 0);
 
 	if (fd < 0)
-		die_errno("masked paths: open /dev/null in the container");
+		die(ERR(MASK_DEV_NULL_OPEN), errno, "/dev/null", 0);
 	if (fstat(fd, &st) < 0)
-		die_errno("masked paths: stat /dev/null in the container");
+		die(ERR(MASK_DEV_NULL_STAT), errno, "/dev/null", 0);
 	if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
-		die("masked paths: /dev/null in the container is not the null device (character device 1:3)");
+		die(ERR(MASK_DEV_NULL_NOT_NULL), 0, "/dev/null", 0);
 	return fd;
 }
 
@@ -616,49 +623,51 @@ static void mask_path(int rootfd, int nullfd, const char *path)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return;
-		die_errno("mask %s", path);
+		die(ERR(MASK), errno, path, 0);
 	}
 	if (fstat(fd, &st) < 0)
-		die_errno("mask %s: stat", path);
+		die(ERR(MASK_STAT), errno, path, 0);
 	PROCFD(target, fd);
 	if (S_ISDIR(st.st_mode)) {
 		if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0)
-			die_errno("mask %s: mount read-only tmpfs", path);
+			die(ERR(MASK_TMPFS), errno, path, 0);
 	} else if (S_ISLNK(st.st_mode)) {
-		warnx_line("masked path %s is a symlink, not followed, skipped", path);
+		warn_event(WARN(MASKED_PATH_SYMLINK), path, 0);
 	} else {
 		PROCFD(source, nullfd);
 		if (mount(source, target, NULL, MS_BIND, NULL) < 0)
-			die_errno("mask %s: bind mount /dev/null", path);
+			die(ERR(MASK_BIND), errno, path, 0);
 	}
 	close(fd);
 }
 
 /* Before pivot_root, with the host's /proc for the magic links: sysctls (the container's
  * /proc/sys, which shows our namespaces), read-only paths, masked paths. */
-void rootfs_finish_paths(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_finish_paths(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
-	for (size_t i = 0; i < p->n_sysctls; i++)
-		write_sysctl(rc->rootfd, &p->sysctls[i]);
-	for (size_t i = 0; i < p->n_readonly; i++)
-		readonly_path(rc->rootfd, p->readonly[i]);
-	if (p->n_masked > 0) {
+	set_stage(STAGE(PATHS));
+	for (size_t i = 0; i < c->n_sysctls; i++)
+		write_sysctl(rc->rootfd, c->sysctls[i], i);
+	for (size_t i = 0; i < c->n_readonly_paths; i++)
+		readonly_path(rc->rootfd, c->readonly_paths[i]);
+	if (c->n_masked_paths > 0) {
 		int nullfd = open_dev_null(rc->rootfd);
-		for (size_t i = 0; i < p->n_masked; i++)
-			mask_path(rc->rootfd, nullfd, p->masked[i]);
+		for (size_t i = 0; i < c->n_masked_paths; i++)
+			mask_path(rc->rootfd, nullfd, c->masked_paths[i]);
 		close(nullfd);
 	}
 }
 
-void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
+void rootfs_pivot(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
+	set_stage(STAGE(PIVOT));
 	if (fchdir(rc->rootfd) < 0)
-		die_errno("chdir to the rootfs");
-	if (p->flags & GENERAL_NO_PIVOT) {
+		die(ERR(PIVOT_CHDIR_ROOTFS), errno, c->rootfs, 0);
+	if (c->no_pivot) {
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
-			die_errno("move the rootfs to / (no pivot)");
+			die(ERR(NO_PIVOT_MOVE), errno, c->rootfs, 0);
 		if (chroot(".") < 0)
-			die_errno("chroot to the rootfs");
+			die(ERR(NO_PIVOT_CHROOT), errno, c->rootfs, 0);
 	} else {
 		/* The old root ends up stacked on the new one. It is reached through an fd taken
 		 * before the pivot: a path such as "." names the new root for mount(2), and a
@@ -667,31 +676,30 @@ void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
 		 * that detaching it does not propagate to the host. */
 		int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (oldroot < 0)
-			die_errno("open the old root");
+			die(ERR(PIVOT_OPEN_OLD_ROOT), errno, NULL, 0);
 		if (syscall(SYS_pivot_root, ".", ".") < 0)
-			die_errno("pivot_root");
+			die(ERR(PIVOT_ROOT), errno, c->rootfs, 0);
 		if (fchdir(oldroot) < 0)
-			die_errno("chdir to the old root");
+			die(ERR(PIVOT_CHDIR_OLD_ROOT), errno, NULL, 0);
 		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
-			die_errno("make the old root a slave");
+			die(ERR(PIVOT_OLD_ROOT_SLAVE), errno, NULL, 0);
 		if (umount2(".", MNT_DETACH) < 0)
-			die_errno("unmount the old root");
+			die(ERR(PIVOT_UNMOUNT_OLD_ROOT), errno, NULL, 0);
 		close(oldroot);
 	}
 	if (chdir("/") < 0)
-		die_errno("chdir to the new root");
+		die(ERR(PIVOT_CHDIR_NEW_ROOT), errno, NULL, 0);
 	close(rc->rootfd);
 	rc->rootfd = -1;
-	/* The root mount itself only: the recursive part was applied to the host's / before the
-	 * container's mounts were made, and a mount's own propagation option must win over it. */
-	if (p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation & ~(unsigned long)MS_REC, NULL) < 0)
-		die_errno("set propagation of the container's /");
+	/* The root mount itself only (TypeScript chose it: the recursive part was applied to the
+	 * host's / before the container's mounts were made, and a mount's own propagation option
+	 * must win over it). */
+	if (c->root_propagation_after && mount(NULL, "/", NULL, c->root_propagation_after, NULL) < 0)
+		die(ERR(PIVOT_ROOT_PROPAGATION), errno, "/", c->root_propagation_after);
 }
 
-void rootfs_after_pivot(const struct plan *p)
+void rootfs_after_pivot(const Tsrun__CreatePlan *c)
 {
-	if (p->flags & GENERAL_READONLY_ROOT) {
-		if (remount_bind("/", MS_RDONLY) < 0)
-			die_errno("remount / read-only");
-	}
+	if (c->readonly_root && remount_bind("/", MS_RDONLY) < 0)
+		die(ERR(REMOUNT_ROOT_READONLY), errno, "/", 0);
 }

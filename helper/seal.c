@@ -29,7 +29,7 @@ static bool exe_is_sealed(void)
 	return seals >= 0 && (seals & WANT_SEALS) == WANT_SEALS;
 }
 
-void ensure_sealed_exe(int argc, char **argv)
+void ensure_sealed_exe(char **argv)
 {
 	const char *marker = getenv(SEALED_ENV);
 	char t0[32];
@@ -37,13 +37,12 @@ void ensure_sealed_exe(int argc, char **argv)
 	int src, mfd;
 	off_t off = 0;
 
-	(void)argc;
 	if (marker) {
 		/* Second run: the start time of the first run is carried over for debug timings. */
 		g_t0_ns = strtoull(marker, NULL, 10);
 		unsetenv(SEALED_ENV);
 		if (!exe_is_sealed())
-			die("helper re-executed but /proc/self/exe is not a sealed copy");
+			die(ERR(SEAL_NOT_SEALED), 0, "/proc/self/exe", 0);
 		return;
 	}
 	if (exe_is_sealed())
@@ -51,30 +50,30 @@ void ensure_sealed_exe(int argc, char **argv)
 
 	src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (src < 0)
-		die_errno("open /proc/self/exe");
+		die(ERR(SEAL), errno, "open /proc/self/exe", 0);
 	if (fstat(src, &st) < 0)
-		die_errno("stat /proc/self/exe");
+		die(ERR(SEAL), errno, "stat /proc/self/exe", 0);
 	mfd = memfd_create("tsrun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
-		die_errno("memfd_create");
+		die(ERR(SEAL), errno, "memfd_create", 0);
 	while (off < st.st_size) {
 		ssize_t n = sendfile(mfd, src, &off, (size_t)(st.st_size - off));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			die_errno("copy the helper into a memfd");
+			die(ERR(SEAL), errno, "copy the helper into a memfd", 0);
 		}
 		if (n == 0)
-			die("copy the helper into a memfd: short read");
+			die(ERR(SEAL), EIO, "copy the helper into a memfd", 0);
 	}
 	close(src);
 	if (fcntl(mfd, F_ADD_SEALS, WANT_SEALS) < 0)
-		die_errno("seal the helper memfd");
+		die(ERR(SEAL), errno, "seal the helper memfd", 0);
 	snprintf(t0, sizeof(t0), "%llu", (unsigned long long)g_t0_ns);
 	if (setenv(SEALED_ENV, t0, 1) < 0)
-		die_errno("setenv");
+		die(ERR(SEAL), errno, "setenv", 0);
 	/* The sync socket must survive this exec. */
 	set_cloexec(g_report_fd, false);
 	fexecve(mfd, argv, environ);
-	die_errno("re-execute the helper from a sealed memfd");
+	die(ERR(SEAL), errno, "re-execute the helper from a sealed memfd", 0);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,4 +139,15 @@ int recv_fd(int sock, char *payload, size_t plen)
 	if (fd < 0)
 		errno = n == 0 ? EPIPE : EBADMSG;
 	return fd;
+}
+
+/* A NULL-terminated copy of a string list (argv and envp for execve); aborts on out of memory. */
+char **null_terminated(char **items, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(*out));
+	if (!out)
+		abort();
+	if (n > 0)
+		memcpy(out, items, n * sizeof(*out));
+	return out;
 }

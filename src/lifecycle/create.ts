@@ -4,7 +4,7 @@
  */
 import { realpathSync, statSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join, resolve, basename } from "node:path";
-import { TsrunError, errnoText, formatProblem } from "../errors.ts";
+import { TsrunError, errnoName, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { resolveRootfs } from "../spec/check-bundle.ts";
@@ -53,14 +53,14 @@ function resolveBundle(bundle: string | undefined): string {
     return real;
   } catch (err) {
     if (err instanceof TsrunError) throw err;
-    throw new TsrunError(`bundle ${path}: ${errnoText(err)}`);
+    throw new TsrunError(`bundle ${path}: ${errnoText(err)}`, { access: { what: "bundle", errno: errnoName(err) } });
   }
 }
 
 /** The rootfs dir, decided as `tsrun check` decides it. */
 function rootfsDir(bundle: string, rootPath: string): string {
   const r = resolveRootfs(bundle, rootPath);
-  if ("message" in r) throw new TsrunError(`config.json: root.path: ${r.message}`);
+  if ("message" in r) throw new TsrunError(`config.json: root.path: ${r.message}`, { access: { what: "bundle", errno: r.errno } });
   return r.dir;
 }
 
@@ -159,7 +159,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     Object.assign(plan, planHooks(record, dir), idMapHelpers);
     logDebug("plan built");
     launched = true;
-    helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
+    helper = await launchHelper({ $case: "create", value: plan }, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
     const stat = procStat(helper.pid);
     if (!stat) throw new TsrunError("container init exited during create");

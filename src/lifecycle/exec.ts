@@ -8,14 +8,14 @@ import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
 import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
-import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
+import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality, planLaunch, planNamespaces } from "./plan.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
-import { NS_FILE } from "../linux/host-namespaces.ts";
+import { NS_FILE, type NamespaceType } from "../linux/namespaces.ts";
 import { rdtTasksFiles } from "../linux/resctrl.ts";
 import { launchHelper } from "./helper-process.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
-import type { LaunchPlan, NamespaceType } from "../linux/launch-plan.ts";
+import type { CpuAffinity, ExecPlan } from "../boundary/gen/helper.ts";
 import type { RootlessContext } from "../linux/rootless.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
@@ -113,11 +113,11 @@ function processFromFlags(base: ConfigProcess | undefined, o: ExecOptions): Conf
 }
 
 /** process.execCPUAffinity (exec only: the runtime-spec says it does not apply to the init). */
-function execCpuAffinity(p: ConfigProcess): LaunchPlan["cpuAffinity"] {
+function execCpuAffinity(p: ConfigProcess): CpuAffinity | undefined {
   const initial = parseCpuList(p.execCPUAffinity?.initial);
   const final = parseCpuList(p.execCPUAffinity?.final);
   if (!initial && !final) return undefined;
-  return { ...(initial ? { initial } : {}), ...(final ? { final } : {}) };
+  return { initial: initial ?? [], final: final ?? [] };
 }
 
 export async function execInContainer(o: ExecOptions): Promise<number> {
@@ -132,27 +132,26 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
   if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");
 
-  const plan: LaunchPlan = {
-    mode: "exec",
-    foreground: !o.detach,
-    debug: o.debug,
-    namespaces: (record.config.linux?.namespaces ?? []).map((ns) => ({
-      type: ns.type as NamespaceType,
-      path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
-    })),
-    uidMappings: [], gidMappings: [], timeOffsets: [],
-    // The Intel RDT tasks files after the cgroup ones: the helper writes the pid to each, in order.
-    cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
-    rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
-    mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
-    process: planProcess(proc, logWarn),
-    seccomp: planSeccomp(record.config, record.id, record.bundle, "running"),
-    sessionKeyring: sessionKeyringName(record.id, record.noNewKeyring),
-    consoleSocket: o.consoleSocket,
-    preserveFds: o.preserveFds,
-    personality: planContainerPersonality(record.config, logWarn),
+  const plan: ExecPlan = {
+    launch: planLaunch({
+      foreground: !o.detach,
+      debug: o.debug,
+      preserveFds: o.preserveFds,
+      // Every namespace of the container, joined through its init.
+      namespaces: planNamespaces((record.config.linux?.namespaces ?? []).map((ns) => ({
+        type: ns.type as NamespaceType,
+        path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
+      }))),
+      // The Intel RDT tasks files after the cgroup ones: the helper writes the pid to each, in order.
+      cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
+      process: planProcess(proc, logWarn),
+      consoleSocket: o.consoleSocket,
+      sessionKeyring: sessionKeyringName(record.id, record.noNewKeyring),
+      seccomp: planSeccomp(record.config, record.id, record.bundle, "running"),
+      personality: planContainerPersonality(record.config, logWarn),
+    }),
     cpuAffinity: execCpuAffinity(proc),
-    ...(o.rootless?.cgroups ? { cgroupProcsOptional: true } : {}),
+    cgroupProcsOptional: o.rootless?.cgroups === true,
   };
   // In the foreground the handlers are in place before the process exists: it may run (and be
   // signalled by a caller that saw its output) before tsrun has read the helper's "ready".
@@ -173,7 +172,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   const signals: NodeJS.Signals[] = o.detach ? [] : ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
   for (const sig of signals) process.on(sig, forward);
   try {
-    const helper = await launchHelper(plan);
+    const helper = await launchHelper({ $case: "exec", value: plan });
     if (o.pidFile) writePidFile(o.pidFile, helper.pid);
     if (o.detach) return 0;
     target = helper.pid;

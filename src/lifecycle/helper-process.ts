@@ -1,13 +1,15 @@
 /**
- * Runs the C helper and speaks the sync-socket protocol (docs/architecture.md): the plan
- * goes in, "pid", "ready", "exit", "error", "warn" and "debug" lines come back.
+ * Runs the C helper and speaks the boundary's frames (boundary/helper.proto,
+ * docs/architecture.md): the plan goes in, Pid, Ready, Exited, Failure, Warning, Progress and
+ * Hook events come back; hook answers go in.
  */
 import { TsrunError } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { helperPath } from "../linux/helper-path.ts";
-import { encodePlan } from "../linux/plan-encode.ts";
 import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
-import type { LaunchPlan } from "../linux/launch-plan.ts";
+import { FromHelperReader, toHelperFrame } from "../boundary/frames.ts";
+import { failureText, warningText } from "../boundary/wording.ts";
+import { HookPoint, type CreatePlan, type ExecPlan, type FromHelper } from "../boundary/gen/helper.ts";
 import { crashPoint } from "./crash-point.ts";
 
 export interface HelperRun {
@@ -23,31 +25,41 @@ export { helperPath };
 
 const START_ERROR = "unable to start container process: ";
 
+/** What the helper is to do: create a container, or exec a process in one. */
+export type LaunchRequest = { $case: "create"; value: CreatePlan } | { $case: "exec"; value: ExecPlan };
+
 export interface LaunchOptions {
   /**
-   * Called when the helper pauses at a hook point ("hook NAME"), with the container process's
-   * pid. The helper goes on when the promise resolves; when it rejects the create is aborted
-   * and launchHelper rejects with that error.
+   * Called when the helper pauses at a hook point, with the container process's pid. The helper
+   * goes on when the promise resolves; when it rejects the create is aborted and launchHelper
+   * rejects with that error.
    */
-  onHook?: (point: string, pid: number) => Promise<void>;
+  onHook?: (point: "createRuntime" | "createContainer", pid: number) => Promise<void>;
 }
 
-export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promise<HelperRun> {
-  // Encoded before the helper runs: a value the plan cannot carry (a NUL byte in a string, a
-  // number out of range) that validation let through is the user's error, said in one line.
+const HOOK_POINTS: Partial<Record<HookPoint, "createRuntime" | "createContainer">> = {
+  [HookPoint.CREATE_RUNTIME]: "createRuntime",
+  [HookPoint.CREATE_CONTAINER]: "createContainer",
+};
+
+export function launchHelper(request: LaunchRequest, opts: LaunchOptions = {}): Promise<HelperRun> {
+  const plan = request.value;
+  const launch = plan.launch!;
+  // Encoded before the helper runs: a value the plan cannot carry that validation let through
+  // is the user's error, said in one line.
   let encoded: Uint8Array;
   try {
-    encoded = encodePlan(plan);
+    encoded = toHelperFrame({ msg: request });
   } catch (err) {
     return Promise.reject(err instanceof TsrunError ? err : new TsrunError(`invalid container configuration: ${(err as Error).message}`));
   }
-  const syncFd = 3 + plan.preserveFds;
+  const syncFd = 3 + launch.preserveFds;
   const started = Date.now();
 
   return new Promise<HelperRun>((resolveLaunch, rejectLaunch) => {
     let pid = 0;
     let ready = false;
-    let error: string | undefined;
+    let failure: TsrunError | undefined;
     let hookError: unknown;
     let exitCode: number | undefined;
     let resolveExit: (n: number) => void = () => {};
@@ -60,15 +72,14 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
     // Set right below, before any event can come (events come from the event loop).
     let child: SyncChild | undefined;
     const abort = () => child?.kill("SIGKILL");
+    const answer = (proceed: boolean) => child?.write(toHelperFrame({ msg: { $case: "hookAnswer", value: { proceed } } }));
 
-    const onLine = (line: string) => {
-      const space = line.indexOf(" ");
-      const word = space < 0 ? line : line.slice(0, space);
-      const rest = space < 0 ? "" : line.slice(space + 1);
-      switch (word) {
+    const onEvent = (ev: FromHelper) => {
+      const e = ev.event;
+      switch (e?.$case) {
         case "pid":
-          pid = Number(rest);
-          if (plan.mode === "create") crashPoint("create-helper-pid");
+          pid = e.value;
+          if (request.$case === "create") crashPoint("create-helper-pid");
           break;
         case "ready":
           ready = true;
@@ -77,57 +88,64 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
           logDebug(`helper ready after ${Date.now() - started} ms`);
           resolveLaunch({ pid, exitStatus, abort });
           break;
-        case "exit":
-          exitCode = Number(rest);
+        case "exited":
+          exitCode = e.value;
           break;
-        case "error":
-          error ??= rest;
+        case "failure":
+          failure ??= new TsrunError(failureText(e.value, plan), { failure: e.value });
           break;
         case "hook": {
+          const point = HOOK_POINTS[e.value];
           const onHook = opts.onHook ?? (() => Promise.resolve());
-          onHook(rest, pid).then(
-            () => child?.write("continue\n"),
+          if (!point) {
+            answer(false);
+            break;
+          }
+          onHook(point, pid).then(
+            () => answer(true),
             (err: unknown) => {
               hookError = err;
-              child?.write("abort\n");
+              answer(false);
             },
           );
           break;
         }
-        case "warn":
-          logWarn(rest);
+        case "warning":
+          logWarn(warningText(e.value));
           break;
-        case "debug":
-          logDebug(`helper: ${rest}`);
+        case "progress":
+          logDebug(`helper: ${e.value.ms.toFixed(3)} ${e.value.text}`);
           break;
         default:
-          logDebug(`helper said something unknown: ${line}`);
+          logDebug(`helper sent an event tsrun does not know: ${JSON.stringify(ev.event?.$case)}`);
       }
     };
 
-    let buffered = "";
+    const reader = new FromHelperReader();
     const onData = (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        onLine(buffered.slice(0, nl));
-        buffered = buffered.slice(nl + 1);
+      let events: FromHelper[];
+      try {
+        events = reader.push(chunk);
+      } catch (err) {
+        failure ??= new TsrunError(`tsrun-helper: ${(err as Error).message}`);
+        child?.kill("SIGKILL");
+        return;
       }
+      for (const ev of events) onEvent(ev);
     };
     const onError = (err: Error) => rejectLaunch(new TsrunError(`cannot run tsrun-helper: ${err.message}`));
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (buffered) onLine(buffered);
-      const failure = error ?? `tsrun-helper ${signal ? `killed by ${signal}` : `exited with status ${code}`} before the container was ready`;
+      const ended = `tsrun-helper ${signal ? `killed by ${signal}` : `exited with status ${code}`} before the container was ready`;
       if (!ready) {
         if (hookError !== undefined) {
           rejectLaunch(hookError instanceof TsrunError ? new TsrunError(START_ERROR + hookError.message) : hookError);
           return;
         }
-        rejectLaunch(new TsrunError(error ? START_ERROR + error : failure));
+        rejectLaunch(failure ? new TsrunError(START_ERROR + failure.message, { ...(failure.failure ? { failure: failure.failure } : {}) }) : new TsrunError(ended));
         return;
       }
       if (exitCode !== undefined) resolveExit(exitCode);
-      else if (plan.foreground) rejectExit(new TsrunError(error ?? "tsrun-helper ended without reporting the exit status"));
+      else if (launch.foreground) rejectExit(failure ?? new TsrunError("tsrun-helper ended without reporting the exit status"));
       else resolveExit(0);
     };
     try {

@@ -24,6 +24,8 @@ export interface HookProcessOptions {
   forceKillAfterMs?: number;
   /** Bytes kept of stdout and of stderr each; past it the process is killed as on a timeout. */
   maxBuffer: number;
+  /** A socket at the process's fd 3: send is written to it, what comes back goes to receive. */
+  control?: { send: Uint8Array; receive(chunk: Buffer): void };
 }
 
 export type HookProcessResult =
@@ -40,7 +42,7 @@ export async function runHookProcess(file: string, args: string[], opts: HookPro
         ...(opts.argv0 !== undefined ? { argv0: opts.argv0 } : {}),
         env: opts.env,
         ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
-        stdio: ["pipe", "pipe", "pipe"],
+        stdio: opts.control ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
       });
     } catch (err) {
       resolve({ kind: "spawn-failed", error: err as Error });
@@ -80,6 +82,12 @@ export async function runHookProcess(file: string, args: string[], opts: HookPro
       size[which] += kept.length;
       if (chunk.length > room) stop();
     };
+    if (opts.control) {
+      const control = child.stdio[3] as import("node:stream").Duplex;
+      control.on("data", (chunk: Buffer) => opts.control!.receive(chunk));
+      control.on("error", () => {});
+      control.write(opts.control.send);
+    }
     child.stdout!.on("data", collect(out, "out"));
     child.stderr!.on("data", collect(err, "err"));
     // A hook that exits without reading its stdin is not an error (EPIPE).

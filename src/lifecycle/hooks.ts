@@ -8,7 +8,7 @@
  * | --------------- | ------------------------------- | ------------------------------------------------- | ------------ |
  * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | creating     |
  * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | creating     |
- * | createContainer | tsrun create, via `tsrun-helper --enter PID`: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | creating |
+ * | createContainer | tsrun create, via the helper's enter mode: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | creating |
  * | startContainer  | the init itself (helper/hooks.c), in the container | after the exec.fifo byte, before execve | created |
  * | poststart       | tsrun start, runtime namespace  | once the init executed the user's process (its startContainer hooks passed) | running |
  * | poststop        | tsrun delete (and run, and a failed create), runtime namespace | after the container is gone | stopped |
@@ -25,16 +25,21 @@
  * node:child_process, which runs the hooks, is loaded only when a config has hooks.
  */
 import { openSync, readSync, closeSync, unlinkSync, constants } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { sleepMs } from "../linux/proc.ts";
 import { signalAll } from "../linux/cgroups/index.ts";
+import { SIGNALS } from "../linux/signals.ts";
+import { CLONE_FLAGS, NS_FILE, type NamespaceType } from "../linux/namespaces.ts";
 import { helperPath } from "./helper-process.ts";
 import { killInit } from "./destroy.ts";
-import { runHookProcess } from "./hook-process.ts";
+import { runHookProcess, type HookProcessResult } from "./hook-process.ts";
 import type { ContainerRecord } from "./state-store.ts";
-import type { HookPoint, LaunchPlan, PlanStartHooks } from "../linux/launch-plan.ts";
+import { FromHelperReader, readEvents, toHelperFrame } from "../boundary/frames.ts";
+import { failureText, hookFailureText } from "../boundary/wording.ts";
+import { ErrorCode, HookPoint, type CreatePlan, type EnterPlan, type Failure, type HookEnd, type StartHooks } from "../boundary/gen/helper.ts";
 import { HOOK_NAMES, type HookName } from "../spec/constants.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
@@ -91,53 +96,84 @@ function envObject(env: string[] | undefined): Record<string, string> {
 interface RunOptions {
   /** Working directory of the hook (runtime namespace hooks); absent: tsrun's own. */
   cwd?: string;
-  /** Run in a container process's cgroups and namespaces through `tsrun-helper --enter`. */
-  enter?: { pid: number; cwd: string; cgroupProcs: string[] };
+  /** Run in a container process's cgroups and namespaces through the helper's enter mode. */
+  enter?: { pid: number; cwd: string; cgroupProcs: string[]; config: Spec };
 }
 
-function describe(text: string): string {
-  return text.replace(/\s+$/, "");
+/**
+ * The helper's enter mode for one hook: the container process's cgroups and every namespace of
+ * the config, joined through that process; root in its user namespace; a fork when a pid or
+ * time namespace applies only to children.
+ */
+function enterPlan(e: NonNullable<RunOptions["enter"]>, hook: Hook): EnterPlan {
+  const types = (e.config.linux?.namespaces ?? []).map((ns) => ns.type as NamespaceType);
+  return {
+    pid: e.pid,
+    cgroupProcs: e.cgroupProcs,
+    namespaces: types.map((t) => ({ cloneFlag: CLONE_FLAGS[t], path: `/proc/${e.pid}/ns/${NS_FILE[t]}` })),
+    becomeRoot: types.includes("user"),
+    cwd: e.cwd,
+    path: hook.path,
+    argv: argvOf(hook),
+    fork: types.includes("pid") || types.includes("time"),
+  };
+}
+
+/** How a hook process ended, in the terms the helper reports a startContainer hook's end. */
+function hookEnd(r: HookProcessResult, hook: Hook): HookEnd | undefined {
+  if (r.kind === "spawn-failed") {
+    const code = (r.error as NodeJS.ErrnoException).code;
+    const errnum = code ? (osConstants.errno as Record<string, number>)[code] : undefined;
+    return { how: { $case: "startErrno", value: errnum ?? 0 }, stdoutHead: new Uint8Array(), stderrHead: new Uint8Array() };
+  }
+  const out = { stdoutHead: Buffer.from(r.stdout), stderrHead: Buffer.from(r.stderr) };
+  if (r.timedOut) return { how: { $case: "timedOutAfter", value: hook.timeout ?? 0 }, ...out };
+  if (r.exitCode === 0) return undefined;
+  if (r.exitCode !== null) return { how: { $case: "exitStatus", value: r.exitCode }, ...out };
+  return { how: { $case: "signal", value: (r.signal && SIGNALS[r.signal]) || 0 }, ...out };
 }
 
 /** Runs one hook to its end; throws a TsrunError in runc's words when it fails. */
 async function runHook(name: HookName, index: number, hook: Hook, state: string, opts: RunOptions): Promise<void> {
   const argv = argvOf(hook);
-  let file = hook.path;
-  let args = argv.slice(1);
-  let argv0: string | undefined = argv[0];
-  if (opts.enter) {
-    const e = opts.enter;
-    file = helperPath();
-    args = ["--enter", String(e.pid), "--cwd", e.cwd, ...e.cgroupProcs.flatMap((f) => ["--cgroup-procs", f]), "--", hook.path, ...argv];
-    argv0 = undefined;
-  }
   const started = Date.now();
-  const r = await runHookProcess(file, args, {
-    ...(argv0 !== undefined ? { argv0 } : {}),
+  let failure: Failure | undefined;
+  const enter = opts.enter;
+  const control = enter && {
+    send: toHelperFrame({ msg: { $case: "enter", value: enterPlan(enter, hook) } }),
+    reader: new FromHelperReader(),
+  };
+  const r = await runHookProcess(enter ? helperPath() : hook.path, enter ? ["3"] : argv.slice(1), {
+    ...(enter ? {} : { argv0: argv[0] }),
     input: state,
     env: envObject(hook.env),
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(hook.timeout ? { timeoutMs: hook.timeout * 1000 } : {}),
-    // The --enter helper turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
-    killSignal: opts.enter ? "SIGTERM" : "SIGKILL",
-    ...(opts.enter ? { forceKillAfterMs: 2000 } : {}),
+    // The enter mode turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
+    killSignal: enter ? "SIGTERM" : "SIGKILL",
+    ...(enter ? { forceKillAfterMs: 2000 } : {}),
     maxBuffer: 4 * 1024 * 1024,
+    ...(control
+      ? {
+          control: {
+            send: control.send,
+            receive: (chunk: Buffer) => {
+              for (const ev of control.reader.push(chunk)) if (ev.event?.$case === "failure") failure ??= ev.event.value;
+            },
+          },
+        }
+      : {}),
   });
-  if (r.kind === "spawn-failed") {
-    logDebug(`${name} hook #${index} (${hook.path}) did not start: ${r.error.message}`);
-    // As Go's "fork/exec PATH: ..." says it.
-    throw new TsrunError(`error running ${name} hook #${index}: fork/exec ${hook.path}: ${errnoText(r.error)}`);
+  logDebug(`${name} hook #${index} (${hook.path}) ended after ${Date.now() - started} ms: ${r.kind === "ended" ? r.exitCode ?? r.signal : r.error.message}`);
+  if (failure) {
+    // The hook never ran: the helper could not enter the container, or not execute the hook.
+    if (failure.code === ErrorCode.HOOK_EXEC) {
+      throw new TsrunError(hookFailureText(name, index, hook.path, { how: { $case: "startErrno", value: failure.errnum }, stdoutHead: new Uint8Array(), stderrHead: new Uint8Array() }));
+    }
+    throw new TsrunError(`error running ${name} hook #${index}: ${failureText(failure)}`, { failure });
   }
-  logDebug(`${name} hook #${index} (${hook.path}) ended after ${Date.now() - started} ms: ${r.exitCode ?? r.signal ?? "?"}`);
-  if (!r.timedOut && r.exitCode === 0) return;
-  let detail: string;
-  if (r.timedOut) {
-    detail = `hook ran past specified timeout of ${hook.timeout!.toFixed(1)}s`;
-  } else {
-    const how = r.exitCode !== null ? `exit status ${r.exitCode}` : `signal: ${r.signal}`;
-    detail = `${how}, stdout: ${describe(r.stdout)}, stderr: ${describe(r.stderr)}`;
-  }
-  throw new TsrunError(`error running ${name} hook #${index}: ${detail}`);
+  const end = hookEnd(r, hook);
+  if (end) throw new TsrunError(hookFailureText(name, index, hook.path, end));
 }
 
 async function runAll(name: HookName, record: ContainerRecord, pid: number, opts: RunOptions): Promise<void> {
@@ -153,25 +189,22 @@ async function runAll(name: HookName, record: ContainerRecord, pid: number, opts
  * The plan additions for create: where the init pauses for the hooks TypeScript runs, and the
  * startContainer hooks the init runs itself (with their status fifo in the state directory).
  */
-export function planHooks(record: ContainerRecord, dir: string): Pick<LaunchPlan, "hookPoints" | "startHooks"> {
+export function planHooks(record: ContainerRecord, dir: string): Pick<CreatePlan, "hookPoints" | "startHooks"> {
   const config = record.config;
   const hookPoints: HookPoint[] = [];
-  if (hooksOf(config, "prestart").length || hooksOf(config, "createRuntime").length) hookPoints.push("createRuntime");
-  if (hooksOf(config, "createContainer").length) hookPoints.push("createContainer");
+  if (hooksOf(config, "prestart").length || hooksOf(config, "createRuntime").length) hookPoints.push(HookPoint.CREATE_RUNTIME);
+  if (hooksOf(config, "createContainer").length) hookPoints.push(HookPoint.CREATE_CONTAINER);
   // The status fifo also lets start wait for the execve before it runs poststart hooks.
   const start = hooksOf(config, "startContainer");
-  let startHooks: PlanStartHooks | undefined;
+  let startHooks: StartHooks | undefined;
   if (start.length || hooksOf(config, "poststart").length) {
     startHooks = {
       statusFifo: startStatusPath(dir),
       state: hookState(record, "startContainer", "@PID@"),
-      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], timeout: h.timeout ?? 0 })),
+      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], timeoutSeconds: h.timeout ?? 0 })),
     };
   }
-  return {
-    ...(hookPoints.length ? { hookPoints } : {}),
-    ...(startHooks ? { startHooks } : {}),
-  };
+  return { hookPoints, startHooks };
 }
 
 /**
@@ -179,17 +212,18 @@ export function planHooks(record: ContainerRecord, dir: string): Pick<LaunchPlan
  * the runtime namespace (cwd: the bundle, as runc, which runs from there), and createContainer
  * hooks in the container init's cgroups and namespaces (cwd: the rootfs, as runc).
  */
-export function createHookHandler(record: ContainerRecord, cgroupProcs: string[]): ((point: string, pid: number) => Promise<void>) | undefined {
+export function createHookHandler(
+  record: ContainerRecord,
+  cgroupProcs: string[],
+): ((point: "createRuntime" | "createContainer", pid: number) => Promise<void>) | undefined {
   const config = record.config;
   if (!HOOK_NAMES.some((n) => n !== "startContainer" && hooksOf(config, n).length)) return undefined;
   return async (point, pid) => {
     if (point === "createRuntime") {
       await runAll("prestart", record, pid, { cwd: record.bundle });
       await runAll("createRuntime", record, pid, { cwd: record.bundle });
-    } else if (point === "createContainer") {
-      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs } });
     } else {
-      throw new TsrunError(`the helper paused at an unknown hook point ${JSON.stringify(point)}`);
+      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs, config } });
     }
   };
 }
@@ -198,14 +232,16 @@ export function createHookHandler(record: ContainerRecord, cgroupProcs: string[]
 
 /**
  * `tsrun start`'s end of the status fifo, opened before the init is released (so that what the
- * init writes is never lost) and read until the init closes it: at execve ("ok" written first)
- * or at its exit after a failing hook ("error TEXT"). With poststart hooks this is also how
- * start knows the user's process has been executed before it runs them.
+ * init writes is never lost) and read until the init closes it: at execve (a HookOutcome that
+ * says ok, written first) or at its exit after a failing hook (a HookOutcome saying which and
+ * how). With poststart hooks this is also how start knows the user's process has been executed
+ * before it runs them.
  */
 export class StartHookStatus {
   private constructor(
     private fd: number | undefined,
     private readonly path: string,
+    private readonly hooks: Hook[],
   ) {}
 
   /** undefined when the container has neither startContainer nor poststart hooks. */
@@ -214,7 +250,7 @@ export class StartHookStatus {
     const path = startStatusPath(dir);
     try {
       // Not unlinked yet: the exec.fifo unlink decides which of two concurrent starts goes on.
-      return new StartHookStatus(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), path);
+      return new StartHookStatus(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), path, hooksOf(record.config, "startContainer"));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new TsrunError("cannot start an already running container");
       throw new TsrunError(`cannot open ${path}: ${errnoText(err)}`);
@@ -236,7 +272,7 @@ export class StartHookStatus {
       // gone already: only this start got past the exec.fifo
     }
     const buf = Buffer.alloc(65536);
-    let text = "";
+    const chunks: Buffer[] = [];
     let idle = 0;
     try {
       for (;;) {
@@ -250,14 +286,17 @@ export class StartHookStatus {
           continue;
         }
         if (n === 0) break;
-        text += buf.subarray(0, n).toString("utf8");
+        chunks.push(Buffer.from(buf.subarray(0, n)));
       }
     } finally {
       this.close();
     }
-    if (text.startsWith("ok\n")) return;
-    if (text.startsWith("error ")) throw new TsrunError(text.slice(6).replace(/\n$/, ""));
-    throw new TsrunError("container init exited before it started the process");
+    const outcome = readEvents(Buffer.concat(chunks)).find((e) => e.event?.$case === "hookOutcome")?.event;
+    if (outcome?.$case !== "hookOutcome") throw new TsrunError("container init exited before it started the process");
+    const o = outcome.value;
+    if (o.ok) return;
+    const hook = this.hooks[o.index];
+    throw new TsrunError(hookFailureText("startContainer", o.index, hook?.path ?? "?", o.end ?? { how: undefined, stdoutHead: new Uint8Array(), stderrHead: new Uint8Array() }));
   }
 }
 

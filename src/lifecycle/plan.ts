@@ -1,6 +1,6 @@
 /**
- * config.json (already validated) -> the launch plan the helper carries out. Every default
- * and every decision of how a config field becomes syscalls is made here.
+ * config.json (already validated) -> the plan the helper carries out (boundary/helper.proto).
+ * Every default and every decision of how a config field becomes syscalls is made here.
  */
 import { statSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -8,23 +8,23 @@ import { TsrunError } from "../errors.ts";
 import { parseMountOptions, MS } from "../linux/mount-options.ts";
 import { resolveCapabilities } from "../linux/capabilities.ts";
 import { RLIMITS } from "../linux/rlimits.ts";
-import { DEFAULT_DEVICES } from "../linux/default-devices.ts";
+import { DEFAULT_DEVICES, type DeviceNode } from "../linux/default-devices.ts";
 import { refuseHostNamespaceSettings } from "../linux/host-namespaces.ts";
+import { CLONE_FLAGS, type ConfigNamespace, type NamespaceType } from "../linux/namespaces.ts";
 import { seccompPlan, renderListenerState } from "../linux/seccomp-plan.ts";
 import { planScheduler, planIoPriority, planPersonality, planApparmor, checkSelinuxLabel, checkMountLabel } from "../linux/process-attrs.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import type {
-  LaunchPlan, PlanMount, PlanDevice, PlanSymlink, PlanNamespace, PlanProcess, PlanRlimit, NamespaceType, PlanTimeOffset, PlanSeccomp,
-  IdMapping, PlanMountIdmap,
-} from "../linux/launch-plan.ts";
-import type { Spec } from "../spec/generated/types.ts";
+  Capabilities, CreatePlan, Device, IdMapping, Launch, Mount, MountIdmap, Namespace, Process, Rlimit, Seccomp, Symlink, TimeOffset,
+} from "../boundary/gen/helper.ts";
+import type { IDMapping, Spec } from "../spec/generated/types.ts";
 
 type ConfigProcess = NonNullable<Spec["process"]>;
 type ConfigLinux = NonNullable<Spec["linux"]>;
 type ConfigMount = NonNullable<Spec["mounts"]>[number];
 
 
-const DEFAULT_SYMLINKS: PlanSymlink[] = [
+const DEFAULT_SYMLINKS: Symlink[] = [
   { path: "/dev/fd", target: "/proc/self/fd" },
   { path: "/dev/stdin", target: "/proc/self/fd/0" },
   { path: "/dev/stdout", target: "/proc/self/fd/1" },
@@ -41,6 +41,8 @@ const ROOTFS_PROPAGATION: Record<string, number> = {
 
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const UINT64_MAX = (1n << 64n) - 1n;
+const S_IFMT: Record<DeviceNode["type"], number> = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 };
+const CLOCK_IDS: Record<"monotonic" | "boottime", number> = { monotonic: 1, boottime: 7 };
 
 /** JSON numbers past 2^53 arrive rounded; anything at or beyond 2^64-1 means "unlimited". */
 function toUint64(n: number): bigint {
@@ -69,21 +71,39 @@ export interface CreatePlanInput {
   warn: (msg: string) => void;
 }
 
-export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefix = "process"): PlanProcess {
-  const rlimits: PlanRlimit[] = (p.rlimits ?? []).map((r, i) => {
+/** Capability numbers as the bit mask of a set. */
+function capMask(caps: number[]): bigint {
+  return caps.reduce((mask, c) => mask | (1n << BigInt(c)), 0n);
+}
+
+/** The directories args[0] is looked up in: the PATH of the process's environment. */
+function searchPath(env: string[]): string[] {
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
+  return path.split(":").filter((d) => d !== "");
+}
+
+export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefix = "process"): Process {
+  const rlimits: Rlimit[] = (p.rlimits ?? []).map((r, i) => {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new TsrunError(`config.json: ${prefix}.rlimits[${i}].type: unknown rlimit ${JSON.stringify(r.type)}`);
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
-  const env = p.env ?? [];
+  const given = p.env ?? [];
+  const env = given.some((e) => e.startsWith("PATH=")) ? given : [...given, DEFAULT_PATH];
   // The spec's Windows fields: nothing on Linux reads them.
   if (p.commandLine !== undefined) warn(`${prefix}.commandLine is for Windows: ignored on Linux (${prefix}.args is run)`);
   if (p.user.username !== undefined) warn(`${prefix}.user.username is for Windows: ignored on Linux (${prefix}.user.uid and gid are used)`);
   checkSelinuxLabel(p.selinuxLabel, `config.json: ${prefix}.selinuxLabel`);
   const apparmorProfile = planApparmor(p.apparmorProfile, `config.json: ${prefix}.apparmorProfile`);
+  const caps = resolveCapabilities(p.capabilities ?? {}, warn);
+  const capabilities: Capabilities = {
+    bounding: capMask(caps.bounding), effective: capMask(caps.effective), inheritable: capMask(caps.inheritable),
+    permitted: capMask(caps.permitted), ambient: capMask(caps.ambient),
+  };
   return {
     args: p.args ?? [],
-    env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],
+    env,
+    searchPath: searchPath(env),
     cwd: p.cwd,
     uid: p.user.uid,
     gid: p.user.gid,
@@ -91,14 +111,12 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     umask: p.user.umask,
     rlimits,
     noNewPrivileges: p.noNewPrivileges === true,
-    capabilities: resolveCapabilities(p.capabilities ?? {}, warn),
+    capabilities,
     oomScoreAdj: p.oomScoreAdj,
-    terminal: p.terminal === true,
-    consoleHeight: p.consoleSize?.height ?? 0,
-    consoleWidth: p.consoleSize?.width ?? 0,
-    ...(p.scheduler ? { scheduler: planScheduler(p.scheduler, prefix) } : {}),
-    ...(p.ioPriority ? { ioPriority: planIoPriority(p.ioPriority, prefix) } : {}),
-    ...(apparmorProfile !== undefined ? { apparmorProfile } : {}),
+    terminal: p.terminal === true ? { height: p.consoleSize?.height ?? 0, width: p.consoleSize?.width ?? 0, uid: p.user.uid, gid: p.user.gid } : undefined,
+    scheduler: p.scheduler ? planScheduler(p.scheduler, prefix) : undefined,
+    ioPriority: p.ioPriority ? planIoPriority(p.ioPriority, prefix) : undefined,
+    apparmorProfile: apparmorProfile ?? "",
   };
 }
 
@@ -108,8 +126,17 @@ export function planContainerPersonality(config: Spec, warn: (msg: string) => vo
   return p ? planPersonality(p, warn) : undefined;
 }
 
-function planNamespaces(linux: ConfigLinux): PlanNamespace[] {
+function configNamespaces(linux: ConfigLinux): ConfigNamespace[] {
   return (linux.namespaces ?? []).map((ns) => ({ type: ns.type as NamespaceType, ...(ns.path ? { path: ns.path } : {}) }));
+}
+
+export function planNamespaces(namespaces: ConfigNamespace[]): Namespace[] {
+  return namespaces.map((ns) => ({ cloneFlag: CLONE_FLAGS[ns.type], path: ns.path ?? "" }));
+}
+
+/** The config's id mappings as the plan writes them. */
+function planIdMappings(maps: IDMapping[] | undefined): IdMapping[] {
+  return (maps ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size }));
 }
 
 function isDirectory(path: string): boolean {
@@ -123,8 +150,8 @@ function isDirectory(path: string): boolean {
 /** The container's own user namespace, for "idmap" mounts without mappings of their own. */
 interface ContainerUserns {
   path?: string;
-  uidMappings: IdMapping[];
-  gidMappings: IdMapping[];
+  uidMappings: IDMapping[];
+  gidMappings: IDMapping[];
 }
 
 /**
@@ -132,7 +159,9 @@ interface ContainerUserns {
  * without "idmap"/"ridmap" in options, as runc), else with "idmap"/"ridmap" the container's user
  * namespace (its mappings, or the one it joins), as runtime-spec 1.2 allows and runc does.
  */
-function planIdmap(m: ConfigMount, recursive: boolean | undefined, bind: boolean, where: string, userns: ContainerUserns | undefined): PlanMountIdmap | undefined {
+function planIdmap(
+  m: ConfigMount, recursive: boolean | undefined, bind: boolean, where: string, userns: ContainerUserns | undefined, treePropagation: number,
+): MountIdmap | undefined {
   const uidMappings = m.uidMappings ?? [];
   const gidMappings = m.gidMappings ?? [];
   const hasMaps = uidMappings.length > 0 || gidMappings.length > 0;
@@ -142,16 +171,19 @@ function planIdmap(m: ConfigMount, recursive: boolean | undefined, bind: boolean
     throw new TsrunError(`${where}: id-mapped mounts are not supported for rootless containers (mount_setattr MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN in the initial user namespace)`);
   }
   const rec = recursive ?? false;
+  const idmap = (uid: IDMapping[], gid: IDMapping[], usernsPath = ""): MountIdmap => ({
+    recursive: rec, uidMappings: planIdMappings(uid), gidMappings: planIdMappings(gid), usernsPath, treePropagation,
+  });
   if (hasMaps) {
     if (uidMappings.length === 0 || gidMappings.length === 0) throw new TsrunError(`${where}: id-mapped mounts need both uidMappings and gidMappings`);
-    return { recursive: rec, uidMappings, gidMappings };
+    return idmap(uidMappings, gidMappings);
   }
-  if (userns?.path) return { recursive: rec, uidMappings: [], gidMappings: [], usernsPath: userns.path };
-  if (userns && userns.uidMappings.length > 0 && userns.gidMappings.length > 0) return { recursive: rec, uidMappings: userns.uidMappings, gidMappings: userns.gidMappings };
+  if (userns?.path) return idmap([], [], userns.path);
+  if (userns && userns.uidMappings.length > 0 && userns.gidMappings.length > 0) return idmap(userns.uidMappings, userns.gidMappings);
   throw new TsrunError(`${where}.options: "${rec ? "ridmap" : "idmap"}" needs uidMappings and gidMappings on the mount, or a user namespace with mappings for the container`);
 }
 
-function planMount(m: ConfigMount, index: number, bundle: string, userns: ContainerUserns | undefined): PlanMount {
+function planMount(m: ConfigMount, index: number, bundle: string, userns: ContainerUserns | undefined, treePropagation: number): Mount {
   const where = `config.json: mounts[${index}]`;
   const opts = parseMountOptions(m.options);
   const bind = opts.bind || m.type === "bind";
@@ -160,7 +192,6 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
   if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
   if (opts.copyUp && m.type !== "tmpfs") throw new TsrunError(`${where}.options: tmpcopyup is only for tmpfs mounts`);
   const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
-  const idmap = planIdmap(m, opts.idmap?.recursive, bind, where, userns);
   return {
     source,
     destination: m.destination,
@@ -171,9 +202,17 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
     recAttrSet: opts.recAttrSet,
     recAttrClr: opts.recAttrClr,
     data: opts.data.join(","),
-    destKind: bind && !isDirectory(source) ? "file" : "dir",
-    ...(opts.copyUp ? { copyUp: true } : {}),
-    ...(idmap ? { idmap } : {}),
+    destIsFile: bind && !isDirectory(source),
+    copyUp: opts.copyUp === true,
+    idmap: planIdmap(m, opts.idmap?.recursive, bind, where, userns, treePropagation),
+  };
+}
+
+/** A mount that is neither file-backed nor id-mapped, with nothing to change after it is made. */
+function plainMount(source: string, destination: string, fstype: string, flags: number, remountFlags: number, data: string): Mount {
+  return {
+    source, destination, fstype, flags, remountFlags, propagation: [], recAttrSet: 0, recAttrClr: 0, data,
+    destIsFile: false, copyUp: false, idmap: undefined,
   };
 }
 
@@ -184,29 +223,18 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
  * none of its own (shared: rootless without a delegated cgroup) it is in its caller's, and is
  * shown that one, as runc does.
  */
-function planCgroupMount(
-  m: ConfigMount, index: number, cgroup: CgroupState | undefined, newCgroupNs: boolean, shared: CreatePlanInput["sharedCgroups"],
-): PlanMount[] {
+function planCgroupMount(m: ConfigMount, cgroup: CgroupState | undefined, newCgroupNs: boolean, shared: CreatePlanInput["sharedCgroups"]): Mount[] {
   const opts = parseMountOptions(m.options);
-  const base = { propagation: [], recAttrSet: 0, recAttrClr: 0, destKind: "dir" as const };
   if (!cgroup) return [];
-  if (cgroup.version === "v2" && cgroup.v2 && newCgroupNs) {
-    return [{ ...base, source: "cgroup", destination: m.destination, fstype: "cgroup2", flags: opts.flags, remountFlags: 0, data: "" }];
-  }
-  const mounts: PlanMount[] = [{
-    ...base, source: "tmpfs", destination: m.destination, fstype: "tmpfs",
-    flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, remountFlags: 0, data: "mode=755",
-  }];
+  if (cgroup.version === "v2" && cgroup.v2 && newCgroupNs) return [plainMount("cgroup", m.destination, "cgroup2", opts.flags, 0, "")];
+  const mounts: Mount[] = [plainMount("tmpfs", m.destination, "tmpfs", MS.NOSUID | MS.NOEXEC | MS.NODEV, 0, "mode=755")];
   const bindFlags = opts.flags | MS.NOSUID | MS.NOEXEC | MS.NODEV;
   const v1 = { ...shared?.v1, ...cgroup.v1 };
   const v2 = cgroup.v2 ?? shared?.v2;
   const dirs: [string, string][] = Object.entries(v1).map(([controller, dir]) => [controller.replace(/^name=/, ""), dir]);
   if (v2) dirs.push([cgroup.version === "v2" ? "" : "unified", v2]);
   for (const [name, dir] of dirs) {
-    mounts.push({
-      ...base, source: dir, destination: name ? `${m.destination}/${basename(name)}` : m.destination, fstype: "",
-      flags: MS.BIND | MS.REC, remountFlags: bindFlags, data: "",
-    });
+    mounts.push(plainMount(dir, name ? `${m.destination}/${basename(name)}` : m.destination, "", MS.BIND | MS.REC, bindFlags, ""));
   }
   return mounts;
 }
@@ -217,7 +245,7 @@ export function sessionKeyringName(id: string, noNewKeyring: boolean | undefined
 }
 
 /** The container's seccomp filter; a notify listener also gets the state as runc sends it. */
-export function planSeccomp(config: Spec, id: string, bundle: string, status: "creating" | "running"): PlanSeccomp | undefined {
+export function planSeccomp(config: Spec, id: string, bundle: string, status: "creating" | "running"): Seccomp | undefined {
   const s = config.linux?.seccomp;
   if (!s) return undefined;
   const state = s.listenerPath
@@ -226,61 +254,93 @@ export function planSeccomp(config: Spec, id: string, bundle: string, status: "c
   return seccompPlan(s, state);
 }
 
-export function planCreate(input: CreatePlanInput): LaunchPlan {
+/**
+ * rootfsPropagation: what "/" gets before the mounts (recursive: the host's mounts below the
+ * rootfs stop propagating), what the container's own "/" gets after pivot_root (the root mount
+ * alone: a mount's own propagation option must win), and what an idmapped mount's detached copy
+ * gets (as a bind made in that namespace would). An unbindable "/" would refuse the bind of the
+ * rootfs, so it is private until the container's "/" is made unbindable.
+ */
+function planPropagation(linux: ConfigLinux): { before: number; after: number; tree: number } {
+  if (!linux.rootfsPropagation) return { before: MS.SLAVE | MS.REC, after: 0, tree: MS.SLAVE };
+  const p = ROOTFS_PROPAGATION[linux.rootfsPropagation];
+  if (p === undefined) throw new TsrunError(`config.json: linux.rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
+  const before = p & MS.UNBINDABLE ? (p & ~MS.UNBINDABLE) | MS.PRIVATE : p;
+  const tree = p & MS.SHARED ? 0 : p & (MS.PRIVATE | MS.UNBINDABLE) ? MS.PRIVATE : MS.SLAVE;
+  return { before, after: p & ~MS.REC, tree };
+}
+
+function planDevice(d: DeviceNode, bindFromHost: boolean): Device {
+  return {
+    path: d.path, mode: S_IFMT[d.type] | (d.fileMode & 0o7777), major: d.type === "p" ? 0 : d.major, minor: d.type === "p" ? 0 : d.minor,
+    uid: d.uid, gid: d.gid, bindFromHost,
+  };
+}
+
+/** What create and exec share: the process, its namespaces and cgroups, and how it starts. */
+export function planLaunch(l: Omit<Launch, "consoleSocket" | "sessionKeyring"> & { consoleSocket?: string; sessionKeyring?: string }): Launch {
+  return { ...l, consoleSocket: l.consoleSocket ?? "", sessionKeyring: l.sessionKeyring ?? "" };
+}
+
+export function planCreate(input: CreatePlanInput): CreatePlan {
   const { config } = input;
   const linux: ConfigLinux = config.linux ?? {};
   if (!config.process) throw new TsrunError("config.json: process: is required to create a container");
-  const namespaces = planNamespaces(linux);
+  const namespaces = configNamespaces(linux);
   const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
   const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
   if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
   refuseHostNamespaceSettings(namespaces, { hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl });
   const inUserNs = has("user");
+  const propagation = planPropagation(linux);
 
   const userNs = namespaces.find((n) => n.type === "user");
   const userns: ContainerUserns | undefined = userNs && {
     ...(userNs.path ? { path: userNs.path } : {}), uidMappings: linux.uidMappings ?? [], gidMappings: linux.gidMappings ?? [],
   };
-  const mounts: PlanMount[] = [];
+  const mounts: Mount[] = [];
   (config.mounts ?? []).forEach((m, i) => {
-    if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, i, input.cgroup, hasNew("cgroup"), input.sharedCgroups));
-    else mounts.push(planMount(m, i, input.bundle, userns));
+    if (m.type === "cgroup" || m.type === "cgroup2") mounts.push(...planCgroupMount(m, input.cgroup, hasNew("cgroup"), input.sharedCgroups));
+    else mounts.push(planMount(m, i, input.bundle, userns, propagation.tree));
   });
 
-  const devices = new Map<string, PlanDevice>();
-  for (const d of DEFAULT_DEVICES) devices.set(d.path, { ...d, bindFromHost: inUserNs });
+  const devices = new Map<string, Device>();
+  for (const d of DEFAULT_DEVICES) devices.set(d.path, planDevice(d, inUserNs));
   for (const d of linux.devices ?? []) {
-    devices.set(d.path, {
-      path: d.path, type: d.type as PlanDevice["type"], major: d.major ?? 0, minor: d.minor ?? 0,
-      fileMode: (d.fileMode ?? 0o666) & 0o7777, uid: d.uid ?? 0, gid: d.gid ?? 0, bindFromHost: inUserNs,
-    });
+    devices.set(d.path, planDevice({
+      path: d.path, type: d.type as DeviceNode["type"], major: d.major ?? 0, minor: d.minor ?? 0,
+      fileMode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0,
+    }, inUserNs));
   }
 
-  const timeOffsets: PlanTimeOffset[] = [];
+  const timeOffsets: TimeOffset[] = [];
   for (const clock of ["monotonic", "boottime"] as const) {
     const o = linux.timeOffsets?.[clock];
-    if (o) timeOffsets.push({ clock, secs: BigInt(o.secs ?? 0), nanosecs: o.nanosecs ?? 0 });
+    if (o) timeOffsets.push({ clockId: CLOCK_IDS[clock], secs: BigInt(o.secs ?? 0), nanosecs: o.nanosecs ?? 0 });
   }
-
   checkMountLabel(linux.mountLabel);
-  let rootfsPropagation: number = MS.SLAVE | MS.REC;
-  if (linux.rootfsPropagation) {
-    const p = ROOTFS_PROPAGATION[linux.rootfsPropagation];
-    if (p === undefined) throw new TsrunError(`config.json: linux.rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
-    rootfsPropagation = p;
-  }
 
   return {
-    mode: "create",
-    foreground: input.foreground,
-    debug: input.debug,
-    namespaces,
-    uidMappings: linux.uidMappings ?? [],
-    gidMappings: linux.gidMappings ?? [],
+    launch: planLaunch({
+      foreground: input.foreground,
+      debug: input.debug,
+      preserveFds: input.preserveFds,
+      namespaces: planNamespaces(namespaces),
+      cgroupProcs: input.cgroupProcs,
+      process: planProcess(config.process, input.warn),
+      consoleSocket: input.consoleSocket,
+      sessionKeyring: sessionKeyringName(input.id, input.noNewKeyring),
+      seccomp: planSeccomp(config, input.id, input.bundle, "creating"),
+      personality: planContainerPersonality(config, input.warn),
+    }),
+    uidMappings: planIdMappings(linux.uidMappings),
+    gidMappings: planIdMappings(linux.gidMappings),
+    uidMapHelper: "",
+    gidMapHelper: "",
     timeOffsets,
-    cgroupProcs: input.cgroupProcs,
     rootfs: input.rootfs,
-    rootfsPropagation,
+    rootfsPropagation: propagation.before,
+    rootPropagationAfter: propagation.after,
     noPivot: input.noPivot,
     readonlyRoot: config.root?.readonly === true,
     mounts,
@@ -289,15 +349,12 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
     // Once each: every repeat stacks one more mount on the path, and each costs more than the last.
     maskedPaths: [...new Set(linux.maskedPaths ?? [])],
     readonlyPaths: [...new Set(linux.readonlyPaths ?? [])],
-    sysctls: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({ key, value: String(value) })),
+    // Dots become slashes, so no ".." survives: the helper writes below /proc/sys only.
+    sysctls: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({ path: key.replaceAll(".", "/"), value: String(value) })),
     hostname: config.hostname,
     domainname: config.domainname,
-    process: planProcess(config.process, input.warn),
-    seccomp: planSeccomp(config, input.id, input.bundle, "creating"),
-    consoleSocket: input.consoleSocket,
     execFifo: input.execFifo,
-    sessionKeyring: sessionKeyringName(input.id, input.noNewKeyring),
-    preserveFds: input.preserveFds,
-    personality: planContainerPersonality(config, input.warn),
+    hookPoints: [],
+    startHooks: undefined,
   };
 }

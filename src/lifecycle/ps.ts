@@ -19,7 +19,7 @@ export function psTable(pids: number[], psArgs: string[]): string {
   const r = runSync("ps", psArgs.length ? psArgs : ["-ef"], { stdout: "pipe" });
   if (r.error) throw new TsrunError(`cannot run ps: ${r.error.message}`);
   if (r.status !== 0) throw new TsrunError(`ps ${psArgs.join(" ")} failed: ${r.stderr.trim()}`);
-  const [header = "", ...lines] = r.stdout.split("\n");
+  const [header = "", ...lines] = r.stdout.toString("utf8").split("\n");
   const column = header.trim().split(/\s+/).indexOf("PID");
   if (column < 0) throw new TsrunError(`ps ${psArgs.join(" ")}: its output has no PID column`);
   const wanted = new Set(pids);

@@ -4,6 +4,7 @@
  * gets the user namespace's maps written.
  */
 import { TsrunError } from "../errors.ts";
+import { ErrorCode } from "../boundary/gen/helper.ts";
 import { logDebug } from "../log.ts";
 import {
   checkUserNamespacesAllowed, explainUserNsFailure, planIdMapHelpers, rootlessConfigProblems, type IdMapHelpers, type RootlessContext,
@@ -14,17 +15,19 @@ import type { Spec } from "../spec/generated/types.ts";
 
 export type { RootlessContext } from "../linux/rootless.ts";
 
+const NO_MAP_HELPERS: IdMapHelpers = { uidMapHelper: "", gidMapHelper: "" };
+
 /**
  * For an unprivileged caller: the config problems it cannot run with (one error line each),
  * whether user namespaces are allowed, and which maps need newuidmap/newgidmap. Privileged
  * callers get {}: the helper writes every map itself.
  */
 export function rootlessPreflight(config: Spec, rl: RootlessContext | undefined): IdMapHelpers {
-  if (!rl?.unprivileged) return {};
+  if (!rl?.unprivileged) return NO_MAP_HELPERS;
   const problems = rootlessConfigProblems(config);
   if (problems.length > 0) throw new TsrunError(problems.join("\n"));
   const userns = config.linux?.namespaces?.find((n) => n.type === "user");
-  if (!userns || userns.path) return {};
+  if (!userns || userns.path) return NO_MAP_HELPERS;
   checkUserNamespacesAllowed();
   const helpers = planIdMapHelpers(config.linux?.uidMappings ?? [], config.linux?.gidMappings ?? [], rl);
   if (helpers.uidMapHelper || helpers.gidMapHelper) logDebug(`rootless: id maps through ${[helpers.uidMapHelper, helpers.gidMapHelper].filter(Boolean).join(" and ")}`);
@@ -48,22 +51,29 @@ export function rootlessResources(resources: Resources | undefined, rl: Rootless
   return withoutDevices(resources);
 }
 
-const PERMISSION = /: (permission denied|operation not permitted)$/;
+const PERMISSION_ERRNOS = new Set(["EACCES", "EPERM"]);
+const EPERM = 1;
+const EACCES = 13;
+const ENOSPC = 28;
 
 /** A create error as an unprivileged user meets it, with what to do about it. */
 export function explainRootlessError(err: unknown, rl: RootlessContext | undefined): unknown {
   if (!rl?.unprivileged || !(err instanceof TsrunError)) return err;
   const m = err.message;
   const who = `tsrun runs as uid ${rl.euid} without privileges`;
+  const { access, failure } = err;
   let more: string | undefined;
-  if (/^cannot create state directory /.test(m) && PERMISSION.test(m)) {
-    more = `${m} (${who}: set XDG_RUNTIME_DIR to a directory you own, or pass --root DIR)`;
-  } else if (/^(bundle |config\.json: (cannot read|root\.path))/.test(m) && PERMISSION.test(m)) {
-    more = `${m} (${who}: the bundle directory, its config.json and its rootfs must be readable by this user; copy the bundle into a directory you own)`;
-  } else if (/clone \(new namespaces\)/.test(m)) {
+  if (access && PERMISSION_ERRNOS.has(access.errno)) {
+    more = access.what === "state-dir"
+      ? `${m} (${who}: set XDG_RUNTIME_DIR to a directory you own, or pass --root DIR)`
+      : `${m} (${who}: the bundle directory, its config.json and its rootfs must be readable by this user; copy the bundle into a directory you own)`;
+  } else if (failure?.code === ErrorCode.CLONE && [EPERM, EACCES, ENOSPC].includes(failure.errnum)) {
     more = explainUserNsFailure(m);
-  } else if (/^unable to start container process: .*(rootfs|root filesystem).*permission denied/.test(m)) {
+  } else if (failure && ROOTFS_CODES.has(failure.code) && failure.errnum === EACCES) {
     more = `${m} (${who}: the rootfs and every directory above it must be searchable by this user)`;
   }
-  return more === undefined || more === m ? err : new TsrunError(more, err.exitCode);
+  return more === undefined ? err : new TsrunError(more, { exitCode: err.exitCode, ...(failure ? { failure } : {}) });
 }
+
+/** The failures of making the rootfs ready, where a directory the user cannot search shows. */
+const ROOTFS_CODES: ReadonlySet<ErrorCode> = new Set([ErrorCode.ROOTFS_BIND, ErrorCode.ROOTFS_OPEN, ErrorCode.ROOTFS_PARENT_PRIVATE, ErrorCode.PIVOT_CHDIR_ROOTFS]);

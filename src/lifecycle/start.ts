@@ -2,6 +2,7 @@
 import { openSync, writeSync, closeSync, unlinkSync, writeFileSync, renameSync, constants } from "node:fs";
 import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
+import { errnoWords } from "../boundary/errno.ts";
 import { execFifoPath, containerDir, type ContainerRecord } from "./state-store.ts";
 import { loadContainer } from "./status.ts";
 import { StartHookStatus, runPoststartHooks, hooksOf } from "./hooks.ts";
@@ -24,6 +25,23 @@ export function writeStartFast(dir: string, record: ContainerRecord): void {
   } catch {
     // start then takes the slow path; delete removes a leftover temp file with the state dir
   }
+}
+
+function fifoWriteFailed(words: string): TsrunError {
+  return new TsrunError(`cannot write to exec fifo: ${words}`);
+}
+
+/**
+ * The C front end's fast start got past the exec.fifo unlink and its write failed: it hands the
+ * command here with the errno (in FRONTEND_FAILURE_ENV), so that the words are this file's.
+ */
+export const FRONTEND_FAILURE_ENV = "TSRUN_FRONTEND_WRITE_ERRNO";
+
+export function frontendStartFailure(): TsrunError | undefined {
+  const errnum = process.env[FRONTEND_FAILURE_ENV];
+  if (errnum === undefined) return undefined;
+  delete process.env[FRONTEND_FAILURE_ENV];
+  return fifoWriteFailed(/^[0-9]+$/.test(errnum) ? errnoWords(Number(errnum)) : `errno ${errnum}`);
 }
 
 export async function startContainer(root: string, id: string): Promise<void> {
@@ -71,8 +89,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
     writeSync(fd, "0");
   } catch (err) {
     hookStatus?.close();
-    // frontend/tsrun.c reports this failure of its fast start in the same words.
-    throw new TsrunError(`cannot write to exec fifo: ${errnoText(err)}`);
+    throw fifoWriteFailed(errnoText(err));
   } finally {
     closeSync(fd);
   }

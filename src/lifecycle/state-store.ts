@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, renameSync, rmSync, existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { TsrunError, errnoText } from "../errors.ts";
+import { TsrunError, errnoName, errnoText } from "../errors.ts";
 import { isSameLiveProcess } from "../linux/proc.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import { isResctrlDir, type RdtState } from "../linux/resctrl.ts";
@@ -67,13 +67,13 @@ export function lockNewContainer(root: string, id: string): string {
   try {
     mkdirSync(root, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new TsrunError(`cannot create state directory ${root}: ${errnoText(err)}`);
+    throw new TsrunError(`cannot create state directory ${root}: ${errnoText(err)}`, { access: { what: "state-dir", errno: errnoName(err) } });
   }
   try {
     mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new TsrunError("container with given ID already exists");
-    throw new TsrunError(`cannot create state directory ${dir}: ${errnoText(err)}`);
+    throw new TsrunError(`cannot create state directory ${dir}: ${errnoText(err)}`, { access: { what: "state-dir", errno: errnoName(err) } });
   }
   return dir;
 }

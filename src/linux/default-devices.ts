@@ -3,16 +3,25 @@
  * device cgroup rules that let it use them, appended after the config's own rules as runc does:
  * a config that denies all devices still gets a working /dev/null, /dev/pts and so on.
  */
-import type { PlanDevice } from "./launch-plan.ts";
 import type { DeviceRule } from "./cgroups/resources.ts";
 
-export type DefaultDevice = Omit<PlanDevice, "bindFromHost">;
+/** A device node as the config describes it (linux.devices[]). */
+export interface DeviceNode {
+  path: string;
+  type: "c" | "b" | "p" | "u";
+  major: number;
+  minor: number;
+  /** Permission bits, without the file type. */
+  fileMode: number;
+  uid: number;
+  gid: number;
+}
 
-const chr = (path: string, major: number, minor: number): DefaultDevice => ({ path, type: "c", major, minor, fileMode: 0o666, uid: 0, gid: 0 });
+const chr = (path: string, major: number, minor: number): DeviceNode => ({ path, type: "c", major, minor, fileMode: 0o666, uid: 0, gid: 0 });
 
 // In runc's order: in a user namespace each is a bind mount of the host's node, and the
 // container's mount table then lists them as runc's does.
-export const DEFAULT_DEVICES: DefaultDevice[] = [
+export const DEFAULT_DEVICES: DeviceNode[] = [
   chr("/dev/null", 1, 3),
   chr("/dev/random", 1, 8),
   chr("/dev/full", 1, 7),

@@ -9,7 +9,7 @@ import { MOUNT_OPTIONS } from "./mount-options.ts";
 import { CAPABILITIES } from "./capabilities.ts";
 import { SPEC_VERSION, VERSION } from "../version.ts";
 import { HOOK_NAMES } from "../spec/constants.ts";
-import type { NamespaceType } from "./launch-plan.ts";
+import type { NamespaceType } from "./namespaces.ts";
 import { SECCOMP_FEATURES } from "./seccomp-plan.ts";
 
 export const SUPPORTED_NAMESPACES: NamespaceType[] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];

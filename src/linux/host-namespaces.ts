@@ -5,12 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { TsrunError } from "../errors.ts";
-import type { NamespaceType, PlanNamespace } from "./launch-plan.ts";
-
-/** The name of each namespace type under /proc/PID/ns. */
-export const NS_FILE: Record<NamespaceType, string> = {
-  pid: "pid", network: "net", mount: "mnt", ipc: "ipc", uts: "uts", user: "user", cgroup: "cgroup", time: "time",
-};
+import { NS_FILE, type ConfigNamespace, type NamespaceType } from "./namespaces.ts";
 
 /** The namespace this process is in is the one at path (same device and inode). */
 function isOwnNamespace(type: NamespaceType, path: string): boolean {
@@ -32,7 +27,7 @@ function sysctlNamespace(key: string): NamespaceType | undefined {
 }
 
 export function refuseHostNamespaceSettings(
-  namespaces: PlanNamespace[],
+  namespaces: ConfigNamespace[],
   settings: { hostname?: string; domainname?: string; sysctl?: Record<string, string> },
 ): void {
   const host = (type: NamespaceType): string | undefined => {

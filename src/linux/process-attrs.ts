@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { TsrunError } from "../errors.ts";
 import { logDebug } from "../log.ts";
-import type { PlanScheduler } from "./launch-plan.ts";
+import type { Scheduler as PlanScheduler } from "../boundary/gen/helper.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
 type ConfigProcess = NonNullable<Spec["process"]>;

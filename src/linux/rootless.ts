@@ -13,8 +13,8 @@
  */
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { TsrunError, errnoText } from "../errors.ts";
-import type { IdMapping } from "./launch-plan.ts";
+import { TsrunError, errnoName, errnoText } from "../errors.ts";
+import type { IDMapping as IdMapping } from "../spec/generated/types.ts";
 import type { Resources } from "./cgroups/resources.ts";
 import type { Spec } from "../spec/generated/types.ts";
 
@@ -88,7 +88,7 @@ export function prepareXdgRoot(root: string): void {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     chmodSync(root, 0o1700);
   } catch (err) {
-    throw new TsrunError(`cannot create state directory ${root}: ${errnoText(err)}`);
+    throw new TsrunError(`cannot create state directory ${root}: ${errnoText(err)}`, { access: { what: "state-dir", errno: errnoName(err) } });
   }
 }
 
@@ -165,9 +165,9 @@ export function findExecutable(name: string, pathEnv: string | undefined): strin
 }
 
 export interface IdMapHelpers {
-  /** newuidmap's path when the uid mappings need it; absent: the helper writes uid_map itself. */
-  uidMapHelper?: string;
-  gidMapHelper?: string;
+  /** newuidmap's path when the uid mappings need it; "": the helper writes uid_map itself. */
+  uidMapHelper: string;
+  gidMapHelper: string;
 }
 
 export interface IdMapHost {
@@ -199,7 +199,7 @@ export function planIdMapHelpers(
   ctx: Pick<RootlessContext, "euid" | "egid">,
   host: IdMapHost = realHost,
 ): IdMapHelpers {
-  const out: IdMapHelpers = {};
+  const out: IdMapHelpers = { uidMapHelper: "", gidMapHelper: "" };
   const name = userName(host.readFile("/etc/passwd") ?? "", ctx.euid);
   const who = name ? `user ${name} (uid ${ctx.euid})` : `uid ${ctx.euid}`;
   const kinds = [
@@ -299,12 +299,9 @@ export function checkUserNamespacesAllowed(readFile: (p: string) => string | und
   }
 }
 
-/** The errno words the helper sends when clone(CLONE_NEWUSER) is refused, turned into advice. */
+/** A refused clone(CLONE_NEWUSER), with what to check. */
 export function explainUserNsFailure(message: string): string {
-  if (/clone \(new namespaces\): (operation not permitted|no space left on device|permission denied)/.test(message)) {
-    return `${message} (rootless: this host does not let your user create a user namespace; check user.max_user_namespaces, kernel.unprivileged_userns_clone and any AppArmor/SELinux policy restricting unprivileged user namespaces)`;
-  }
-  return message;
+  return `${message} (rootless: this host does not let your user create a user namespace; check user.max_user_namespaces, kernel.unprivileged_userns_clone and any AppArmor/SELinux policy restricting unprivileged user namespaces)`;
 }
 
 // ---------------------------------------------------------------------------------------------

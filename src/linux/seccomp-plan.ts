@@ -1,9 +1,10 @@
 /**
- * config.json linux.seccomp -> the launch plan's seccomp part (names the helper and libseccomp
- * understand), and the state payload sent with a NOTIFY listener fd.
+ * config.json linux.seccomp -> the plan's Seccomp: libseccomp's own numbers for actions,
+ * operators and architectures (the helper passes them on as they are), and the state payload
+ * sent with a NOTIFY listener fd.
  */
-import type { Seccomp, SeccompAction as OciAction, SeccompFlag, SeccompOperator } from "../spec/generated/types.ts";
-import type { PlanSeccomp, SeccompAction, SeccompOp } from "./launch-plan.ts";
+import type { Seccomp as OciSeccomp, SeccompAction as OciAction, SeccompFlag, SeccompOperator } from "../spec/generated/types.ts";
+import type { Seccomp } from "../boundary/gen/helper.ts";
 
 const EPERM = 1;
 
@@ -14,13 +15,15 @@ const EPERM = 1;
  * itself; as with libseccomp 2.6 it only applies to a filter with a NOTIFY listener).
  */
 export const SECCOMP_FEATURES = {
-  actions: ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
-  operators: ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
-  archs: [
-    "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64",
-  ],
+  get actions(): string[] {
+    return Object.keys(ACTIONS).sort();
+  },
+  get operators(): string[] {
+    return Object.keys(OPERATORS).sort();
+  },
+  get archs(): string[] {
+    return Object.keys(SECCOMP_ARCHES);
+  },
   knownFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
   supportedFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
 };
@@ -32,18 +35,37 @@ const FLAG_BITS: Record<SeccompFlag, number> = {
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: 32,
 };
 
-function action(a: OciAction): SeccompAction {
-  return a.slice("SCMP_ACT_".length) as SeccompAction;
-}
+/** SCMP_ACT_* values (seccomp.h); ERRNO and TRACE carry their number in the low 16 bits. */
+const ACTIONS: Record<OciAction, (ret: number) => number> = {
+  SCMP_ACT_KILL: () => 0x00000000,
+  SCMP_ACT_KILL_THREAD: () => 0x00000000,
+  SCMP_ACT_KILL_PROCESS: () => 0x80000000,
+  SCMP_ACT_TRAP: () => 0x00030000,
+  SCMP_ACT_ERRNO: (ret) => (0x00050000 | (ret & 0xffff)) >>> 0,
+  SCMP_ACT_TRACE: (ret) => (0x7ff00000 | (ret & 0xffff)) >>> 0,
+  SCMP_ACT_LOG: () => 0x7ffc0000,
+  SCMP_ACT_ALLOW: () => 0x7fff0000,
+  SCMP_ACT_NOTIFY: () => 0x7fc00000,
+};
 
-function op(o: SeccompOperator): SeccompOp {
-  return o.slice("SCMP_CMP_".length) as SeccompOp;
-}
+/** SCMP_CMP_* values (enum scmp_compare). */
+const OPERATORS: Record<SeccompOperator, number> = {
+  SCMP_CMP_NE: 1, SCMP_CMP_LT: 2, SCMP_CMP_LE: 3, SCMP_CMP_EQ: 4, SCMP_CMP_GE: 5, SCMP_CMP_GT: 6, SCMP_CMP_MASKED_EQ: 7,
+};
+
+/** SCMP_ARCH_* tokens (the AUDIT_ARCH_* values libseccomp 2.5 uses), by the spec's names. */
+export const SECCOMP_ARCHES: Record<string, number> = {
+  SCMP_ARCH_AARCH64: 0xc00000b7, SCMP_ARCH_ARM: 0x40000028, SCMP_ARCH_MIPS: 0x00000008, SCMP_ARCH_MIPS64: 0x80000008,
+  SCMP_ARCH_MIPS64N32: 0xa0000008, SCMP_ARCH_MIPSEL: 0x40000008, SCMP_ARCH_MIPSEL64: 0xc0000008,
+  SCMP_ARCH_MIPSEL64N32: 0xe0000008, SCMP_ARCH_PARISC: 0x0000000f, SCMP_ARCH_PARISC64: 0x8000000f, SCMP_ARCH_PPC: 0x00000014,
+  SCMP_ARCH_PPC64: 0x80000015, SCMP_ARCH_PPC64LE: 0xc0000015, SCMP_ARCH_RISCV64: 0xc00000f3, SCMP_ARCH_S390: 0x00000016,
+  SCMP_ARCH_S390X: 0x80000016, SCMP_ARCH_X32: 0x4000003e, SCMP_ARCH_X86: 0x40000003, SCMP_ARCH_X86_64: 0xc000003e,
+};
 
 /** errnoRet as runc sets it: the given value, or EPERM for ERRNO and TRACE. */
-function errnoRet(a: SeccompAction, given: number | undefined): number {
-  if (given !== undefined) return given;
-  return a === "ERRNO" || a === "TRACE" ? EPERM : 0;
+function actionValue(a: OciAction, given: number | undefined): number {
+  const ret = given ?? (a === "SCMP_ACT_ERRNO" || a === "SCMP_ACT_TRACE" ? EPERM : 0);
+  return ACTIONS[a](ret);
 }
 
 function u64(v: number, what: string): bigint {
@@ -52,30 +74,27 @@ function u64(v: number, what: string): bigint {
 }
 
 /** Translates linux.seccomp; listenerState is the rendered payload (renderListenerState). */
-export function seccompPlan(s: Seccomp, listenerState?: string): PlanSeccomp {
-  const defaultAction = action(s.defaultAction);
+export function seccompPlan(s: OciSeccomp, listenerState?: string): Seccomp {
   return {
-    defaultAction,
-    defaultErrnoRet: errnoRet(defaultAction, s.defaultErrnoRet),
-    // libseccomp's names are the lowercase SCMP_ARCH_ suffixes ("x86_64", "aarch64", ...)
-    architectures: (s.architectures ?? []).map((a) => a.slice("SCMP_ARCH_".length).toLowerCase()),
-    flags: (s.flags ?? []).reduce((bits, f) => bits | FLAG_BITS[f], 0),
-    syscalls: (s.syscalls ?? []).map((sc, i) => {
-      const a = action(sc.action);
-      return {
-        names: sc.names,
-        action: a,
-        errnoRet: errnoRet(a, sc.errnoRet),
-        args: (sc.args ?? []).map((arg, j) => ({
-          index: arg.index,
-          op: op(arg.op),
-          value: u64(arg.value, `syscalls[${i}].args[${j}].value`),
-          valueTwo: u64(arg.valueTwo ?? 0, `syscalls[${i}].args[${j}].valueTwo`),
-        })),
-      };
+    defaultAction: actionValue(s.defaultAction, s.defaultErrnoRet),
+    architectures: (s.architectures ?? []).map((a) => {
+      const token = SECCOMP_ARCHES[a];
+      if (token === undefined) throw new Error(`seccomp: unknown architecture ${a}`);
+      return token;
     }),
-    ...(s.listenerPath !== undefined ? { listenerPath: s.listenerPath } : {}),
-    ...(listenerState !== undefined ? { listenerState } : {}),
+    flags: (s.flags ?? []).reduce((bits, f) => bits | FLAG_BITS[f], 0),
+    rules: (s.syscalls ?? []).map((sc, i) => ({
+      names: sc.names,
+      action: actionValue(sc.action, sc.errnoRet),
+      args: (sc.args ?? []).map((arg, j) => ({
+        index: arg.index,
+        op: OPERATORS[arg.op],
+        value: u64(arg.value, `syscalls[${i}].args[${j}].value`),
+        valueTwo: u64(arg.valueTwo ?? 0, `syscalls[${i}].args[${j}].valueTwo`),
+      })),
+    })),
+    listenerPath: s.listenerPath ?? "",
+    listenerState: listenerState ?? "",
   };
 }
 

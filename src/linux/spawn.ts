@@ -48,31 +48,29 @@ export interface SyncResult {
   error?: Error;
   status: number | null;
   signal: NodeJS.Signals | null;
-  stdout: string;
+  /** What it wrote to stdout, as bytes (empty when discarded). */
+  stdout: Buffer;
+  /** What it wrote to stderr, as UTF-8. */
   stderr: string;
 }
 
-/**
- * Runs file to its end: stdin is input (or an empty pipe), stdout collected or discarded, stderr
- * collected, both as UTF-8.
- */
+/** Runs file to its end: stdin is input (or an empty pipe), stdout collected or discarded, stderr collected. */
 export function runSync(file: string, args: string[], opts: { input?: Uint8Array; stdout: "pipe" | "ignore" }): SyncResult {
   const bun = bunRuntime();
+  const bytes = (b: Uint8Array | undefined | null) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : Buffer.alloc(0));
   if (!bun) {
     const r = childProcess().spawnSync(file, args, {
       ...(opts.input ? { input: opts.input } : {}),
       stdio: ["pipe", opts.stdout, "pipe"],
-      encoding: "utf8",
     });
-    return { ...(r.error ? { error: r.error } : {}), status: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+    return { ...(r.error ? { error: r.error } : {}), status: r.status, signal: r.signal, stdout: bytes(r.stdout), stderr: bytes(r.stderr).toString("utf8") };
   }
   try {
     const r = bun.spawnSync([file, ...args], { stdin: opts.input ?? "pipe", stdout: opts.stdout, stderr: "pipe" });
-    const text = (b: Uint8Array | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8") : "");
     const signal = typeof r.signalCode === "string" ? (r.signalCode as NodeJS.Signals) : null;
-    return { status: signal ? null : r.exitCode, signal, stdout: text(r.stdout), stderr: text(r.stderr) };
+    return { status: signal ? null : r.exitCode, signal, stdout: bytes(r.stdout), stderr: bytes(r.stderr).toString("utf8") };
   } catch (err) {
-    return { error: err as Error, status: null, signal: null, stdout: "", stderr: "" };
+    return { error: err as Error, status: null, signal: null, stdout: Buffer.alloc(0), stderr: "" };
   }
 }
 

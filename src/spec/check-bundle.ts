@@ -10,7 +10,7 @@
  */
 import { lstatSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, join, posix, resolve } from "node:path";
-import { errnoText, type Problem } from "../errors.ts";
+import { errnoName, errnoText, type Problem } from "../errors.ts";
 import { HOOK_NAMES } from "./constants.ts";
 import type { Mount, Spec } from "./generated/types.ts";
 import { probeResctrl, rdtRefusal, requestedIntelRdt } from "../linux/resctrl.ts";
@@ -73,13 +73,13 @@ export function resolveInRoot(root: string, path: string): InRoot {
  * root.path as create uses it: relative to the bundle, symlinks resolved (a rootfs that is a
  * symlink to a directory is that directory). The message says what is wrong otherwise.
  */
-export function resolveRootfs(bundle: string, rootPath: string): { dir: string } | { message: string } {
+export function resolveRootfs(bundle: string, rootPath: string): { dir: string } | { message: string; errno: string } {
   const path = resolve(bundle, rootPath);
   try {
     const real = realpathSync(path);
-    return statSync(real).isDirectory() ? { dir: real } : { message: `${path} is not a directory` };
+    return statSync(real).isDirectory() ? { dir: real } : { message: `${path} is not a directory`, errno: "ENOTDIR" };
   } catch (err) {
-    return { message: `${path}: ${errnoText(err)}` };
+    return { message: `${path}: ${errnoText(err)}`, errno: errnoName(err) };
   }
 }
 

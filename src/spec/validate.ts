@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { TsrunError, errnoText, formatProblem, type Problem } from "../errors.ts";
+import { TsrunError, errnoName, errnoText, formatProblem, type Problem } from "../errors.ts";
 import type { Features, Process, Spec, State } from "./generated/types.ts";
 import type { SchemaError, SchemaValidator } from "./generated/schema-error.ts";
 import { HOOK_NAMES, OCI_VERSION } from "./constants.ts";
@@ -809,7 +809,7 @@ export function loadConfigFile(path: string): { config: Spec; warnings: Problem[
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new TsrunError(`${file}: cannot read ${path}: ${errnoText(err)}`);
+    throw new TsrunError(`${file}: cannot read ${path}: ${errnoText(err)}`, { access: { what: "bundle", errno: errnoName(err) } });
   }
   const parsed = parseJsonText(text);
   if ("error" in parsed) throw new TsrunError(`${file}: invalid JSON: ${parsed.error}`);

@@ -22,8 +22,15 @@ import {
   tempDir,
   waitGone,
   killPid,
+  proc,
+  namespaces,
+  mnt,
+  capMask,
+  type PlanOver,
 } from "./harness.ts";
-import type { LaunchPlan } from "../../src/linux/launch-plan.ts";
+import { toHelperFrame } from "../../src/boundary/frames.ts";
+import { ErrorCode, Launch, type CreatePlan } from "../../src/boundary/gen/helper.ts";
+import { CLONE_FLAGS } from "../../src/linux/namespaces.ts";
 
 if (process.getuid?.() !== 0 || !fs.existsSync(HELPER)) {
   t.plan(0, "needs root and build/tsrun-helper (make build/tsrun-helper)");
@@ -43,7 +50,7 @@ function fifo(): string {
 }
 
 /** Create in foreground mode, start through the fifo, return the finished run. */
-async function run(args: string[], over: Partial<LaunchPlan> = {}, mutate?: (p: LaunchPlan) => void) {
+async function run(args: string[], over: PlanOver = {}, mutate?: (p: CreatePlan) => void) {
   const f = fifo();
   const plan = basePlan(rootfs, args, { execFifo: f, ...over });
   mutate?.(plan);
@@ -55,8 +62,8 @@ t.test("a container runs, with hostname, ids, umask, cwd, /dev, /proc", async (t
     ["sh", "-c", "hostname; id; umask; pwd; ls /dev | tr '\\n' ' '; echo; grep ' /proc ' /proc/mounts; echo $$"],
     { debug: true },
     (p) => {
-      p.process.umask = 0o027;
-      p.process.cwd = "/tmp";
+      proc(p).umask = 0o027;
+      proc(p).cwd = "/tmp";
     },
   );
   t.equal(r.code, 0, "helper exits 0");
@@ -82,9 +89,9 @@ t.test("a container runs, with hostname, ids, umask, cwd, /dev, /proc", async (t
 
 t.test("devices: modes, numbers, owners; symlinks", async (t) => {
   const r = await run(["true"], {}, (p) => {
-    p.devices.push({ path: "/dev/fuse-like", type: "c", major: 10, minor: 229, fileMode: 0o600, uid: 12, gid: 34, bindFromHost: false });
-    p.devices.push({ path: "/dev/sub/pipe", type: "p", major: 0, minor: 0, fileMode: 0o640, uid: 0, gid: 0, bindFromHost: false });
-    p.process.args = ["sh", "-c", "ls -ln /dev/null /dev/zero /dev/tty /dev/fuse-like /dev/sub/pipe; readlink /dev/fd; readlink /dev/ptmx; echo x > /dev/null && echo ok"];
+    p.devices.push({ path: "/dev/fuse-like", mode: 0o020000 | 0o600, major: 10, minor: 229, uid: 12, gid: 34, bindFromHost: false });
+    p.devices.push({ path: "/dev/sub/pipe", mode: 0o010000 | 0o640, major: 0, minor: 0, uid: 0, gid: 0, bindFromHost: false });
+    proc(p).args = ["sh", "-c", "ls -ln /dev/null /dev/zero /dev/tty /dev/fuse-like /dev/sub/pipe; readlink /dev/fd; readlink /dev/ptmx; echo x > /dev/null && echo ok"];
   });
   t.equal(r.exit, 0, r.error ?? r.stderr);
   t.match(r.stdout, /crw-rw-rw- +1 0 +0 +1, +3 .* \/dev\/null/);
@@ -112,15 +119,15 @@ t.test("an existing file where a device goes is replaced", async (t) => {
 
 t.test("capabilities, user, groups, no_new_privs", async (t) => {
   const r = await run(["sh", "-c", "id; grep -E '^(Cap|NoNewPrivs)' /proc/self/status"], {}, (p) => {
-    p.process.uid = 1000;
-    p.process.gid = 1001;
-    p.process.additionalGids = [10, 20];
-    p.process.capabilities = {
-      bounding: DEFAULT_CAPS,
-      effective: [CAP.NET_BIND_SERVICE],
-      inheritable: [CAP.NET_BIND_SERVICE],
-      permitted: [CAP.NET_BIND_SERVICE, CAP.KILL],
-      ambient: [CAP.NET_BIND_SERVICE],
+    proc(p).uid = 1000;
+    proc(p).gid = 1001;
+    proc(p).additionalGids = [10, 20];
+    proc(p).capabilities = {
+      bounding: capMask(DEFAULT_CAPS),
+      effective: capMask([CAP.NET_BIND_SERVICE]),
+      inheritable: capMask([CAP.NET_BIND_SERVICE]),
+      permitted: capMask([CAP.NET_BIND_SERVICE, CAP.KILL]),
+      ambient: capMask([CAP.NET_BIND_SERVICE]),
     };
   });
   t.equal(r.exit, 0, r.error ?? "");
@@ -137,7 +144,7 @@ t.test("capabilities, user, groups, no_new_privs", async (t) => {
 
 t.test("root keeps the bounding set as its capabilities; nnp off", async (t) => {
   const r = await run(["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"], {}, (p) => {
-    p.process.noNewPrivileges = false;
+    proc(p).noNewPrivileges = false;
   });
   t.equal(r.exit, 0, r.error ?? "");
   t.match(r.stdout, new RegExp(`CapEff:\\t${capMaskHex(DEFAULT_CAPS)}`));
@@ -154,8 +161,8 @@ t.test("a capability the helper does not hold is named in the error", async (t) 
   }
   const caps = [...DEFAULT_CAPS, CAP.SYS_RESOURCE];
   const r = await run(["true"], {}, (p) => {
-    p.process.uid = 1000;
-    p.process.capabilities = { bounding: caps, effective: caps, inheritable: [], permitted: caps, ambient: [] };
+    proc(p).uid = 1000;
+    proc(p).capabilities = { bounding: capMask(caps), effective: capMask(caps), inheritable: 0n, permitted: capMask(caps), ambient: 0n };
   });
   t.equal(r.error, "capability CAP_SYS_RESOURCE: operation not permitted");
   t.not(r.code, 0);
@@ -164,7 +171,7 @@ t.test("a capability the helper does not hold is named in the error", async (t) 
 
 t.test("rlimits", async (t) => {
   const r = await run(["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"], {}, (p) => {
-    p.process.rlimits = [
+    proc(p).rlimits = [
       { resource: 7, soft: 1024n, hard: 2048n },
       { resource: 4, soft: 0n, hard: 0n },
     ];
@@ -175,7 +182,7 @@ t.test("rlimits", async (t) => {
 
 t.test("domainname and oom_score_adj", async (t) => {
   const r = await run(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname /proc/self/oom_score_adj"], { hostname: "h1", domainname: "example.org" }, (p) => {
-    p.process.oomScoreAdj = 432;
+    proc(p).oomScoreAdj = 432;
   });
   t.equal(r.exit, 0, r.error ?? "");
   t.equal(r.stdout, "h1\nexample.org\n432\n");
@@ -186,14 +193,14 @@ t.test("an execve that fails after start: message on stderr, 127 (126 for EACCES
   fs.chmodSync(path.join(rootfs, "garbage"), 0o755);
   const r = await run(["/garbage"]);
   t.equal(r.exit, 127, r.error ?? "");
-  t.equal(r.stderr, "exec failed: exec format error\n");
+  t.equal(r.stderr, "tsrun-helper: the container process could not start: EXECVE /garbage: ENOEXEC\n", "no one reads frames any more: names, not words");
   // a mount with noexec: executable bits, but execve says EACCES
   const src = path.join(dir, "noexec-src");
   fs.mkdirSync(src, { recursive: true });
   fs.copyFileSync("/bin/busybox", path.join(src, "bb"));
   fs.chmodSync(path.join(src, "bb"), 0o755);
   const r2 = await run(["/nx/bb", "true"], {}, (p) => {
-    p.mounts.push({ source: src, destination: "/nx", fstype: "", flags: MS.BIND, remountFlags: MS.NOEXEC, propagation: [], recAttrSet: 0, recAttrClr: 0, data: "", destKind: "dir" });
+    p.mounts.push(mnt("/nx", "", src, MS.BIND, "", { remountFlags: MS.NOEXEC }));
   });
   // faccessat(X_OK) already fails on a noexec mount: reported before ready, as runc does
   t.equal(r2.error, 'exec: "/nx/bb": permission denied');
@@ -221,7 +228,7 @@ t.test("exit status and signal deaths are reported", async (t) => {
   t.equal(a.exit, 7);
   t.equal(a.code, 0, "the helper itself exits 0");
   // pid 1 of a pid namespace cannot SIGKILL itself: run without one for this case
-  const b = await run(["sh", "-c", "kill -9 $$"], { namespaces: [{ type: "mount" }, { type: "uts" }] });
+  const b = await run(["sh", "-c", "kill -9 $$"], { namespaces: namespaces(["mount", "uts"]) });
   t.equal(b.exit, 137);
 });
 
@@ -244,23 +251,23 @@ t.test("args[0] lookup errors use runc's words", async (t) => {
     t.ok(r.pid && (await waitGone(r.pid)), "the init was killed");
   }
   // relative path lookup uses the plan's PATH
-  const r = await run(["busybox", "echo", "found"], {}, (p) => (p.process.env = ["PATH=/bin"]));
+  const r = await run(["busybox", "echo", "found"], {}, (p) => (proc(p).env = ["PATH=/bin"]));
   t.equal(r.stdout, "found\n");
 });
 
 t.test("a missing cwd is created (as runc); a cwd that is a file is an error", async (t) => {
-  const r = await run(["pwd"], {}, (p) => (p.process.cwd = "/new/cwd/dir"));
+  const r = await run(["pwd"], {}, (p) => (proc(p).cwd = "/new/cwd/dir"));
   t.equal(r.exit, 0, r.error ?? "");
   t.equal(r.stdout, "/new/cwd/dir\n");
   t.ok(fs.statSync(path.join(rootfs, "new/cwd/dir")).isDirectory());
   fs.writeFileSync(path.join(rootfs, "afile"), "");
-  const bad = await run(["true"], {}, (p) => (p.process.cwd = "/afile"));
+  const bad = await run(["true"], {}, (p) => (proc(p).cwd = "/afile"));
   t.equal(bad.error, 'chdir to cwd ("/afile") set in config.json failed: not a directory');
 });
 
 t.test("a mount error is reported with errno text and nothing is left", async (t) => {
   const r = await run(["true"], {}, (p) => {
-    p.mounts.push({ source: "none", destination: "/mnt", fstype: "nosuchfs", flags: 0, remountFlags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, data: "", destKind: "dir" });
+    p.mounts.push(mnt("/mnt", "nosuchfs", "none", 0));
   });
   t.equal(r.error, "mount none on /mnt: no such device");
   t.equal(r.code, 1);
@@ -272,14 +279,14 @@ t.test("sysctls are written in the container's namespaces", async (t) => {
   const host = fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
   const r = await run(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni"], {}, (p) => {
     p.sysctls = [
-      { key: "net.ipv4.ip_forward", value: host === "1" ? "0" : "1" },
-      { key: "kernel.shmmni", value: "1234" },
+      { path: "net/ipv4/ip_forward", value: host === "1" ? "0" : "1" },
+      { path: "kernel/shmmni", value: "1234" },
     ];
   });
   t.equal(r.exit, 0, r.error ?? "");
   t.equal(r.stdout, `${host === "1" ? "0" : "1"}\n1234\n`);
   t.equal(fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(), host, "host value untouched");
-  const bad = await run(["true"], {}, (p) => (p.sysctls = [{ key: "net.nosuch.key", value: "1" }]));
+  const bad = await run(["true"], {}, (p) => (p.sysctls = [{ path: "net/nosuch/key", value: "1" }]));
   t.equal(bad.error, "sysctl net.nosuch.key: open /proc/sys/net/nosuch/key: no such file or directory");
 });
 
@@ -365,7 +372,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0,
         recAttrClr: 0,
         data: "",
-        destKind: "dir",
+        destIsFile: false, copyUp: false, idmap: undefined,
       });
       p.mounts.push({
         source: path.join(src, "file"),
@@ -377,7 +384,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0,
         recAttrClr: 0,
         data: "",
-        destKind: "file",
+        destIsFile: true, copyUp: false, idmap: undefined,
       });
       p.mounts.push({
         source: src,
@@ -389,7 +396,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0x1 /* MOUNT_ATTR_RDONLY */,
         recAttrClr: 0,
         data: "",
-        destKind: "dir",
+        destIsFile: false, copyUp: false, idmap: undefined,
       });
     },
   );
@@ -460,7 +467,7 @@ t.test("a cwd reached through a leaked host directory fd is refused (CVE-2024-21
   t.teardown(() => fs.closeSync(hostDir));
   const f = fifo();
   const plan = basePlan(rootfs, ["pwd"], { execFifo: f, preserveFds: 1 });
-  plan.process.cwd = "/proc/self/fd/3";
+  proc(plan).cwd = "/proc/self/fd/3";
   const r = await runHelper(plan, { extraFds: [hostDir], onReady: () => startFifo(f) });
   t.equal(r.error, "current working directory is outside of container mount namespace root -- possible container breakout detected");
   t.notOk(r.stdout.includes(dir));
@@ -474,9 +481,9 @@ t.test("user namespace: maps written, root inside, devices bound from the host",
   const f = path.join(d, "fifo");
   const plan = basePlan(rf, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id; ls -ln /dev/null; stat -c %u /proc/1/root/."], {
     execFifo: f,
-    namespaces: [{ type: "user" }, { type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }],
-    uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
-    gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    namespaces: namespaces(["user", "pid", "network", "ipc", "uts", "mount", "cgroup"]),
+    uidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
+    gidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
   });
   plan.devices = plan.devices.map((x) => ({ ...x, bindFromHost: true }));
   const r = await runHelper(plan, { onReady: () => startFifo(f) });
@@ -487,9 +494,9 @@ t.test("user namespace: maps written, root inside, devices bound from the host",
 
 t.test("time namespace offsets", async (t) => {
   const r = await run(["cat", "/proc/uptime"], {
-    namespaces: [{ type: "pid" }, { type: "mount" }, { type: "time" }],
+    namespaces: namespaces(["pid", "mount", "time"]),
     hostname: undefined,
-    timeOffsets: [{ clock: "boottime", secs: 86400n * 1000n, nanosecs: 0 }],
+    timeOffsets: [{ clockId: 7, secs: 86400n * 1000n, nanosecs: 0 }],
   });
   t.equal(r.exit, 0, r.error ?? "");
   t.ok(Number(r.stdout.split(" ")[0]) > 86400 * 1000, `uptime ${r.stdout.trim()}`);
@@ -511,7 +518,7 @@ t.test("cgroup placement before the process runs", async (t) => {
   t.match(r.stdout, new RegExp(`pids:/tsrun-helper-test-${process.pid}`));
   const r2 = await run(["sh", "-c", "cat /proc/self/cgroup | grep pids"], {
     cgroupProcs: [path.join(cg, "cgroup.procs")],
-    namespaces: [{ type: "pid" }, { type: "mount" }, { type: "cgroup" }],
+    namespaces: namespaces(["pid", "mount", "cgroup"]),
     hostname: undefined,
   });
   t.equal(r2.exit, 0, r2.error ?? "");
@@ -530,7 +537,7 @@ t.test("joining a namespace by path", async (t) => {
   const r = await runHelper(
     basePlan(rootfs, ["true"], {
       execFifo: fifo(),
-      namespaces: [{ type: "pid" }, { type: "mount" }, { type: "network", path: `/proc/${pid}/ns/net` }],
+      namespaces: [...namespaces(["pid", "mount"]), { cloneFlag: CLONE_FLAGS.network, path: `/proc/${pid}/ns/net` }],
       hostname: undefined,
       foreground: false,
     }),
@@ -541,32 +548,55 @@ t.test("joining a namespace by path", async (t) => {
   killPid(r.pid!);
   await waitGone(pid);
   await waitGone(r.pid!);
-  const bad = await run(["true"], { namespaces: [{ type: "mount" }, { type: "network", path: "/proc/nonexistent/ns/net" }], hostname: undefined });
+  const bad = await run(["true"], { namespaces: [{ cloneFlag: CLONE_FLAGS.mount, path: "" }, { cloneFlag: CLONE_FLAGS.network, path: "/proc/nonexistent/ns/net" }], hostname: undefined });
   t.equal(bad.error, "open network namespace /proc/nonexistent/ns/net: no such file or directory");
 });
 
-t.test("plan errors", async (t) => {
-  const good = Buffer.from((await import("../../src/linux/plan-encode.ts")).encodePlan(basePlan(rootfs, ["true"])));
-  const v2 = Buffer.from(good);
-  v2.writeUInt32LE(2, 4);
-  let r = await runHelper(null, { raw: v2 });
-  t.equal(r.error, "plan: format version 2, this helper reads version 1");
+/** A varint, as protobuf writes it. */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+function frame(body: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+t.test("plan errors: frames the helper refuses, each with a Failure, never half carried out", async (t) => {
+  const plan = basePlan(rootfs, ["true"]);
+  const good = toHelperFrame({ msg: { $case: "create", value: plan } });
+  const body = good.subarray(4);
+  // a field this helper does not know, at the top and deep inside (varint field 1000 = 1)
+  const unknown = Buffer.concat([varint((1000 << 3) | 0), varint(1)]);
+  let r = await runHelper(null, { raw: frame(Buffer.concat([body, unknown])) });
+  t.equal(r.failure?.code, ErrorCode.UNKNOWN_FIELD);
+  t.equal(r.error, "plan: ToHelper field 1000 is unknown to this tsrun-helper (it belongs to another version of tsrun)");
   t.equal(r.code, 1);
-  const bad = Buffer.from(good);
-  bad.write("XXXX", 0, "latin1");
-  r = await runHelper(null, { raw: bad });
-  t.equal(r.error, "plan: bad magic (not a tsrun launch plan)");
-  // unknown tag: append a record with tag 999
-  const rec = Buffer.alloc(6);
-  rec.writeUInt16LE(999, 0);
-  rec.writeUInt32LE(0, 2);
-  const withTag = Buffer.concat([good, rec]);
-  withTag.writeUInt32LE(withTag.length, 8);
-  r = await runHelper(null, { raw: withTag });
-  t.match(r.error, /^plan: unknown record tag 999 /);
+  t.notOk(r.pid, "nothing was started");
+  // ToHelper.create (field 1) = a CreatePlan holding only its launch (field 1), which carries the unknown field
+  const launchBytes = Buffer.concat([Buffer.from(Launch.encode(plan.launch!).finish()), unknown]);
+  const createBody = Buffer.concat([Buffer.from([0x0a]), varint(launchBytes.length), launchBytes]);
+  r = await runHelper(null, { raw: frame(Buffer.concat([Buffer.from([0x0a]), varint(createBody.length), createBody])) });
+  t.equal(r.error, "plan: Launch field 1000 is unknown to this tsrun-helper (it belongs to another version of tsrun)", "inside a nested message too");
+  r = await runHelper(null, { raw: frame(Buffer.from([0xff, 0xff, 0xff])) });
+  t.equal(r.error, "plan: a message of 3 bytes does not decode");
+  const huge = Buffer.alloc(4);
+  huge.writeUInt32LE(0xffffffff);
+  r = await runHelper(null, { raw: huge });
+  t.equal(r.error, "plan: 4294967295 bytes is more than the helper reads");
+  r = await runHelper(null, { raw: toHelperFrame({ msg: { $case: "hookAnswer", value: { proceed: true } } }) });
+  t.equal(r.error, "plan: message 3 where it does not belong", "a hook answer cannot start the helper");
   // truncated: the helper sees the end of input
   r = await runHelper(null, { raw: good.subarray(0, 30), endAfterPlan: true });
-  t.equal(r.error, "plan: read: unexpected end of input");
+  t.equal(r.error, "read the plan: it ended early");
 });
 
 t.test("killing the helper while the init is being set up kills the init too", async (t) => {
@@ -574,7 +604,7 @@ t.test("killing the helper while the init is being set up kills the init too", a
   const plan = basePlan(rootfs, ["true"], { execFifo: f, debug: true, foreground: false });
   // many mounts keep the child busy for a while after "namespaces ready"
   for (let i = 0; i < 300; i++) {
-    plan.mounts.push({ source: "tmpfs", destination: `/tmp/m${i}`, fstype: "tmpfs", flags: 0, remountFlags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, data: "size=4k", destKind: "dir" });
+    plan.mounts.push(mnt(`/tmp/m${i}`, "tmpfs", "tmpfs", 0, "size=4k"));
   }
   const r = await runHelper(plan, {
     onLine: (line, _res, helper) => {

@@ -1,7 +1,8 @@
 /**
- * Test harness for the C helper: builds a busybox rootfs, encodes plans, runs
- * build/tsrun-helper with the plan on a socket at fd 3 (plus any preserved fds), collects its
- * protocol lines and the container's output, and cleans up processes, mounts and temp dirs.
+ * Test harness for the C helper: builds a busybox rootfs, makes plans (boundary/helper.proto),
+ * runs build/tsrun-helper with the plan's frame on a socket at fd 3 (plus any preserved fds),
+ * collects its events (worded by src/boundary/wording.ts, as tsrun words them, into the lines
+ * the tests read) and the container's output, and cleans up processes, mounts and temp dirs.
  *
  * Uses node: APIs only, so it runs under tap (Node) and under Bun alike.
  */
@@ -10,8 +11,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Duplex } from "node:stream";
-import { encodePlan } from "../../src/linux/plan-encode.ts";
-import type { LaunchPlan, PlanMount, PlanDevice } from "../../src/linux/launch-plan.ts";
+import { FromHelperReader, toHelperFrame } from "../../src/boundary/frames.ts";
+import { failureText, warningText } from "../../src/boundary/wording.ts";
+import { HookPoint, type CreatePlan, type Device, type ExecPlan, type Failure, type Launch, type Mount, type Process } from "../../src/boundary/gen/helper.ts";
+import { CLONE_FLAGS, NS_FILE, type NamespaceType } from "../../src/linux/namespaces.ts";
 
 export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 export const HELPER = path.join(REPO, "build/tsrun-helper");
@@ -100,14 +103,7 @@ export function makeRootfs(dir: string): string {
   return rootfs;
 }
 
-function mnt(
-  destination: string,
-  fstype: string,
-  source: string,
-  flags: number,
-  data = "",
-  extra: Partial<PlanMount> = {},
-): PlanMount {
+export function mnt(destination: string, fstype: string, source: string, flags: number, data = "", extra: Partial<Mount> = {}): Mount {
   return {
     source,
     destination,
@@ -118,13 +114,15 @@ function mnt(
     recAttrSet: 0,
     recAttrClr: 0,
     data,
-    destKind: "dir",
+    destIsFile: false,
+    copyUp: false,
+    idmap: undefined,
     ...extra,
   };
 }
 
-export function defaultMounts(opts: { userns?: boolean } = {}): PlanMount[] {
-  const m: PlanMount[] = [
+export function defaultMounts(opts: { userns?: boolean } = {}): Mount[] {
+  const m: Mount[] = [
     mnt("/proc", "proc", "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
     mnt("/dev", "tmpfs", "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
     mnt("/dev/pts", "devpts", "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"),
@@ -138,13 +136,12 @@ export function defaultMounts(opts: { userns?: boolean } = {}): PlanMount[] {
   return m;
 }
 
-export function defaultDevices(bindFromHost = false): PlanDevice[] {
-  const d = (p: string, major: number, minor: number): PlanDevice => ({
+export function defaultDevices(bindFromHost = false): Device[] {
+  const d = (p: string, major: number, minor: number): Device => ({
     path: p,
-    type: "c",
+    mode: 0o020000 | 0o666,
     major,
     minor,
-    fileMode: 0o666,
     uid: 0,
     gid: 0,
     bindFromHost,
@@ -162,18 +159,77 @@ export function defaultSymlinks() {
   ];
 }
 
-export function basePlan(rootfs: string, args: string[], over: Partial<LaunchPlan> = {}): LaunchPlan {
+export function capMask(caps: number[]): bigint {
+  return caps.reduce((m, c) => m | (1n << BigInt(c)), 0n);
+}
+
+export function baseProcess(args: string[]): Process {
+  const env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"];
   return {
-    mode: "create",
+    args,
+    env,
+    searchPath: ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"],
+    cwd: "/",
+    uid: 0,
+    gid: 0,
+    additionalGids: [],
+    umask: undefined,
+    rlimits: [],
+    noNewPrivileges: true,
+    capabilities: { bounding: capMask(DEFAULT_CAPS), effective: capMask(DEFAULT_CAPS), inheritable: 0n, permitted: capMask(DEFAULT_CAPS), ambient: 0n },
+    oomScoreAdj: undefined,
+    terminal: undefined,
+    scheduler: undefined,
+    ioPriority: undefined,
+    apparmorProfile: "",
+  };
+}
+
+/** Namespaces by type: new ones, or joined at the path the type maps to. */
+export function namespaces(types: NamespaceType[], joinPid?: number): Launch["namespaces"] {
+  return types.map((t) => ({ cloneFlag: CLONE_FLAGS[t], path: joinPid ? `/proc/${joinPid}/ns/${NS_FILE[t]}` : "" }));
+}
+
+const LAUNCH_KEYS = new Set<string>(["foreground", "debug", "preserveFds", "namespaces", "cgroupProcs", "process", "consoleSocket", "sessionKeyring", "seccomp", "personality"]);
+
+/** What a test changes: fields of the CreatePlan or of its Launch, by name. */
+export type PlanOver = Partial<Omit<CreatePlan, "launch">> & Partial<Launch>;
+
+function baseLaunch(args: string[], over: Partial<Launch>): Launch {
+  return {
     foreground: true,
     debug: false,
-    namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+    preserveFds: 0,
+    namespaces: namespaces(["pid", "network", "ipc", "uts", "mount"]),
+    cgroupProcs: [],
+    process: baseProcess(args),
+    consoleSocket: "",
+    sessionKeyring: "",
+    seccomp: undefined,
+    personality: undefined,
+    ...over,
+  };
+}
+
+function split(over: PlanOver): [Partial<Launch>, Partial<CreatePlan>] {
+  const l: Record<string, unknown> = {};
+  const c: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(over)) (LAUNCH_KEYS.has(k) ? l : c)[k] = v;
+  return [l as Partial<Launch>, c as Partial<CreatePlan>];
+}
+
+export function basePlan(rootfs: string, args: string[], over: PlanOver = {}): CreatePlan {
+  const [launch, create] = split(over);
+  return {
+    launch: baseLaunch(args, launch),
     uidMappings: [],
     gidMappings: [],
+    uidMapHelper: "",
+    gidMapHelper: "",
     timeOffsets: [],
-    cgroupProcs: [],
     rootfs,
     rootfsPropagation: MS.SLAVE | MS.REC,
+    rootPropagationAfter: 0,
     noPivot: false,
     readonlyRoot: false,
     mounts: defaultMounts(),
@@ -183,34 +239,30 @@ export function basePlan(rootfs: string, args: string[], over: Partial<LaunchPla
     readonlyPaths: [],
     sysctls: [],
     hostname: "tsrun-test",
-    process: {
-      args,
-      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-      cwd: "/",
-      uid: 0,
-      gid: 0,
-      additionalGids: [],
-      rlimits: [],
-      noNewPrivileges: true,
-      capabilities: {
-        bounding: DEFAULT_CAPS,
-        effective: DEFAULT_CAPS,
-        inheritable: [],
-        permitted: DEFAULT_CAPS,
-        ambient: [],
-      },
-      terminal: false,
-      consoleHeight: 0,
-      consoleWidth: 0,
-    },
-    preserveFds: 0,
-    ...over,
+    domainname: undefined,
+    execFifo: "",
+    hookPoints: [],
+    startHooks: undefined,
+    ...create,
   };
 }
 
+/** A process in the running container whose init is pid, joining these of its namespaces. */
+export function execPlan(pid: number, args: string[], types: NamespaceType[], over: Partial<Launch> & Partial<Omit<ExecPlan, "launch">> = {}): ExecPlan {
+  const { cpuAffinity, cgroupProcsOptional, ...launch } = over;
+  return { launch: baseLaunch(args, { namespaces: namespaces(types, pid), ...launch }), cpuAffinity, cgroupProcsOptional: cgroupProcsOptional ?? false };
+}
+
+/** The plan's process, to change in a test. */
+export function proc(plan: CreatePlan | ExecPlan): Process {
+  return plan.launch!.process!;
+}
+
 export interface RunResult {
-  /** Protocol lines from the helper, in order, without the newline. */
+  /** The helper's events as lines, in order: "pid N", "ready", "exit N", "error TEXT", "warn TEXT", "hook NAME", "debug MS TEXT". */
   lines: string[];
+  /** The Failure the helper reported, if it did. */
+  failure?: Failure;
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -240,8 +292,10 @@ export interface RunOptions {
 const live = new Set<ChildProcess>();
 export const containerPids = new Set<number>();
 
+const HOOK_NAMES: Partial<Record<HookPoint, string>> = { [HookPoint.CREATE_RUNTIME]: "createRuntime", [HookPoint.CREATE_CONTAINER]: "createContainer" };
+
 /** Runs the helper to its end (in foreground mode: the container's end). */
-export function runHelper(plan: LaunchPlan | null, opts: RunOptions = {}): Promise<RunResult> {
+export function runHelper(plan: CreatePlan | ExecPlan | null, opts: RunOptions = {}): Promise<RunResult> {
   const extra = opts.extraFds ?? [];
   const stdio: ("pipe" | number)[] = ["pipe", "pipe", "pipe", ...extra, "pipe"];
   const syncIdx = 3 + extra.length;
@@ -252,26 +306,50 @@ export function runHelper(plan: LaunchPlan | null, opts: RunOptions = {}): Promi
   child.stdout!.on("data", (d: Buffer) => (res.stdout += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (res.stderr += d.toString()));
   if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
-  let buf = "";
+  const reader = new FromHelperReader();
   let readyDone: Promise<void> = Promise.resolve();
+  const line = (text: string) => {
+    res.lines.push(text);
+    opts.onLine?.(text, res, child);
+  };
   sync.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      res.lines.push(line);
-      opts.onLine?.(line, res, child);
-      if (line.startsWith("pid ")) {
-        res.pid = Number(line.slice(4));
-        containerPids.add(res.pid);
-      } else if (line.startsWith("error ")) res.error = line.slice(6);
-      else if (line.startsWith("exit ")) res.exit = Number(line.slice(5));
-      else if (line === "ready" && opts.onReady) readyDone = Promise.resolve(opts.onReady(res));
+    for (const ev of reader.push(d)) {
+      const e = ev.event;
+      switch (e?.$case) {
+        case "pid":
+          res.pid = e.value;
+          containerPids.add(res.pid);
+          line(`pid ${e.value}`);
+          break;
+        case "failure":
+          res.failure ??= e.value;
+          res.error ??= failureText(e.value, plan ?? undefined);
+          line(`error ${failureText(e.value, plan ?? undefined)}`);
+          break;
+        case "exited":
+          res.exit = e.value;
+          line(`exit ${e.value}`);
+          break;
+        case "ready":
+          line("ready");
+          if (opts.onReady) readyDone = Promise.resolve(opts.onReady(res));
+          break;
+        case "warning":
+          line(`warn ${warningText(e.value)}`);
+          break;
+        case "progress":
+          line(`debug ${e.value.ms.toFixed(3)} ${e.value.text}`);
+          break;
+        case "hook":
+          line(`hook ${HOOK_NAMES[e.value] ?? e.value}`);
+          break;
+        default:
+          line(`unknown ${JSON.stringify(e)}`);
+      }
     }
   });
   sync.on("error", () => {});
-  sync.write(opts.raw ?? encodePlan(plan!));
+  sync.write(opts.raw ?? toHelperFrame({ msg: plan && "mounts" in plan ? { $case: "create", value: plan } : { $case: "exec", value: plan! } }));
   if (opts.endAfterPlan) sync.end();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -281,7 +359,7 @@ export function runHelper(plan: LaunchPlan | null, opts: RunOptions = {}): Promi
     }, opts.timeoutMs ?? 15000);
     // A detached create leaves the init holding our stdout/stderr pipes: do not wait for
     // them to close, only for the helper to exit.
-    const detached = plan !== null && !plan.foreground;
+    const detached = plan !== null && !plan.launch!.foreground;
     const finish = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       live.delete(child);

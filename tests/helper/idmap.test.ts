@@ -1,5 +1,5 @@
 /**
- * Idmapped mounts driven through the plan (MOUNT_IDMAP, tag 45): the helper's parent prepares a
+ * Idmapped mounts driven through the plan (Mount.idmap): the helper's parent prepares a
  * detached id-mapped copy of the source, the init moves it into place. Needs root and
  * build/tsrun-helper. Run: node_modules/.bin/tap tests/helper/idmap.test.ts
  */
@@ -8,9 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
-import { HELPER, MS, basePlan, cleanup, hostMountsUnder, makeRootfs, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
-import { encodePlan } from "../../src/linux/plan-encode.ts";
-import type { LaunchPlan, PlanMount, PlanMountIdmap } from "../../src/linux/launch-plan.ts";
+import { HELPER, MS, basePlan, cleanup, hostMountsUnder, makeRootfs, mnt, namespaces, runHelper, startFifo, tempDir, waitGone, type PlanOver } from "./harness.ts";
+import type { Mount, MountIdmap } from "../../src/boundary/gen/helper.ts";
 
 if (process.getuid?.() !== 0 || !fs.existsSync(HELPER)) {
   t.plan(0, "needs root and build/tsrun-helper (make build/tsrun-helper)");
@@ -25,15 +24,18 @@ t.teardown(async () => {
 });
 
 let fifoN = 0;
-async function run(args: string[], mounts: PlanMount[], over: Partial<LaunchPlan> = {}, user?: { uid: number; gid: number }) {
+async function run(args: string[], mounts: Mount[], over: PlanOver = {}, user?: { uid: number; gid: number }) {
   const f = path.join(dir, `exec.fifo.${fifoN++}`);
   const plan = basePlan(rootfs, args, { execFifo: f, ...over });
   plan.mounts.push(...mounts);
   return runHelper(plan, { onReady: () => startFifo(f), ...(user ? { user } : {}) });
 }
 
-function idmapped(source: string, destination: string, idmap: PlanMountIdmap, flags: number = MS.BIND): PlanMount {
-  return { source, destination, fstype: "", flags, remountFlags: 0, propagation: [], recAttrSet: 0, recAttrClr: 0, data: "", destKind: "dir", idmap };
+/** The mapping with what a slave rootfs propagation gives the detached copy. */
+type Maps = Omit<MountIdmap, "usernsPath" | "treePropagation"> & Partial<Pick<MountIdmap, "usernsPath" | "treePropagation">>;
+
+function idmapped(source: string, destination: string, maps: Maps, flags: number = MS.BIND): Mount {
+  return mnt(destination, "", source, flags, "", { idmap: { usernsPath: "", treePropagation: MS.SLAVE, ...maps } });
 }
 
 /** A host directory owned by uid:gid with one file in it. */
@@ -51,8 +53,8 @@ t.test("the mapping as given: an id containerID on disk shows as hostID, and bac
   const r = await run(["sh", "-c", "stat -c '%u %g' /mnt/a/f; touch /mnt/a/new; grep ' /mnt/a ' /proc/self/mountinfo"], [
     idmapped(src, "/mnt/a", {
       recursive: false,
-      uidMappings: [{ containerID: 1000, hostID: 0, size: 1 }],
-      gidMappings: [{ containerID: 1001, hostID: 0, size: 1 }],
+      uidMappings: [{ containerId: 1000, hostId: 0, size: 1 }],
+      gidMappings: [{ containerId: 1001, hostId: 0, size: 1 }],
     }),
   ]);
   t.equal(r.exit, 0, r.error ?? r.stderr);
@@ -86,7 +88,7 @@ t.test("rbind: ridmap maps the submounts too, idmap only the top mount", async (
   const { execFileSync } = await import("node:child_process");
   execFileSync("mount", ["--bind", sub, path.join(src, "sub")]);
   try {
-    const maps = { uidMappings: [{ containerID: 1000, hostID: 0, size: 1 }], gidMappings: [{ containerID: 1000, hostID: 0, size: 1 }] };
+    const maps = { uidMappings: [{ containerId: 1000, hostId: 0, size: 1 }], gidMappings: [{ containerId: 1000, hostId: 0, size: 1 }] };
     const script = "stat -c '%u' /m/f /m/sub/f";
     const top = await run(["sh", "-c", script], [idmapped(src, "/m", { recursive: false, ...maps }, MS.BIND | MS.REC)]);
     t.equal(top.exit, 0, top.error ?? top.stderr);
@@ -100,7 +102,7 @@ t.test("rbind: ridmap maps the submounts too, idmap only the top mount", async (
 });
 
 t.test("refusals name the mount and give errno text; nothing is left", async (t) => {
-  const maps = { recursive: false, uidMappings: [{ containerID: 0, hostID: 100000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 1 }] };
+  const maps = { recursive: false, uidMappings: [{ containerId: 0, hostId: 100000, size: 1 }], gidMappings: [{ containerId: 0, hostId: 100000, size: 1 }] };
   let r = await run(["true"], [idmapped("/sys/kernel", "/mnt/s", maps)]);
   t.equal(r.code, 1);
   t.equal(r.error, "idmapped mount /sys/kernel on /mnt/s: set MOUNT_ATTR_IDMAP: invalid argument (the filesystem of the source does not support idmapped mounts)");
@@ -109,7 +111,7 @@ t.test("refusals name the mount and give errno text; nothing is left", async (t)
   // An unprivileged helper (what a rootless tsrun would run): the kernel wants CAP_SYS_ADMIN in
   // the initial user namespace for open_tree(OPEN_TREE_CLONE) of a host directory.
   const src = ownedDir("src-d", 65534, 65534);
-  r = await run(["true"], [idmapped(src, "/mnt/d", maps)], { execFifo: undefined, namespaces: [{ type: "user" }, { type: "mount" }] }, { uid: 65534, gid: 65534 });
+  r = await run(["true"], [idmapped(src, "/mnt/d", maps)], { execFifo: "", namespaces: namespaces(["user", "mount"]) }, { uid: 65534, gid: 65534 });
   t.equal(r.code, 1);
   t.equal(r.error, `idmapped mount ${src} on /mnt/d: open_tree ${src}: operation not permitted (idmapped mounts need CAP_SYS_ADMIN in the initial user namespace: run tsrun as root)`);
 
@@ -118,27 +120,9 @@ t.test("refusals name the mount and give errno text; nothing is left", async (t)
 
   // A mapping the kernel refuses (overlapping ranges) is reported at the uid_map write, and the
   // short-lived user namespace holder is reaped.
-  r = await run(["true"], [idmapped(src, "/mnt/o", { recursive: false, uidMappings: [{ containerID: 0, hostID: 1, size: 5 }, { containerID: 2, hostID: 10, size: 5 }], gidMappings: maps.gidMappings })]);
+  r = await run(["true"], [idmapped(src, "/mnt/o", { recursive: false, uidMappings: [{ containerId: 0, hostId: 1, size: 5 }, { containerId: 2, hostId: 10, size: 5 }], gidMappings: maps.gidMappings })]);
   t.equal(r.error, `idmapped mount ${src} on /mnt/o: mapping user namespace: write uid_map: invalid argument`);
   t.same(hostMountsUnder(dir), []);
-});
-
-t.test("plan: a MOUNT_IDMAP record must follow its MOUNT record", async (t) => {
-  const good = Buffer.from(encodePlan(basePlan(rootfs, ["true"])));
-  const payload = Buffer.alloc(12 + 2 * 12 + 1);
-  payload.writeUInt32LE(0, 0);
-  payload.writeUInt32LE(1, 4);
-  payload.writeUInt32LE(1, 8);
-  payload.writeUInt32LE(1, 20); // the size of the one uid mapping
-  payload.writeUInt32LE(1, 32); // and of the one gid mapping
-  const rec = Buffer.alloc(6);
-  rec.writeUInt16LE(45, 0);
-  rec.writeUInt32LE(payload.length, 2);
-  const withTag = Buffer.concat([good, rec, payload]);
-  withTag.writeUInt32LE(withTag.length, 8);
-  const r = await runHelper(null, { raw: withTag });
-  t.equal(r.error, "plan: MOUNT_IDMAP record without its own MOUNT record before it");
-  t.equal(r.code, 1);
 });
 
 t.test("no mounts leaked on the host, no holder left", async (t) => {

@@ -6,8 +6,10 @@ import t from "tap";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, execFileSync } from "node:child_process";
-import { HELPER, basePlan, cleanup, killPid, makeRootfs, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
-import type { LaunchPlan, PlanSeccomp, PlanSeccompRule } from "../../src/linux/launch-plan.ts";
+import { HELPER, basePlan, cleanup, execPlan, killPid, makeRootfs, proc, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
+import { seccompPlan } from "../../src/linux/seccomp-plan.ts";
+import type { CreatePlan, Seccomp } from "../../src/boundary/gen/helper.ts";
+import type { SeccompAction, SeccompOperator } from "../../src/spec/generated/types.ts";
 
 if (process.getuid?.() !== 0 || !fs.existsSync(HELPER)) {
   t.plan(0, "needs root and build/tsrun-helper (make build/tsrun-helper)");
@@ -25,11 +27,35 @@ t.teardown(async () => {
 });
 let n = 0;
 
-function filter(rules: PlanSeccompRule[], over: Partial<PlanSeccomp> = {}): PlanSeccomp {
-  return { defaultAction: "ALLOW", defaultErrnoRet: 0, architectures: ["x86_64", "x86", "x32"], flags: 0, syscalls: rules, ...over };
+/** A rule as the config says it, without the SCMP_ACT_ and SCMP_CMP_ prefixes. */
+interface Rule {
+  names: string[];
+  action: string;
+  errnoRet: number;
+  args: { index: number; op: string; value: bigint; valueTwo: bigint }[];
 }
 
-async function run(args: string[], seccomp: PlanSeccomp, mutate?: (p: LaunchPlan) => void) {
+/**
+ * The filter tsrun would plan for these rules (through seccompPlan, the real translation), on
+ * x86_64, x86 and x32; `raw` then sets plan fields as they are (values the translation never
+ * gives, to test the helper's own checks).
+ */
+function filter(rules: Rule[], over: { defaultAction?: string; defaultErrnoRet?: number } = {}, raw: Partial<Seccomp> = {}): Seccomp {
+  const plan = seccompPlan({
+    defaultAction: `SCMP_ACT_${over.defaultAction ?? "ALLOW"}` as SeccompAction,
+    ...(over.defaultErrnoRet !== undefined ? { defaultErrnoRet: over.defaultErrnoRet } : {}),
+    architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    syscalls: rules.map((r) => ({
+      names: r.names,
+      action: `SCMP_ACT_${r.action}` as SeccompAction,
+      errnoRet: r.errnoRet,
+      args: r.args.map((a) => ({ index: a.index, op: `SCMP_CMP_${a.op}` as SeccompOperator, value: Number(a.value), valueTwo: Number(a.valueTwo) })),
+    })),
+  });
+  return { ...plan, ...raw };
+}
+
+async function run(args: string[], seccomp: Seccomp, mutate?: (p: CreatePlan) => void) {
   const f = path.join(dir, `fifo${n++}`);
   const plan = basePlan(rootfs, args, { execFifo: f, seccomp });
   mutate?.(plan);
@@ -51,8 +77,8 @@ t.test("without no_new_privs the filter is loaded while CAP_SYS_ADMIN is still h
     ["sh", "-c", "mkdir /tmp/d2 2>&1; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"],
     filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EACCES, args: [] }]),
     (p) => {
-      p.process.noNewPrivileges = false;
-      p.process.uid = 1000;
+      proc(p).noNewPrivileges = false;
+      proc(p).uid = 1000;
     },
   );
   t.equal(r.exit, 0, r.error ?? "");
@@ -137,18 +163,18 @@ t.test("default ERRNO with an allow list", async (t) => {
 });
 
 t.test("filter flags: LOG and SPEC_ALLOW accepted, unknown flags refused", async (t) => {
-  const ok = await run(["true"], filter([], { flags: 2 | 4 | 1 }));
+  const ok = await run(["true"], filter([], {}, { flags: 2 | 4 | 1 }));
   t.equal(ok.exit, 0, ok.error ?? "");
-  const killable = await run(["true"], filter([], { flags: 32 }));
+  const killable = await run(["true"], filter([], {}, { flags: 32 }));
   t.equal(killable.exit, 0, `WAIT_KILLABLE_RECV without a listener is ignored, as libseccomp 2.6 does ${killable.error ?? ""}`);
-  const bad = await run(["true"], filter([], { flags: 64 }));
-  t.match(bad.error, /^seccomp: filter flags 0x40 are not supported \(libseccomp 2\.5\.\d+\)$/);
+  const bad = await run(["true"], filter([], {}, { flags: 64 }));
+  t.equal(bad.error, "seccomp: filter flags 0x40 are not supported by this tsrun-helper");
   t.equal(bad.code, 1);
 });
 
-t.test("an unknown architecture is an error", async (t) => {
-  const r = await run(["true"], filter([], { architectures: ["x86_64", "vax"] }));
-  t.equal(r.error, "seccomp: unknown architecture vax");
+t.test("an architecture libseccomp does not know is an error", async (t) => {
+  const r = await run(["true"], filter([], {}, { architectures: [0xc000003e, 0x12345678] }));
+  t.equal(r.error, "seccomp: add architecture 0x12345678: invalid argument");
 });
 
 t.test("NOTIFY: the listener fd goes to the listener socket with the rendered state", async (t) => {
@@ -164,7 +190,7 @@ t.test("NOTIFY: the listener fd goes to the listener socket with the rendered st
   const exited = new Promise<void>((res) => py.on("exit", () => res()));
   const r = await run(
     ["sh", "-c", "mkdir /tmp/notified 2>&1; echo after"],
-    filter([{ names: ["mkdir", "mkdirat"], action: "NOTIFY", errnoRet: 0, args: [] }], {
+    filter([{ names: ["mkdir", "mkdirat"], action: "NOTIFY", errnoRet: 0, args: [] }], {}, {
       listenerPath: sock,
       listenerState: '{"ociVersion":"1.2.0","fds":["seccompFd"],"pid":@PID@,"metadata":"meta","state":{"pid":@PID@}}',
     }),
@@ -192,7 +218,7 @@ t.test("NOTIFY with WAIT_KILLABLE_RECV (and TSYNC): loaded with seccomp(2), the 
   const exited = new Promise<void>((res) => py.on("exit", () => res()));
   const r = await run(
     ["sh", "-c", "mkdir /tmp/notified-wk 2>&1; echo after"],
-    filter([{ names: ["mkdir", "mkdirat"], action: "NOTIFY", errnoRet: 0, args: [] }, { names: ["getpid"], action: "ERRNO", errnoRet: EPERM, args: [] }], {
+    filter([{ names: ["mkdir", "mkdirat"], action: "NOTIFY", errnoRet: 0, args: [] }, { names: ["getpid"], action: "ERRNO", errnoRet: EPERM, args: [] }], {}, {
       flags: 32 | 1,
       listenerPath: sock,
       listenerState: '{"pid":@PID@}',
@@ -223,7 +249,7 @@ t.test("rules apply to every listed architecture (32-bit syscalls through int $0
   t.equal(r.stdout, "-1\n", "x86 mkdir gets EPERM from the x86 part of the filter");
   t.notOk(fs.existsSync(path.join(rootfs, "tmp/int80-denied")));
   // with only x86_64 listed, the kernel's x86 calls fall to libseccomp's bad-arch action
-  const r2 = await run(["/bin/int80-mkdir", "/tmp/int80-badarch"], { ...deny, architectures: ["x86_64"] });
+  const r2 = await run(["/bin/int80-mkdir", "/tmp/int80-badarch"], { ...deny, architectures: [0xc000003e] });
   t.equal(r2.exit, 159, "killed (SIGSYS) by the bad-architecture action");
 });
 
@@ -236,14 +262,7 @@ t.test("exec mode loads the filter too", async (t) => {
     killPid(c.pid!);
     await waitGone(c.pid!);
   });
-  const ns = { pid: "pid", network: "net", ipc: "ipc", uts: "uts", mount: "mnt" } as const;
-  const plan = basePlan("", ["sh", "-c", "mkdir /tmp/exec-d 2>&1; grep Seccomp: /proc/self/status"], {
-    mode: "exec",
-    namespaces: Object.entries(ns).map(([type, file]) => ({ type: type as keyof typeof ns, path: `/proc/${c.pid}/ns/${file}` })),
-    mounts: [],
-    devices: [],
-    symlinks: [],
-    hostname: undefined,
+  const plan = execPlan(c.pid!, ["sh", "-c", "mkdir /tmp/exec-d 2>&1; grep Seccomp: /proc/self/status"], ["pid", "network", "ipc", "uts", "mount"], {
     seccomp: filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
   });
   const r = await runHelper(plan);

@@ -6,8 +6,8 @@ import t from "tap";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { HELPER, CAP, basePlan, cleanup, killPid, makeRootfs, pidAlive, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
-import type { LaunchPlan, NamespaceType } from "../../src/linux/launch-plan.ts";
+import { HELPER, CAP, basePlan, cleanup, capMask, execPlan, namespaces, killPid, makeRootfs, pidAlive, proc, runHelper, startFifo, tempDir, waitGone, type PlanOver } from "./harness.ts";
+import type { NamespaceType } from "../../src/linux/namespaces.ts";
 
 if (process.getuid?.() !== 0 || !fs.existsSync(HELPER)) {
   t.plan(0, "needs root and build/tsrun-helper (make build/tsrun-helper)");
@@ -46,9 +46,7 @@ t.test("terminal with a console socket: master sent with the slave path, /dev/co
     foreground: false,
     consoleSocket: rcv.sock,
   });
-  plan.process.terminal = true;
-  plan.process.consoleHeight = 40;
-  plan.process.consoleWidth = 100;
+  proc(plan).terminal = { height: 40, width: 100, uid: 0, gid: 0 };
   const r = await runHelper(plan);
   t.equal(r.code, 0, r.error ?? "");
   startFifo(f);
@@ -62,9 +60,7 @@ t.test("terminal with a console socket: master sent with the slave path, /dev/co
 t.test("terminal in the foreground without a console socket: the helper proxies stdio", async (t) => {
   const f = fifoPath();
   const plan = basePlan(rootfs, ["sh"], { execFifo: f });
-  plan.process.terminal = true;
-  plan.process.consoleHeight = 30;
-  plan.process.consoleWidth = 90;
+  proc(plan).terminal = { height: 30, width: 90, uid: 0, gid: 0 };
   const r = await runHelper(plan, {
     onReady: () => startFifo(f),
     stdin: "stty size; echo from-$((6*7)); exit 3\n",
@@ -77,7 +73,7 @@ t.test("terminal in the foreground without a console socket: the helper proxies 
 
 t.test("a detached terminal without a console socket is refused", async (t) => {
   const plan = basePlan(rootfs, ["true"], { execFifo: fifoPath(), foreground: false });
-  plan.process.terminal = true;
+  proc(plan).terminal = { height: 0, width: 0, uid: 0, gid: 0 };
   const r = await runHelper(plan);
   t.match(r.error, /^cannot allocate a pseudo-TTY without a console socket/);
   t.equal(r.code, 1);
@@ -85,7 +81,7 @@ t.test("a detached terminal without a console socket is refused", async (t) => {
 });
 
 /** A running container: its init is `sleep 1000`. */
-async function runningContainer(over: Partial<LaunchPlan> = {}): Promise<number> {
+async function runningContainer(over: PlanOver = {}): Promise<number> {
   const f = fifoPath();
   const r = await runHelper(basePlan(rootfs, ["sleep", "1000"], { execFifo: f, foreground: false, ...over }));
   if (r.code !== 0) throw new Error(`create failed: ${r.error}`);
@@ -98,40 +94,16 @@ async function runningContainer(over: Partial<LaunchPlan> = {}): Promise<number>
   return r.pid!;
 }
 
-const NS_FILES: Record<NamespaceType, string> = {
-  pid: "pid",
-  network: "net",
-  ipc: "ipc",
-  uts: "uts",
-  mount: "mnt",
-  user: "user",
-  cgroup: "cgroup",
-  time: "time",
-};
-
-function execPlan(pid: number, args: string[], types: NamespaceType[], over: Partial<LaunchPlan> = {}): LaunchPlan {
-  const p = basePlan("", args, {
-    mode: "exec",
-    namespaces: types.map((type) => ({ type, path: `/proc/${pid}/ns/${NS_FILES[type]}` })),
-    mounts: [],
-    devices: [],
-    symlinks: [],
-    hostname: undefined,
-    ...over,
-  });
-  return p;
-}
-
 const CTR_NS: NamespaceType[] = ["pid", "network", "ipc", "uts", "mount"];
 
 t.test("exec: joins the container's namespaces, runs as the given user in the given cwd", async (t) => {
   const pid = await runningContainer();
   t.teardown(() => killPid(pid));
   const plan = execPlan(pid, ["sh", "-c", "hostname; cat /proc/1/cmdline; echo; echo $$; pwd; id; grep CapEff /proc/self/status"], CTR_NS);
-  plan.process.cwd = "/tmp";
-  plan.process.uid = 1000;
-  plan.process.gid = 1000;
-  plan.process.capabilities = { bounding: [CAP.KILL], effective: [], inheritable: [], permitted: [], ambient: [] };
+  proc(plan).cwd = "/tmp";
+  proc(plan).uid = 1000;
+  proc(plan).gid = 1000;
+  proc(plan).capabilities = { bounding: capMask([CAP.KILL]), effective: 0n, inheritable: 0n, permitted: 0n, ambient: 0n };
   const r = await runHelper(plan);
   t.equal(r.code, 0, r.error ?? "");
   t.equal(r.exit, 0);
@@ -158,11 +130,12 @@ t.test("exec: errors use runc's words and leave nothing running", async (t) => {
   t.equal(r.code, 1);
   t.ok(r.pid && (await waitGone(r.pid)));
   const plan = execPlan(pid, ["true"], CTR_NS);
-  plan.process.cwd = "/nonexistent";
+  proc(plan).cwd = "/nonexistent";
   r = await runHelper(plan);
   t.equal(r.error, 'chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory');
-  r = await runHelper(execPlan(pid, ["true"], [...CTR_NS.slice(0, 4), "mount"], { namespaces: [{ type: "mount" }] }));
-  t.equal(r.error, "exec: the mount namespace has no path to join");
+  r = await runHelper(execPlan(pid, ["true"], CTR_NS, { namespaces: namespaces(["mount"]) }));
+  t.equal(r.error, "plan: exec would make a new mount namespace (every namespace of an exec is joined by path)");
+  t.notOk(r.pid, "refused before anything ran");
 });
 
 t.test("exec: detached, the process keeps running after the helper exits", async (t) => {
@@ -179,7 +152,7 @@ t.test("exec: with a terminal, proxied in the foreground", async (t) => {
   const pid = await runningContainer();
   t.teardown(() => killPid(pid));
   const plan = execPlan(pid, ["sh", "-c", "tty; exit 5"], CTR_NS);
-  plan.process.terminal = true;
+  proc(plan).terminal = { height: 0, width: 0, uid: 0, gid: 0 };
   const r = await runHelper(plan);
   t.equal(r.exit, 5, r.error ?? "");
   t.match(r.stdout, /^\/dev\/pts\/\d+\r\n/);
@@ -187,9 +160,9 @@ t.test("exec: with a terminal, proxied in the foreground", async (t) => {
 
 t.test("exec: into a container with a user namespace", async (t) => {
   const pid = await runningContainer({
-    namespaces: [{ type: "user" }, { type: "pid" }, { type: "mount" }, { type: "uts" }, { type: "ipc" }, { type: "network" }, { type: "time" }],
-    uidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
-    gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+    namespaces: namespaces(["user", "pid", "mount", "uts", "ipc", "network", "time"]),
+    uidMappings: [{ containerId: 0, hostId: 200000, size: 65536 }],
+    gidMappings: [{ containerId: 0, hostId: 200000, size: 65536 }],
     devices: basePlan("", []).devices.map((d) => ({ ...d, bindFromHost: true })),
   });
   t.teardown(() => killPid(pid));

@@ -140,3 +140,16 @@ t.test("no start.fast with startContainer or poststart hooks", async (t) => {
     t.equal(tsrun(["delete", "--force", c.id], { root }).code, 0);
   }
 });
+
+t.test("a fast start whose exec.fifo write failed is worded and logged by tsrun-main", async (t) => {
+  // The front end, past the unlink, hands the errno over in TSRUN_FRONTEND_WRITE_ERRNO (a write
+  // to a fifo whose reader vanished cannot be arranged reliably, so the hand-over is run as is).
+  const dir = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-front-log-")));
+  removeAtTeardown(t, dir, "log dir");
+  const log = path.join(dir, "log.json");
+  const r = tsrun(["--log", log, "--log-format", "json", "start", "whatever-id"], { env: { TSRUN_FRONTEND_WRITE_ERRNO: "32" } });
+  t.equal(r.code, 1);
+  t.equal(r.stderr, "tsrun: cannot write to exec fifo: broken pipe\n");
+  const line = JSON.parse(fs.readFileSync(log, "utf8").trim().split("\n").pop()!) as { level: string; msg: string };
+  t.same([line.level, line.msg], ["error", "cannot write to exec fifo: broken pipe"], "logged as every error is");
+});

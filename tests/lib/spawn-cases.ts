@@ -1,7 +1,7 @@
 // Cases for src/linux/spawn.ts, run by tests/unit/spawn.test.ts twice: in the test process
 // (Node: node:child_process) and as `bun tests/lib/spawn-cases.ts` (Bun: Bun.spawn), which
 // prints the results as JSON. Both must give the same results.
-import { runSync, spawnWithSyncSocket } from "../../src/linux/spawn.ts";
+import { runSync, spawnWithSyncSocket, type SyncResult } from "../../src/linux/spawn.ts";
 
 export interface SocketRun {
   lines: string[];
@@ -46,12 +46,14 @@ function socketRun(script: string, send: string, opts: { killAfterMs?: number; i
 
 export async function spawnCases(): Promise<Record<string, unknown>> {
   const r: Record<string, unknown> = {};
-  r.syncOutput = runSync("/bin/sh", ["-c", "cat; echo err >&2; exit 3"], { input: Buffer.from("in\n"), stdout: "pipe" });
-  r.syncIgnored = runSync("/bin/sh", ["-c", "echo out; echo err >&2"], { stdout: "ignore" });
-  r.syncNoInput = runSync("/bin/sh", ["-c", "cat; echo done"], { stdout: "pipe" });
-  r.syncSignal = runSync("/bin/sh", ["-c", "kill -KILL $$"], { stdout: "pipe" });
+  // stdout comes as bytes: compared as text
+  const text = (s: SyncResult) => ({ ...s, stdout: s.stdout.toString("utf8") });
+  r.syncOutput = text(runSync("/bin/sh", ["-c", "cat; echo err >&2; exit 3"], { input: Buffer.from("in\n"), stdout: "pipe" }));
+  r.syncIgnored = text(runSync("/bin/sh", ["-c", "echo out; echo err >&2"], { stdout: "ignore" }));
+  r.syncNoInput = text(runSync("/bin/sh", ["-c", "cat; echo done"], { stdout: "pipe" }));
+  r.syncSignal = text(runSync("/bin/sh", ["-c", "kill -KILL $$"], { stdout: "pipe" }));
   const missing = runSync("/nonexistent/tool", [], { stdout: "pipe" });
-  r.syncMissing = { error: (missing.error as NodeJS.ErrnoException | undefined)?.code, status: missing.status, stdout: missing.stdout };
+  r.syncMissing = { error: (missing.error as NodeJS.ErrnoException | undefined)?.code, status: missing.status, stdout: missing.stdout.toString("utf8") };
   // The protocol as the helper speaks it: the plan in, lines out, a reply to "hook", the exit.
   r.socket = await socketRun('read plan <&3; echo "got $plan" >&3; echo hook >&3; read reply <&3; echo "reply $reply" >&3; echo ready >&3; echo "exit 7" >&3; exit 3', "PLAN\n");
   // Lines written after idle() (after "ready"), up to the exit, still come, in order, before the exit.

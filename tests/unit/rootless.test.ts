@@ -7,11 +7,10 @@ import {
 } from "../../src/linux/rootless.ts";
 import { pruneRootlessCgroup, devicesApplicable, withoutDevices, type CgroupAccess } from "../../src/linux/cgroups/rootless.ts";
 import { planPaths } from "../../src/linux/cgroups/parse.ts";
-import { encodePlan, Tag } from "../../src/linux/plan-encode.ts";
 import { explainRootlessError } from "../../src/lifecycle/rootless.ts";
 import { TsrunError } from "../../src/errors.ts";
+import { ErrorCode } from "../../src/boundary/gen/helper.ts";
 import type { CgroupState } from "../../src/linux/cgroups/types.ts";
-import type { LaunchPlan } from "../../src/linux/launch-plan.ts";
 import type { Spec } from "../../src/spec/generated/types.ts";
 
 t.test("rootless detection, as runc: euid != 0, or a user namespace that is not the initial one", async (t) => {
@@ -55,10 +54,10 @@ t.test("id maps: own id written directly, anything else through newuidmap/newgid
   const ctx = { euid: 1001, egid: 1001 };
   const own = [{ containerID: 0, hostID: 1001, size: 1 }];
   const multi = [...own, { containerID: 1, hostID: 100000, size: 65536 }];
-  t.same(planIdMapHelpers(own, own, ctx, host({})), {}, "own ids only: no helper, no files read");
+  t.same(planIdMapHelpers(own, own, ctx, host({})), { uidMapHelper: "", gidMapHelper: "" }, "own ids only: no helper, no files read");
   t.same(
     planIdMapHelpers(multi, own, ctx, host({ "/etc/passwd": passwd, "/etc/subuid": "me:100000:65536\n" })),
-    { uidMapHelper: "/usr/bin/newuidmap" },
+    { uidMapHelper: "/usr/bin/newuidmap", gidMapHelper: "" },
   );
   t.same(
     planIdMapHelpers(multi, multi, ctx, host({ "/etc/passwd": passwd, "/etc/subuid": "me:100000:65536\n", "/etc/subgid": "me:100000:65536\n" })),
@@ -74,7 +73,7 @@ t.test("id maps: own id written directly, anything else through newuidmap/newgid
   t.throws(() => planIdMapHelpers(multi, own, ctx, host({ "/etc/passwd": passwd, "/etc/subuid": "me:100000:65536\n" }, false)), {
     message: /needs newuidmap; it is not installed \(Debian, Ubuntu: apt-get install uidmap\)/,
   });
-  t.same(planIdMapHelpers([{ containerID: 0, hostID: 1002, size: 1 }], own, ctx, host({ "/etc/subuid": "1001:1002:1\n" })), { uidMapHelper: "/usr/bin/newuidmap" }, "a single id that is not one's own");
+  t.same(planIdMapHelpers([{ containerID: 0, hostID: 1002, size: 1 }], own, ctx, host({ "/etc/subuid": "1001:1002:1\n" })), { uidMapHelper: "/usr/bin/newuidmap", gidMapHelper: "" }, "a single id that is not one's own");
 });
 
 t.test("config checks for an unprivileged caller", async (t) => {
@@ -121,8 +120,13 @@ t.test("user namespaces disabled: what to change", async (t) => {
   t.doesNotThrow(() => checkUserNamespacesAllowed((p) => (p.endsWith("max_user_namespaces") ? "15000\n" : undefined)));
   t.match(explainUserNsFailure("unable to start container process: clone (new namespaces): operation not permitted"), /this host does not let your user create a user namespace/);
   const rl = { unprivileged: true, cgroups: true, inUserNs: false, euid: 1001, egid: 1001 };
-  const e = explainRootlessError(new TsrunError("cannot create state directory /run/tsrun/x: permission denied"), rl) as Error;
+  const e = explainRootlessError(new TsrunError("cannot create state directory /run/tsrun/x: permission denied", { access: { what: "state-dir", errno: "EACCES" } }), rl) as Error;
   t.match(e.message, /set XDG_RUNTIME_DIR to a directory you own, or pass --root DIR/);
+  const words = explainRootlessError(new TsrunError("cannot create state directory /run/tsrun/x: permission denied"), rl);
+  t.notMatch((words as Error).message, /XDG_RUNTIME_DIR/, "decided by what failed, not by the words");
+  const clone = { code: ErrorCode.CLONE, errnum: 1, stage: 0, path: "", value: 0x10000000n, detail: "" };
+  const c = explainRootlessError(new TsrunError("unable to start container process: clone (new namespaces): operation not permitted", { failure: clone }), rl) as Error;
+  t.match(c.message, /this host does not let your user create a user namespace/);
   const same = new TsrunError("container does not exist");
   t.equal(explainRootlessError(same, rl), same, "other errors pass unchanged");
   t.equal(explainRootlessError(new TsrunError("bundle /x: permission denied"), { ...rl, unprivileged: false }) instanceof TsrunError, true);
@@ -180,22 +184,3 @@ t.test("cgroup paths: runc's rootless default", async (t) => {
   t.equal(planPaths({ id: "c", rootless: true, cgroupsPath: "/x/c" }, h, self).v2, "/sys/fs/cgroup/unified/x/c", "an explicit path wins");
 });
 
-t.test("plan records 50-52", async (t) => {
-  const plan: LaunchPlan = {
-    mode: "create", foreground: false, debug: false, namespaces: [{ type: "mount" }, { type: "user" }],
-    uidMappings: [{ containerID: 0, hostID: 1001, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }], gidMappings: [], timeOffsets: [], cgroupProcs: [],
-    rootfs: "/r", rootfsPropagation: 0, noPivot: false, readonlyRoot: false, mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
-    process: { args: ["sh"], env: [], cwd: "/", uid: 0, gid: 0, additionalGids: [], rlimits: [], noNewPrivileges: false, terminal: false, consoleHeight: 0, consoleWidth: 0 },
-    preserveFds: 0, uidMapHelper: "/usr/bin/newuidmap", cgroupProcsOptional: true,
-  };
-  const buf = encodePlan(plan);
-  const tags: number[] = [];
-  for (let off = 12; off < buf.length; ) {
-    tags.push(buf.readUInt16LE(off));
-    off += 6 + buf.readUInt32LE(off + 2);
-  }
-  t.ok(tags.includes(Tag.UidMapHelper) && !tags.includes(Tag.GidMapHelper) && tags.includes(Tag.CgroupProcsOptional));
-  t.equal(Tag.UidMapHelper, 50);
-  t.equal(Tag.CgroupProcsOptional, 52);
-  t.ok(buf.includes(Buffer.from("/usr/bin/newuidmap\0")));
-});

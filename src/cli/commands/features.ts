@@ -7,7 +7,7 @@ import { writeOut } from "../../log.ts";
 function libseccompVersion(): string | undefined {
   try {
     const r = runSync(helperPath(), ["--libseccomp-version"], { stdout: "pipe" });
-    const v = r.status === 0 ? r.stdout.trim() : "";
+    const v = r.status === 0 ? r.stdout.toString("utf8").trim() : "";
     return /^[0-9]+\.[0-9]+\.[0-9]+$/.test(v) ? v : undefined;
   } catch {
     return undefined;

@@ -1,7 +1,7 @@
 /**
  * Device cgroup rules (linux.resources.devices) as a cgroup v2 device program
- * (BPF_PROG_TYPE_CGROUP_DEVICE), which the helper loads and attaches (`tsrun-helper
- * --device-filter DIR`). Pure: rules in, eBPF instructions (8 bytes each) out.
+ * (BPF_PROG_TYPE_CGROUP_DEVICE), which the helper loads and attaches (a DeviceFilterPlan).
+ * Pure: rules in, eBPF instructions (8 bytes each) out.
  *
  * The kernel runs the program for every mknod and open of a device node with a
  * struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; } where access_type's low

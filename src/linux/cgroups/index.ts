@@ -11,8 +11,8 @@
  *   cgroup while the pids are listed and signalled, so nothing forks past the list.
  * - Device rules are v1 devices.allow/deny writes (see devices.ts) where the v1 devices
  *   controller is mounted (hybrid hosts too); otherwise an eBPF device program
- *   (device-program.ts) that the helper attaches to the cgroup2 dir (`tsrun-helper
- *   --device-filter DIR`), replacing the one attached before. Allow-all needs nothing.
+ *   (device-program.ts) that the helper attaches to the cgroup2 dir (a DeviceFilterPlan),
+ *   replacing the one attached before. Allow-all needs nothing.
  * - The systemd driver is not implemented: it fails clearly, never falls back to cgroupfs.
  * - Stats numbers are doubles: values above 2^53 (unlimited limits) are approximate.
  *
@@ -23,6 +23,8 @@ import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
 import { runSync } from "../spawn.ts";
+import { toHelperFrame, readEvents } from "../../boundary/frames.ts";
+import { failureText } from "../../boundary/wording.ts";
 import { errCode, errText, parseFlatKeyed, readOpt, sleepMs, writeErrorMessage, writeFile, writeRaw } from "./io.ts";
 import { mapResources, type CgroupWrite, type Hier, type HostView } from "./map.ts";
 import { dirOf, findHierarchies, ownDirs, parseMountinfo, parseProcSelfCgroup, planPaths } from "./parse.ts";
@@ -335,16 +337,16 @@ function writePath(state: CgroupState, w: CgroupWrite): string {
 
 /**
  * Loads a device program and attaches it to a cgroup2 dir in place of the device programs
- * attached there before (the helper's --device-filter mode).
+ * attached there before (a DeviceFilterPlan, given to the helper on its stdin).
  */
 export function attachDeviceProgram(dir: string, program: Uint8Array): void {
-  const r = runSync(helperPath(), ["--device-filter", dir], { input: program, stdout: "ignore" });
-  // The helper's own error line comes first: when it fails before reading the program (a
-  // missing dir), writing the program fails with EPIPE, which says nothing useful.
-  const said = r.stderr?.trim().split("\n").pop();
-  if (r.status !== 0 && r.status !== null && said) throw new TsrunError(`cgroup: ${said}`);
+  // The kernel asks for a license string; the program calls no GPL-only helper.
+  const plan = toHelperFrame({ msg: { $case: "deviceFilter", value: { cgroupDir: dir, instructions: program, license: "Apache-2.0" } } });
+  const r = runSync(helperPath(), ["0"], { input: plan, stdout: "pipe" });
   if (r.error) throw new TsrunError(`cgroup: cannot run tsrun-helper to attach the device program: ${errText(r.error)}`);
-  if (r.status !== 0) throw new TsrunError(`cgroup: tsrun-helper --device-filter: ${r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`}`);
+  const failure = readEvents(r.stdout).find((e) => e.event?.$case === "failure")?.event;
+  if (failure?.$case === "failure") throw new TsrunError(`cgroup: ${failureText(failure.value)}`, { failure: failure.value });
+  if (r.status !== 0) throw new TsrunError(`cgroup: tsrun-helper (device filter): ${r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`}`);
 }
 
 /** Applies linux.resources (create and `update`). Throws a TsrunError naming the file and value. */

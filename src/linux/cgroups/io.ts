@@ -21,24 +21,8 @@ export function writeRaw(path: string, value: string): void {
   }
 }
 
-/** Errnos cgroupfs writes return that errors.ts does not word yet (Go's strerror text). */
-const MORE_ERRNO_WORDS: Record<string, string> = {
-  ERANGE: "numerical result out of range",
-  ENODEV: "no such device",
-  ENXIO: "no such device or address",
-  ENOMEM: "cannot allocate memory",
-  EOPNOTSUPP: "operation not supported",
-  ENOTSUP: "operation not supported",
-  EAGAIN: "resource temporarily unavailable",
-  ENOTEMPTY: "directory not empty",
-  EIO: "input/output error",
-};
-
-/** errnoText, with the errnos above too. */
-export function errText(e: unknown): string {
-  const c = errCode(e);
-  return (c && MORE_ERRNO_WORDS[c]) || errnoText(e);
-}
+/** The errno words (one table: src/boundary/errno.ts). */
+export const errText = errnoText;
 
 export function writeErrorMessage(path: string, value: string, e: unknown): string {
   return `cgroup: write ${value} to ${path}: ${errText(e)}`;
