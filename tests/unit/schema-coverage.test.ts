@@ -81,7 +81,7 @@ const COVERAGE: Array<[string[], Evidence[]]> = [
   [["bounding", "effective", "inheritable", "permitted", "ambient"].map((s) => `process.capabilities.${s}`), [A(conf("config-capabilities"), "non-root process"), A(integ("container-config"), "capabilities are exactly the configured ones, and no_new_privs")]],
   [["process.rlimits[].type", "process.rlimits[].soft", "process.rlimits[].hard"], [A(conf("config-rlimits"), "soft and hard limits")]],
   [["process.noNewPrivileges"], [A(conf("config-process"), "noNewPrivileges")]],
-  [["process.apparmorProfile"], [A(unit("plan-encode"), "process attributes: personality, ioprio, scheduler, CPU affinity, apparmor (tags 40..44)"), R(integ("process-attrs"), "apparmorProfile on a host without AppArmor: an error, as runc's")]],
+  [["process.apparmorProfile"], [A(unit("boundary-roundtrip"), "every ToHelper field survives the helper's decoding and TypeScript's codec"), R(integ("process-attrs"), "apparmorProfile on a host without AppArmor: an error, as runc's")]],
   [["process.oomScoreAdj"], [A(conf("config-process"), "oomScoreAdj")]],
   [["process.scheduler.policy", "process.scheduler.nice"], [A(integ("process-attrs"), "scheduler SCHED_BATCH with nice 5")]],
   [["process.scheduler.priority"], [A(integ("process-attrs"), "scheduler SCHED_RR with a priority")]],
