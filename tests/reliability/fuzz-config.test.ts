@@ -538,14 +538,17 @@ function trapState(trap: string, trapFile: string, parentOfRootfs: string): stri
 // ------------------------------------------------------------------------------------------
 // Judging one result
 
+/** check's last line when the config has no problem (warnings are counted, not problems). */
+const NO_PROBLEMS = /: no problems found( \(\d+ warnings?\))?$/;
+
 /** Why the output of `check` is not as it should be, or undefined. */
 function badCheck(r: TsrunResult): string | undefined {
   const sign = crashSign(r);
   if (sign) return sign;
   const lines = r.stdout.split("\n").filter(Boolean);
-  const stray = lines.filter((l) => !/^(warning: )?config\.json: \S/.test(l) && !/: no problems found$/.test(l));
+  const stray = lines.filter((l) => !/^(warning: )?config\.json: \S/.test(l) && !NO_PROBLEMS.test(l));
   if (stray.length) return `check printed lines that are not problems: ${JSON.stringify(stray.slice(0, 2)).slice(0, 300)}`;
-  if (r.code === 0 && !/: no problems found$/.test(lines[lines.length - 1] ?? "")) return "check succeeded without saying so";
+  if (r.code === 0 && !NO_PROBLEMS.test(lines[lines.length - 1] ?? "")) return "check succeeded without saying so";
   if (r.code === 1 && r.stdout === "" && !/^tsrun: config\.json: /.test(r.stderr)) return `check failed without a config.json line: ${JSON.stringify(r.stderr.slice(0, 200))}`;
   return undefined;
 }

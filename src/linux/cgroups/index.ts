@@ -416,6 +416,8 @@ export function isFrozen(state: CgroupState): boolean {
   return v2Frozen(f.dir) === 1;
 }
 
+const GONE = new Set(["ENOENT", "ENODEV", "ENOTDIR"]);
+
 function setFrozen(state: CgroupState, frozen: boolean): void {
   const f = freezerOf(state);
   if (!f) throw new TsrunError("cgroup: cannot freeze or thaw: neither the v1 freezer controller nor cgroup2 is available");
@@ -425,19 +427,25 @@ function setFrozen(state: CgroupState, frozen: boolean): void {
   let current: () => string | undefined;
   if (f.kind === "v1") {
     where = f.file;
-    writeFile(f.file, word);
     current = () => readOpt(f.file)?.trim();
   } else {
     where = join(f.dir, "cgroup.freeze");
-    writeFile(where, frozen ? "1" : "0");
     current = () => {
       const v = v2Frozen(f.dir);
       return v === undefined ? undefined : v === 1 ? "FROZEN" : "THAWED";
     };
   }
+  try {
+    writeRaw(where, f.kind === "v1" ? word : frozen ? "1" : "0");
+  } catch (e) {
+    // A cgroup that is gone (a concurrent delete removed it) holds nothing frozen.
+    if (!frozen && GONE.has(errCode(e) ?? "")) return;
+    throw new TsrunError(writeErrorMessage(where, word, e));
+  }
   for (let i = 1; ; i++) {
     const s = current();
     if (s === word) return;
+    if (s === undefined && !frozen) return;
     if (s === undefined) throw new TsrunError(`cgroup: ${where}: the cgroup is gone`);
     if (Date.now() > deadline) {
       if (frozen) {
