@@ -8,8 +8,27 @@ import { FromHelper, ToHelper } from "./gen/helper.ts";
 /** The helper refuses longer frames; so do we. */
 export const FRAME_MAX = 64 * 1024 * 1024;
 
+/**
+ * The helper's strings end at their first NUL (protobuf-c gives C strings), so a string holding
+ * one would reach it cut short: refused, naming where it is ("create.sysctls[0].value").
+ */
+export function refuseNul(value: unknown, where: string): void {
+  const at = (k: string) => (where ? `${where}.${k}` : k);
+  if (typeof value === "string") {
+    if (value.includes("\0")) throw new Error(`${where}: contains a NUL byte`);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => refuseNul(v, `${where}[${i}]`));
+  } else if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
+    const o = value as Record<string, unknown>;
+    // a oneof ({ $case, value }) is named by its case
+    if (typeof o.$case === "string") refuseNul(o.value, at(o.$case));
+    else for (const [k, v] of Object.entries(o)) refuseNul(v, at(k));
+  }
+}
+
 /** One ToHelper message as a frame. */
 export function toHelperFrame(msg: ToHelper): Buffer {
+  refuseNul(msg.msg, "");
   const body = ToHelper.encode(msg).finish();
   if (body.length > FRAME_MAX) throw new Error(`launch plan: ${body.length} bytes is more than the ${FRAME_MAX} the helper reads`);
   const frame = Buffer.allocUnsafe(4 + body.length);
