@@ -83,6 +83,17 @@ void affinity_apply(const Tsrun__ExecPlan *e, bool final, pid_t pid)
 	progress("%s CPU affinity set", final ? "final" : "initial");
 }
 
+/* linux.memoryPolicy: set_mempolicy(2), inherited by the process across execve. */
+void process_mempolicy(const Tsrun__Launch *l)
+{
+	const Tsrun__MemoryPolicy *m = l->memory_policy;
+
+	if (!m)
+		return;
+	if (syscall(SYS_set_mempolicy, (int)m->mode, m->n_nodemask ? m->nodemask : NULL, (unsigned long)m->maxnode) < 0)
+		die(ERR(SET_MEMPOLICY), errno, NULL, m->mode);
+}
+
 /* aa_change_onexec: the profile applies from the next execve. The newer per-LSM attribute
  * directory first, the old shared file otherwise (as runc). */
 void process_apparmor(const Tsrun__Process *proc)

@@ -120,6 +120,7 @@ _Noreturn void libseccomp_version_main(void);
 void process_attrs(const struct run *r);
 void affinity_apply(const Tsrun__ExecPlan *e, bool final, pid_t pid);
 void process_apparmor(const Tsrun__Process *proc);
+void process_mempolicy(const Tsrun__Launch *l);
 
 /* seal.c */
 void ensure_sealed_exe(char **argv);
@@ -128,6 +129,10 @@ void ensure_sealed_exe(char **argv);
 char *render_pid_token(const char *text, pid_t pid);
 void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd);
 _Noreturn void enter_main(const Tsrun__EnterPlan *e, int report_fd);
+
+/* netdev.c: host network devices moved into the container's network namespace */
+void netdev_prepare(const Tsrun__CreatePlan *c);
+void netdev_move(const Tsrun__CreatePlan *c, pid_t pid);
 
 /* bpf-devices.c: the cgroup v2 device program */
 _Noreturn void device_filter_main(const Tsrun__DeviceFilterPlan *d);

@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ struct launch {
 	int console_parent;           /* foreground without console socket: where the parent gets it */
 	int fifo;                     /* exec.fifo (create), or -1 */
 	int status_fd;                /* the startContainer hooks' status fifo (create), or -1 */
+	int pidfd_sock;               /* where a pidfd of the process goes, or -1 */
 	int cg_fds[64];               /* cgroup.procs files, opened on the host side */
 	size_t n_cg;
 	pid_t pid;
@@ -82,7 +84,7 @@ static void open_host_side(struct launch *l)
 	const Tsrun__CreatePlan *c = l->r.create;
 
 	set_stage(STAGE(HOST_SIDE));
-	l->console_child = l->console_parent = l->fifo = l->status_fd = -1;
+	l->console_child = l->console_parent = l->fifo = l->status_fd = l->pidfd_sock = -1;
 	if (l->r.proc->terminal) {
 		if (ln->console_socket[0]) {
 			l->console_child = console_connect(ln->console_socket);
@@ -112,8 +114,14 @@ static void open_host_side(struct launch *l)
 	/* Where the init tells `tsrun start` how its startContainer hooks went. */
 	if (c && c->start_hooks && c->start_hooks->status_fifo[0])
 		l->status_fd = make_fifo(c->start_hooks->status_fifo, 1);
+	if (ln->pidfd_socket[0]) {
+		l->pidfd_sock = console_connect(ln->pidfd_socket);
+		if (l->pidfd_sock < 0)
+			die(ERR(PIDFD_SOCKET_CONNECT), errno, ln->pidfd_socket, 0);
+	}
 	process_oom(l->r.proc);
 	filter_connect_listener(ln->seccomp);
+	netdev_prepare(c);
 	{
 		int sp[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -153,6 +161,24 @@ static void place_in_cgroups(struct launch *l)
 		close(l->cg_fds[i]);
 	}
 	l->n_cg = 0;
+}
+
+/* A pidfd of the process to whoever asked (runc's --pidfd-socket). A failure still kills the
+ * process: the caller asked to hold it. */
+static void send_pidfd(struct launch *l)
+{
+	int fd;
+
+	if (l->pidfd_sock < 0)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, l->pid, 0);
+	if (fd < 0)
+		die(ERR(PIDFD_OPEN), errno, l->r.launch->pidfd_socket, l->pid);
+	if (send_fd(l->pidfd_sock, fd, "pidfd") < 0)
+		die(ERR(PIDFD_SEND), errno, l->r.launch->pidfd_socket, l->pid);
+	close(fd);
+	close(l->pidfd_sock);
+	l->pidfd_sock = -1;
 }
 
 static void send_go(struct launch *l)
@@ -287,6 +313,8 @@ static _Noreturn void parent_finish(struct launch *l)
 	/* from Ready on, exec.fifo and the status fifo are the container's */
 	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL;
 	set_stage(STAGE(WAIT));
+	/* Once the process is set up (create: waiting on exec.fifo), as runc sends it. */
+	send_pidfd(l);
 	if (!l->r.launch->foreground) {
 		send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0);
 		g_kill_on_die = 0;
@@ -327,6 +355,8 @@ static void child_begin(struct launch *l)
 	close(l->sp_parent);
 	if (l->console_parent >= 0)
 		close(l->console_parent);
+	if (l->pidfd_sock >= 0)
+		close(l->pidfd_sock);
 	for (size_t i = 0; i < l->n_cg; i++)
 		if (l->cg_fds[i] >= 0)
 			close(l->cg_fds[i]);
@@ -375,6 +405,7 @@ static const char *child_process_setup(const struct run *r)
 	if (r->proc->umask)
 		umask((mode_t)r->proc->umask->value);
 	process_attrs(r);
+	process_mempolicy(r->launch);
 	process_apparmor(r->proc);
 	if (filter) {
 		filter_prepare(filter);
@@ -527,6 +558,7 @@ static _Noreturn void run(struct launch *l)
 		write_id_maps(r->create, l->pid);
 	place_in_cgroups(l);
 	affinity_apply(r->exec, true, l->pid); /* exec: once in the container's cgroups (its cpuset) */
+	netdev_move(r->create, l->pid);
 	send_simple(TSRUN__FROM_HELPER__EVENT_PID, l->pid);
 	progress("process %d created", (int)l->pid);
 	send_go(l);

@@ -14,6 +14,8 @@ import { errnoWords } from "./errno.ts";
 import { ErrorCode, WarningCode, type CreatePlan, type ExecPlan, type Failure, type HookEnd, type Warning } from "./gen/helper.ts";
 
 const EPERM = 1;
+const ENODEV = 19;
+const EEXIST = 17;
 const EINVAL = 22;
 const ENOSYS = 38;
 const MS_SLAVE = 0x80000;
@@ -279,6 +281,23 @@ const FAILURES: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, (f: Failure, 
   [ErrorCode.DEVICE_FILTER_ATTACH]: (f) => `device filter: attach the device program to ${f.path}`,
   [ErrorCode.DEVICE_FILTER_GET_OLD]: (f) => `device filter: get the old device program ${f.value} of ${f.path}`,
   [ErrorCode.DEVICE_FILTER_DETACH_OLD]: (f) => `device filter: detach the old device program ${f.value} from ${f.path}`,
+  [ErrorCode.NETDEV_NETLINK]: () => "linux.netDevices: open a netlink socket",
+  [ErrorCode.NETDEV_LOOKUP]: (f) =>
+    f.errnum === ENODEV ? { full: `linux.netDevices["${f.path}"]: there is no network device ${f.path} on the host` } : `linux.netDevices["${f.path}"]: look it up`,
+  [ErrorCode.NETDEV_SET_DOWN]: (f) => `linux.netDevices["${f.path}"]: set it down`,
+  [ErrorCode.NETDEV_ADDRESSES]: (f) => `linux.netDevices["${f.path}"]: read its addresses`,
+  [ErrorCode.NETDEV_MOVE]: (f, p) => {
+    const name = createPlan(p)?.netDevices[Number(f.value)]?.name ?? f.path;
+    return f.errnum === EEXIST
+      ? { full: `linux.netDevices["${f.path}"]: the container's network namespace has a device named ${name} already` }
+      : `linux.netDevices["${f.path}"]: move it into the container's network namespace as ${name}`;
+  },
+  [ErrorCode.NETDEV_ADD_ADDRESS]: (f) => `linux.netDevices: add the addresses of ${f.path} back in the container's network namespace`,
+  [ErrorCode.NETDEV_OPEN_NETNS]: (f) => `linux.netDevices: open the network namespace ${f.path}`,
+  [ErrorCode.PIDFD_SOCKET_CONNECT]: (f) => `connect to pidfd socket ${f.path}`,
+  [ErrorCode.PIDFD_OPEN]: (f) => `pidfd_open of process ${f.value}`,
+  [ErrorCode.PIDFD_SEND]: (f) => `send the pidfd over ${f.path}`,
+  [ErrorCode.SET_MEMPOLICY]: () => "linux.memoryPolicy: set_mempolicy",
   [ErrorCode.EXEC_NEW_NAMESPACE]: (f) => `plan: exec would make a new ${nsName(Number(f.value))} namespace (every namespace of an exec is joined by path)`,
 };
 

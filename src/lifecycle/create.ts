@@ -28,6 +28,8 @@ export interface CreateOptions {
   bundle?: string;
   pidFile?: string;
   consoleSocket?: string;
+  /** --pidfd-socket: a unix socket that receives a pidfd of the container's init. */
+  pidfdSocket?: string;
   noPivot: boolean;
   noNewKeyring: boolean;
   preserveFds: number;
@@ -153,6 +155,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       id: opts.id,
       config, bundle, rootfs, cgroup, sharedCgroups: sharedCgroups(planned, cgroup), cgroupProcs, execFifo: execFifoPath(dir),
       consoleSocket: opts.consoleSocket ? resolve(opts.consoleSocket) : undefined,
+      pidfdSocket: opts.pidfdSocket ? resolve(opts.pidfdSocket) : undefined,
       noPivot: opts.noPivot, noNewKeyring: opts.noNewKeyring, preserveFds: opts.preserveFds, foreground: opts.foreground, debug: opts.debug,
       warn: logWarn,
     });

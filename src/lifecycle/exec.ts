@@ -4,11 +4,13 @@
  * --process gives a whole one; flags then override it.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
 import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality, planLaunch, planNamespaces } from "./plan.ts";
+import { planMemoryPolicy } from "../linux/mempolicy.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
 import { NS_FILE, type NamespaceType } from "../linux/namespaces.ts";
 import { rdtTasksFiles } from "../linux/resctrl.ts";
@@ -28,6 +30,8 @@ export interface ExecOptions {
   args: string[];
   tty: boolean;
   consoleSocket?: string;
+  /** --pidfd-socket: a unix socket that receives a pidfd of the new process. */
+  pidfdSocket?: string;
   detach: boolean;
   pidFile?: string;
   cwd?: string;
@@ -146,6 +150,8 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
       cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
       process: planProcess(proc, logWarn),
       consoleSocket: o.consoleSocket,
+      pidfdSocket: o.pidfdSocket ? resolve(o.pidfdSocket) : undefined,
+      memoryPolicy: planMemoryPolicy(record.config.linux?.memoryPolicy),
       sessionKeyring: sessionKeyringName(record.id, record.noNewKeyring),
       seccomp: planSeccomp(record.config, record.id, record.bundle, "running"),
       personality: planContainerPersonality(record.config, logWarn),

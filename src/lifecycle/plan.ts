@@ -12,6 +12,7 @@ import { DEFAULT_DEVICES, type DeviceNode } from "../linux/default-devices.ts";
 import { refuseHostNamespaceSettings } from "../linux/host-namespaces.ts";
 import { CLONE_FLAGS, type ConfigNamespace, type NamespaceType } from "../linux/namespaces.ts";
 import { seccompPlan, renderListenerState } from "../linux/seccomp-plan.ts";
+import { planMemoryPolicy } from "../linux/mempolicy.ts";
 import { planScheduler, planIoPriority, planPersonality, planApparmor, checkSelinuxLabel, checkMountLabel } from "../linux/process-attrs.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import type {
@@ -62,6 +63,7 @@ export interface CreatePlanInput {
   cgroupProcs: string[];
   execFifo: string;
   consoleSocket?: string;
+  pidfdSocket?: string;
   noPivot: boolean;
   /** --no-new-keyring: keep the caller's session keyring instead of the container's own. */
   noNewKeyring: boolean;
@@ -278,8 +280,26 @@ function planDevice(d: DeviceNode, bindFromHost: boolean): Device {
 }
 
 /** What create and exec share: the process, its namespaces and cgroups, and how it starts. */
-export function planLaunch(l: Omit<Launch, "consoleSocket" | "sessionKeyring"> & { consoleSocket?: string; sessionKeyring?: string }): Launch {
-  return { ...l, consoleSocket: l.consoleSocket ?? "", sessionKeyring: l.sessionKeyring ?? "" };
+export function planLaunch(
+  l: Omit<Launch, "consoleSocket" | "sessionKeyring" | "pidfdSocket"> & { consoleSocket?: string; sessionKeyring?: string; pidfdSocket?: string },
+): Launch {
+  return { ...l, consoleSocket: l.consoleSocket ?? "", sessionKeyring: l.sessionKeyring ?? "", pidfdSocket: l.pidfdSocket ?? "" };
+}
+
+/**
+ * linux.netDevices: each host device and the name it gets (its own when the config gives none),
+ * and the namespace it goes to when that is joined by path. The validator has checked that there
+ * is a network namespace and that the names are valid and distinct.
+ */
+function planNetDevices(linux: ConfigLinux, namespaces: ConfigNamespace[]): Pick<CreatePlan, "netDevices" | "netDevicesNetns"> {
+  const entries = Object.entries(linux.netDevices ?? {});
+  if (entries.length > 0 && (process.geteuid?.() ?? 0) !== 0) {
+    throw new TsrunError("config.json: linux.netDevices: moving a host network device needs CAP_NET_ADMIN on the host: not for rootless containers");
+  }
+  return {
+    netDevices: entries.map(([hostName, d]) => ({ hostName, name: d.name || hostName })),
+    netDevicesNetns: entries.length > 0 ? (namespaces.find((n) => n.type === "network")?.path ?? "") : "",
+  };
 }
 
 export function planCreate(input: CreatePlanInput): CreatePlan {
@@ -290,7 +310,9 @@ export function planCreate(input: CreatePlanInput): CreatePlan {
   const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
   const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
   if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
-  refuseHostNamespaceSettings(namespaces, { hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl });
+  refuseHostNamespaceSettings(namespaces, {
+    hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl, netDevices: Object.keys(linux.netDevices ?? {}),
+  });
   const inUserNs = has("user");
   const propagation = planPropagation(linux);
 
@@ -329,6 +351,8 @@ export function planCreate(input: CreatePlanInput): CreatePlan {
       cgroupProcs: input.cgroupProcs,
       process: planProcess(config.process, input.warn),
       consoleSocket: input.consoleSocket,
+      pidfdSocket: input.pidfdSocket,
+      memoryPolicy: planMemoryPolicy(linux.memoryPolicy),
       sessionKeyring: sessionKeyringName(input.id, input.noNewKeyring),
       seccomp: planSeccomp(config, input.id, input.bundle, "creating"),
       personality: planContainerPersonality(config, input.warn),
@@ -356,5 +380,6 @@ export function planCreate(input: CreatePlanInput): CreatePlan {
     execFifo: input.execFifo,
     hookPoints: [],
     startHooks: undefined,
+    ...planNetDevices(linux, namespaces),
   };
 }

@@ -11,6 +11,8 @@ import { SPEC_VERSION, VERSION } from "../version.ts";
 import { HOOK_NAMES } from "../spec/constants.ts";
 import type { NamespaceType } from "./namespaces.ts";
 import { SECCOMP_FEATURES } from "./seccomp-plan.ts";
+import { MPOL_FLAGS, MPOL_MODES } from "./mempolicy.ts";
+import type { MemoryPolicyFlag, MemoryPolicyMode } from "../spec/generated/types.ts";
 
 export const SUPPORTED_NAMESPACES: NamespaceType[] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
 
@@ -40,10 +42,9 @@ export function features(libseccompVersion?: string): Record<string, unknown> {
       // process.selinuxLabel, exec --process-label and linux.mountLabel are refused where SELinux is enabled.
       selinux: { enabled: false },
       intelRdt: { enabled: true, schemata: true, monitoring: true },
-      // linux.memoryPolicy and linux.netDevices are not implemented yet (the lead's work on the helper boundary).
-      memoryPolicy: { modes: [], flags: [] },
+      memoryPolicy: { modes: Object.keys(MPOL_MODES).sort() as MemoryPolicyMode[], flags: Object.keys(MPOL_FLAGS).sort() as MemoryPolicyFlag[] },
       mountExtensions: { idmap: { enabled: true } },
-      netDevices: { enabled: false },
+      netDevices: { enabled: true },
     },
     annotations: {
       "io.github.tsrun.version": VERSION,

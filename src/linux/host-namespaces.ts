@@ -28,7 +28,7 @@ function sysctlNamespace(key: string): NamespaceType | undefined {
 
 export function refuseHostNamespaceSettings(
   namespaces: ConfigNamespace[],
-  settings: { hostname?: string; domainname?: string; sysctl?: Record<string, string> },
+  settings: { hostname?: string; domainname?: string; sysctl?: Record<string, string>; netDevices?: string[] },
 ): void {
   const host = (type: NamespaceType): string | undefined => {
     const ns = namespaces.find((n) => n.type === type);
@@ -44,5 +44,10 @@ export function refuseHostNamespaceSettings(
     const type = sysctlNamespace(key);
     const path = type && host(type);
     if (path) throw new TsrunError(`config.json: linux.sysctl["${key}"]: the ${type} namespace ${path} is the host's own: setting it would change the host`);
+  }
+  const net = host("network");
+  const [device] = settings.netDevices ?? [];
+  if (device !== undefined && net) {
+    throw new TsrunError(`config.json: linux.netDevices["${device}"]: the network namespace ${net} is the host's own: the device would stay where it is`);
   }
 }

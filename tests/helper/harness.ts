@@ -190,7 +190,6 @@ export function namespaces(types: NamespaceType[], joinPid?: number): Launch["na
   return types.map((t) => ({ cloneFlag: CLONE_FLAGS[t], path: joinPid ? `/proc/${joinPid}/ns/${NS_FILE[t]}` : "" }));
 }
 
-const LAUNCH_KEYS = new Set<string>(["foreground", "debug", "preserveFds", "namespaces", "cgroupProcs", "process", "consoleSocket", "sessionKeyring", "seccomp", "personality"]);
 
 /** What a test changes: fields of the CreatePlan or of its Launch, by name. */
 export type PlanOver = Partial<Omit<CreatePlan, "launch">> & Partial<Launch>;
@@ -207,9 +206,14 @@ function baseLaunch(args: string[], over: Partial<Launch>): Launch {
     sessionKeyring: "",
     seccomp: undefined,
     personality: undefined,
+    pidfdSocket: "",
+    memoryPolicy: undefined,
     ...over,
   };
 }
+
+/** The Launch's own fields, from a Launch with every field. */
+const LAUNCH_KEYS = new Set(Object.keys(baseLaunch([], {})));
 
 function split(over: PlanOver): [Partial<Launch>, Partial<CreatePlan>] {
   const l: Record<string, unknown> = {};
@@ -243,6 +247,8 @@ export function basePlan(rootfs: string, args: string[], over: PlanOver = {}): C
     execFifo: "",
     hookPoints: [],
     startHooks: undefined,
+    netDevices: [],
+    netDevicesNetns: "",
     ...create,
   };
 }

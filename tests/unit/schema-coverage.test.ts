@@ -141,16 +141,20 @@ const COVERAGE: Array<[string[], Evidence[]]> = [
   [["linux.personality.flags"], [W(integ("process-attrs"), "personality flags are ignored with a warning, as runc", "runtime-spec: no flag values are defined yet")]],
 
   [["state:ociVersion", "state:id", "state:status", "state:pid", "state:bundle"], [A(conf("runtime-state"), "state of a created, running and stopped container")]],
+
+  [["linux.netDevices", "linux.netDevices.*.name"], [
+    A(integ("spec-1-3"), "netDevices: a host device moves into the container's new network namespace, renamed, with its address"),
+    A(integ("spec-1-3"), "netDevices: into a namespace joined by path, where it stays after delete"),
+    R(integ("spec-1-3"), "netDevices: a device that is not there, a name taken, no network namespace: one clear line, host unchanged"),
+  ]],
+  [["linux.memoryPolicy.mode", "linux.memoryPolicy.nodes", "linux.memoryPolicy.flags"], [
+    A(integ("spec-1-3"), "memoryPolicy: set_mempolicy in the container, each mode shown in numa_maps"),
+    R(integ("spec-1-3"), "memoryPolicy: exec'd processes get it too; a node the host lacks is refused, nothing left"),
+  ]],
 ];
 
 /** Accepted and not applied yet. Each stays a `todo` until it lands; then its entry moves to COVERAGE. */
-const PENDING: Record<string, string> = {
-  "linux.netDevices": "the lead: moving interfaces into the network namespace needs a plan field (issue 17)",
-  "linux.netDevices.*.name": "the lead: renaming a moved interface (issue 17)",
-  "linux.memoryPolicy.mode": "the lead: set_mempolicy in the init needs a plan field (issue 17)",
-  "linux.memoryPolicy.nodes": "the lead: set_mempolicy's node mask (issue 17)",
-  "linux.memoryPolicy.flags": "the lead: set_mempolicy's mode flags (issue 17)",
-};
+const PENDING: Record<string, string> = {};
 
 // ---- walking the schemas -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ export function createOptions(ctx: CommandContext, foreground: boolean): CreateO
     bundle: str(v, "bundle"),
     pidFile: str(v, "pid-file"),
     consoleSocket: str(v, "console-socket"),
+    pidfdSocket: str(v, "pidfd-socket"),
     noPivot: bool(v, "no-pivot"),
     noNewKeyring: bool(v, "no-new-keyring"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),

@@ -13,6 +13,7 @@ export function run(ctx: CommandContext): Promise<number> {
     args,
     tty: bool(v, "tty"),
     consoleSocket: str(v, "console-socket"),
+    pidfdSocket: str(v, "pidfd-socket"),
     detach: bool(v, "detach"),
     pidFile: str(v, "pid-file"),
     cwd: str(v, "cwd"),
