@@ -103,24 +103,36 @@ int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_
 			die_errno("console: set window size");
 	}
 	if (bind_console) {
+		/* The slave is bound over /dev/console; the file under it is made (replacing what
+		 * is there) only on a /dev tmpfs of ours, made if missing on the rootfs's own
+		 * filesystem, and never made or removed on another mount (the host's /dev). */
 		char src[64], dst[64];
-		int dev = mkdir_in_root(root, "/dev", false), f, t;
+		int dev = mkdir_in_root(root, "/dev", false), t;
+		enum node_place place;
 		if (dev < 0)
 			die_errno("console: /dev");
-		if (unlinkat(dev, "console", 0) < 0 && errno != ENOENT)
+		place = node_place(dev);
+		if (place == PLACE_OWN_TMPFS && unlinkat(dev, "console", 0) < 0 && errno != ENOENT)
 			die_errno("console: remove /dev/console");
-		f = openat(dev, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (f < 0)
-			die_errno("console: create /dev/console");
-		close(f);
 		t = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (t < 0)
-			die_errno("console: open /dev/console");
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
-		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", t);
-		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-			die_errno("console: bind mount %s on /dev/console", slave_path);
-		close(t);
+		if (t < 0 && errno == ENOENT && place != PLACE_OTHER_MOUNT) {
+			int f = openat(dev, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (f < 0)
+				die_errno("console: create /dev/console");
+			close(f);
+			t = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (t < 0 && errno == ENOENT && place == PLACE_OTHER_MOUNT) {
+			warnx_line("/dev/console is not made: /dev is on a mount tsrun did not make (such as a bind of the host's /dev), which is left as it is");
+		} else {
+			if (t < 0)
+				die_errno("console: open /dev/console");
+			snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
+			snprintf(dst, sizeof(dst), "/proc/self/fd/%d", t);
+			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+				die_errno("console: bind mount %s on /dev/console", slave_path);
+			close(t);
+		}
 		close(dev);
 	}
 	if (send_fd(console_sock, master, slave_path) < 0)

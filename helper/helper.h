@@ -261,6 +261,10 @@ void rootfs_finish_paths(const struct plan *p, struct rootfs_ctx *rc);
 void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc);
 void rootfs_after_pivot(const struct plan *p);
 int open_in_root(int rootfd, const char *path, int flags, uint64_t resolve);
+/* What a directory in the container is on: a tmpfs the helper mounted, the rootfs's own
+ * filesystem, or another mount (a bind of a host directory such as /dev). */
+enum node_place { PLACE_OWN_TMPFS, PLACE_ROOTFS, PLACE_OTHER_MOUNT };
+enum node_place node_place(int fd);
 int mkdir_in_root(int rootfd, const char *path, bool final_is_file);
 void clean_path(const char *in, char *out, size_t outlen);
 

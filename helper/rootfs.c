@@ -30,6 +30,57 @@
 
 #define PROCFD(buf, fd) snprintf((buf), sizeof(buf), "/proc/self/fd/%d", (fd))
 
+/*
+ * The host's /dev is never written. Device nodes, the /dev links and /dev/console replace what
+ * is there only on a tmpfs this helper mounted itself; on the rootfs's own filesystem a missing
+ * one is made and an existing one left as it is; on any other mount (a bind of the host's /dev,
+ * a devtmpfs, ...) nothing is made or removed. Mounts are told apart by their mount ids.
+ */
+#define MAX_OWN_TMPFS 64
+static uint64_t g_own_tmpfs[MAX_OWN_TMPFS];
+static size_t g_n_own_tmpfs;
+static uint64_t g_rootfs_mnt;
+static bool g_have_rootfs_mnt;
+
+static int mount_id_of(int fd, uint64_t *id)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0)
+		return -1;
+	if (!(stx.stx_mask & STATX_MNT_ID)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	*id = stx.stx_mnt_id;
+	return 0;
+}
+
+enum node_place node_place(int fd)
+{
+	uint64_t id;
+	if (mount_id_of(fd, &id) < 0)
+		die_errno("mount id of a directory in the container");
+	for (size_t i = 0; i < g_n_own_tmpfs; i++)
+		if (g_own_tmpfs[i] == id)
+			return PLACE_OWN_TMPFS;
+	return g_have_rootfs_mnt && id == g_rootfs_mnt ? PLACE_ROOTFS : PLACE_OTHER_MOUNT;
+}
+
+/* A tmpfs this helper just mounted at destination: what it holds is the container's own. */
+static void note_own_tmpfs(int rootfd, const char *destination)
+{
+	int fd;
+	if (g_n_own_tmpfs == MAX_OWN_TMPFS)
+		return; /* then it counts as any other mount: nothing is replaced on it */
+	fd = open_in_root(rootfd, destination, O_PATH | O_DIRECTORY, 0);
+	if (fd < 0)
+		die_errno("open the tmpfs mounted on %s", destination);
+	if (mount_id_of(fd, &g_own_tmpfs[g_n_own_tmpfs]) < 0)
+		die_errno("mount id of the tmpfs on %s", destination);
+	g_n_own_tmpfs++;
+	close(fd);
+}
+
 /* Lexically cleans an absolute container path into a path relative to the root: no leading
  * slash, no "." or empty components, ".." never above the root. The root itself is ".". */
 void clean_path(const char *in, char *out, size_t outlen)
@@ -320,6 +371,9 @@ void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
 	rc->rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rc->rootfd < 0)
 		die_errno("open rootfs %s", p->rootfs);
+	if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
+		die_errno("mount id of the rootfs %s", p->rootfs);
+	g_have_rootfs_mnt = true;
 }
 
 /* tmpcopyup: copies the tree under the directory fd `from` (the directory as it was before
@@ -417,6 +471,8 @@ static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 	} else {
 		if (mount(m->source, target, m->fstype, m->flags, *m->data ? m->data : NULL) < 0)
 			die_errno("mount %s on %s", m->source, m->destination);
+		if (strcmp(m->fstype, "tmpfs") == 0)
+			note_own_tmpfs(rootfd, m->destination);
 	}
 	close(fd);
 	if (before >= 0) {
@@ -457,14 +513,77 @@ void rootfs_mounts(const struct plan *p, struct rootfs_ctx *rc)
 		mount_one(rc->rootfd, &p->mounts[i], idmap_take(i));
 }
 
+/* Where a node at path would go: the place of its directory, or of the nearest ancestor that
+ * exists (what parent_in_root would create the rest in). Nothing is created. */
+static enum node_place place_for(int rootfd, const char *path)
+{
+	char rel[4096];
+	clean_path(path, rel, sizeof(rel));
+	for (;;) {
+		char *slash = strrchr(rel, '/');
+		int fd;
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(rel, sizeof(rel), ".");
+		fd = open_in_root(rootfd, rel, O_PATH, 0);
+		if (fd >= 0) {
+			enum node_place place = node_place(fd);
+			close(fd);
+			return place;
+		}
+		if ((errno != ENOENT && errno != ENOTDIR) || strcmp(rel, ".") == 0)
+			die_errno("%s: open its directory in the container", path);
+	}
+}
+
+/*
+ * The directory a node at path is made in, and whether what is there may be replaced. Returns
+ * -1 when nothing may be made: there is a node already and it is not on a tmpfs of ours (it is
+ * left as it is), or the directory is on a mount that is not the container's own (a bind of the
+ * host's /dev): then a missing node is said in a warning and not made.
+ */
+static int node_dir(int rootfd, const char *path, const char *what, char *name, size_t namelen, bool *replace)
+{
+	struct stat st;
+	enum node_place place = place_for(rootfd, path);
+	int dir;
+
+	if (place == PLACE_OTHER_MOUNT) {
+		int fd = open_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+		if (fd >= 0)
+			close(fd);
+		else
+			warnx_line("%s %s is not made: its directory is on a mount tsrun did not make (such as a bind of the host's /dev), which is left as it is",
+				   what, path);
+		return -1;
+	}
+	dir = parent_in_root(rootfd, path, name, namelen);
+	if (dir < 0)
+		die_errno("%s %s: parent directory", what, path);
+	place = node_place(dir);
+	*replace = place == PLACE_OWN_TMPFS;
+	if (!*replace && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dir);
+		return -1;
+	}
+	if (place == PLACE_OTHER_MOUNT) {
+		close(dir);
+		warnx_line("%s %s is not made: its directory is on a mount tsrun did not make, which is left as it is", what, path);
+		return -1;
+	}
+	return dir;
+}
+
 static void make_device(int rootfd, const struct plan_device *d)
 {
 	char name[4096], target[64];
-	int dir = parent_in_root(rootfd, d->path, name, sizeof(name));
+	bool replace;
+	int dir = node_dir(rootfd, d->path, "device", name, sizeof(name), &replace);
 
 	if (dir < 0)
-		die_errno("create device %s: parent directory", d->path);
-	if (remove_existing(dir, name) < 0)
+		return;
+	if (replace && remove_existing(dir, name) < 0)
 		die_errno("create device %s: remove what is there", d->path);
 	if (d->bind_from_host) {
 		int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -493,11 +612,12 @@ static void make_device(int rootfd, const struct plan_device *d)
 static void make_symlink(int rootfd, const struct plan_pair *s)
 {
 	char name[4096];
-	int dir = parent_in_root(rootfd, s->a, name, sizeof(name));
+	bool replace;
+	int dir = node_dir(rootfd, s->a, "symlink", name, sizeof(name), &replace);
 
 	if (dir < 0)
-		die_errno("symlink %s: parent directory", s->a);
-	if (remove_existing(dir, name) < 0)
+		return;
+	if (replace && remove_existing(dir, name) < 0)
 		die_errno("symlink %s: remove what is there", s->a);
 	if (symlinkat(s->b, dir, name) < 0)
 		die_errno("symlink %s -> %s", s->a, s->b);

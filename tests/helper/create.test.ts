@@ -95,19 +95,21 @@ t.test("devices: modes, numbers, owners; symlinks", async (t) => {
   t.match(r.stdout, /\/proc\/self\/fd\npts\/ptmx\nok/);
 });
 
-t.test("an existing file where a device goes is replaced", async (t) => {
+t.test("on the rootfs's own /dev a missing device is made and an existing file is left as it is (as runc)", async (t) => {
   const d = tempDir();
   t.teardown(() => cleanup(d));
   const rf = makeRootfs(d);
   fs.writeFileSync(path.join(rf, "dev/null"), "not a device");
   const f = path.join(d, "fifo");
-  // no /dev tmpfs: the devices are created in the rootfs's own /dev
-  const plan = basePlan(rf, ["sh", "-c", "ls -ln /dev/null"], { execFifo: f });
+  // no /dev tmpfs: the devices are made in the rootfs's own /dev
+  const plan = basePlan(rf, ["sh", "-c", "ls -ln /dev/null /dev/zero"], { execFifo: f });
   plan.mounts = plan.mounts.filter((m) => !m.destination.startsWith("/dev"));
   plan.symlinks = [];
   const r = await runHelper(plan, { onReady: () => startFifo(f) });
   t.equal(r.exit, 0, r.error ?? "");
-  t.match(r.stdout, /^crw-rw-rw- +1 0 +0 +1, +3 /);
+  t.match(r.stdout, /^-rw-r--r-- +1 0 +0 +12 .* \/dev\/null\n/m, "the existing file is still there");
+  t.match(r.stdout, /^crw-rw-rw- +1 0 +0 +1, +5 .* \/dev\/zero\n/m, "the missing device is made");
+  t.equal(fs.readFileSync(path.join(rf, "dev/null"), "utf8"), "not a device");
 });
 
 t.test("capabilities, user, groups, no_new_privs", async (t) => {

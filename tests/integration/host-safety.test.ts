@@ -1,0 +1,140 @@
+// Host safety (issue 15): a container, or a hostile bundle, never changes the host's device
+// nodes, files or cgroups. Anything that stands for a host path here is a copy: device nodes made
+// with mknod in a test directory, bound over /dev or /dev/null only inside a private mount
+// namespace (unshare -m), so that even a failing test cannot damage the real /dev.
+import t from "tap";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { makeBundle, writeConfig, type ConfigObject } from "../lib/bundle.ts";
+import { leakCheck } from "../lib/leaks.ts";
+import { REPO } from "../lib/rootfs.ts";
+import { Capture, TAG_ENV, TEST_TAG, TSRUN, containerId, state, testRoot, tsrun, waitForStatus, type TsrunResult } from "../lib/tsrun.ts";
+import type { TestLike } from "../lib/context.ts";
+
+const RECEIVER = path.join(REPO, "tests/helper/console-receiver.py");
+const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** A guard against a hang, not a time limit on anything: about 20 s of polling. */
+function waitFor(cond: () => boolean, what: string): void {
+  for (let i = 0; i < 2000 && !cond(); i++) sleepMs(10);
+  if (!cond()) throw new Error(`gave up waiting for ${what}`);
+}
+
+function mknod(p: string, mode: string, major: number, minor: number): void {
+  const r = spawnSync("mknod", ["-m", mode, p, "c", String(major), String(minor)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`mknod ${p}: ${r.stderr}`);
+}
+
+/** A directory that looks like a host's /dev: real device nodes, the usual links and dirs. */
+function fakeDev(parent: string): string {
+  const dev = path.join(parent, "fakedev");
+  fs.mkdirSync(dev);
+  const nodes: [string, string, number, number][] = [
+    ["null", "666", 1, 3], ["zero", "666", 1, 5], ["full", "666", 1, 7], ["random", "666", 1, 8], ["urandom", "666", 1, 9],
+    ["tty", "666", 5, 0], ["ptmx", "600", 5, 2], ["console", "600", 5, 1],
+  ];
+  for (const [name, mode, major, minor] of nodes) mknod(path.join(dev, name), mode, major, minor);
+  for (const d of ["pts", "shm", "mqueue"]) fs.mkdirSync(path.join(dev, d));
+  fs.symlinkSync("/proc/self/fd", path.join(dev, "fd"));
+  return dev;
+}
+
+/** Everything about each entry that a runtime could change: type, device numbers, inode, owner, mode, ctime, link target. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of fs.readdirSync(dir).sort()) {
+    const p = path.join(dir, name);
+    const st = fs.lstatSync(p, { bigint: true });
+    const link = st.isSymbolicLink() ? ` -> ${fs.readlinkSync(p)}` : "";
+    out[name] = `mode=${st.mode.toString(8)} rdev=${st.rdev} ino=${st.ino} owner=${st.uid}:${st.gid} ctime=${st.ctimeNs}${link}`;
+  }
+  return out;
+}
+
+const HOST_NODES = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"].map((n) => `/dev/${n}`);
+function hostNodes(): string[] {
+  return HOST_NODES.map((p) => {
+    const st = fs.lstatSync(p, { bigint: true });
+    return `${p} mode=${st.mode.toString(8)} rdev=${st.rdev} ino=${st.ino} owner=${st.uid}:${st.gid}`;
+  });
+}
+
+/** The test's /dev binds are the fake dev's; everything else as in the base config. */
+function bindDev(source: string): (c: ConfigObject) => void {
+  return (c) => {
+    c.mounts = c.mounts.map((m: ConfigObject) => (m.destination === "/dev" ? { destination: "/dev", type: "bind", source, options: ["rbind", "rw"] } : m));
+  };
+}
+
+/**
+ * Runs script with sh in a private mount namespace where `bind` (a node or a dir made by the
+ * test) is mounted over `over`, with positional parameters $1.. = args, TSRUN in $T, and tsrun's
+ * output in files. Returns the shell's status and that output.
+ */
+function inPrivateNs(bind: string, over: string, script: string, args: string[]): TsrunResult {
+  const out = new Capture();
+  const err = new Capture();
+  const r = spawnSync("unshare", ["-m", "--propagation", "private", "sh", "-c", `mount --bind "$0" "${over}" || exit 99\n${script}`, bind, ...args], {
+    env: { ...process.env, [TAG_ENV]: TEST_TAG, T: TSRUN },
+    stdio: ["ignore", out.fd, err.fd],
+  });
+  return { code: r.status ?? 128, signal: r.signal, stdout: out.read(), stderr: err.read() };
+}
+
+t.test("a bind-mounted /dev is left as it is (as runc): nothing made, replaced or removed there", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const host = hostNodes();
+
+  t.test("a directory of device nodes bound on /dev", async (t) => {
+    const bundle = makeBundle(t, { args: ["sh", "-c", "echo x > /dev/null && test -c /dev/zero && echo ran"] });
+    const dev = fakeDev(bundle.dir);
+    bindDev(dev)(bundle.config);
+    bundle.config.linux.devices = [{ path: "/dev/tsrun-extra", type: "c", major: 1, minor: 3, fileMode: 0o666 }];
+    writeConfig(bundle);
+    const before = snapshot(dev);
+    const r = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout, "ran\n");
+    t.same(snapshot(dev), before, "every node, link and directory is as it was (ptmx, fd, null, ... neither removed nor re-made)");
+    t.match(r.stderr, /device \/dev\/tsrun-extra is not made: its directory is on a mount tsrun did not make/, "a device that cannot be made is named");
+    t.match(r.stderr, /symlink \/dev\/stdin is not made/);
+  });
+
+  t.test("with a terminal: /dev/console is not replaced", async (t) => {
+    const bundle = makeBundle(t, { args: ["sh", "-c", "test -t 0 && echo on-a-tty"], config: (c) => (c.process.terminal = true) });
+    const dev = fakeDev(bundle.dir);
+    bindDev(dev)(bundle.config);
+    writeConfig(bundle);
+    const sock = path.join(bundle.dir, "console.sock");
+    const out = path.join(bundle.dir, "console.out");
+    const receiver = spawn("python3", [RECEIVER, sock, out], { stdio: "ignore" });
+    t.teardown(() => receiver.kill("SIGKILL"));
+    waitFor(() => fs.existsSync(sock), "the console socket");
+    const before = snapshot(dev);
+    const id = containerId();
+    const created = tsrun(["create", "--bundle", bundle.dir, "--console-socket", sock, id], { root });
+    t.equal(created.code, 0, created.stderr);
+    t.equal(tsrun(["start", id], { root }).code, 0);
+    await new Promise((resolve) => receiver.on("exit", resolve));
+    t.match(fs.readFileSync(out, "utf8"), /on-a-tty/);
+    t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+    t.same(snapshot(dev), before, "console and the rest are as they were");
+  });
+
+  t.test("the path /dev itself, bound on /dev (inside a private mount namespace whose /dev is a copy)", async (t) => {
+    const bundle = makeBundle(t, { args: ["sh", "-c", "echo x > /dev/null && echo ran"] });
+    const dev = fakeDev(bundle.dir);
+    bindDev("/dev")(bundle.config);
+    writeConfig(bundle);
+    const before = snapshot(dev);
+    const r = inPrivateNs(dev, "/dev", `"$T" --root "$1" run --bundle "$2" "$3"`, [root, bundle.dir, containerId()]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout, "ran\n");
+    t.same(snapshot(dev), before, "the /dev of that namespace is as it was");
+  });
+
+  t.same(hostNodes(), host, "the host's own device nodes are untouched");
+});
