@@ -286,6 +286,7 @@ void process_identity(const struct plan *p, bool seccomp_early);
 void process_cwd_first(const struct plan *p, bool *retry);
 void process_cwd_check(const struct plan *p, bool retry);
 const char *process_resolve(const struct plan *p);
+void process_replace_null_fds(const struct plan *p);
 void process_close_fds(const struct plan *p);
 _Noreturn void process_exec(const struct plan *p, const char *path);
 void reset_signals(void);

@@ -364,6 +364,7 @@ static const char *child_process_setup(const struct plan *p)
 	bool retry;
 	bool nnp = p->proc_flags & PROCESS_NO_NEW_PRIVILEGES;
 
+	process_replace_null_fds(p);
 	process_rlimits(p);
 	if (p->have_umask)
 		umask((mode_t)p->umask);

@@ -138,3 +138,82 @@ t.test("a bind-mounted /dev is left as it is (as runc): nothing made, replaced o
 
   t.same(hostNodes(), host, "the host's own device nodes are untouched");
 });
+
+t.test("a stdio fd that is a null device from outside is replaced by the container's own /dev/null", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  // The container's root chmods what its stdio fds point at, through /proc/PID/fd, and records
+  // the result: "0 600" means the chmod worked (on its own /dev/null).
+  const chmodAll = (label: string) =>
+    `chmod 600 /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2 2>/home/${label}.err; echo "$? $(stat -L -c %a /proc/$$/fd/0)" > /home/${label}.tmp && mv /home/${label}.tmp /home/${label}`;
+  const bundleFor = (t: TestLike, script: string) =>
+    makeBundle(t, {
+      args: ["sh", "-c", script],
+      config: (c) => c.mounts.push({ destination: "/home", type: "bind", source: outDir, options: ["rbind", "rw"] }),
+    });
+  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-out-"));
+  t.teardown(() => fs.rmSync(outDir, { recursive: true, force: true }));
+  const nodes = fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-null-"));
+  t.teardown(() => fs.rmSync(nodes, { recursive: true, force: true }));
+  const hostNull = fs.statSync("/dev/null", { bigint: true });
+
+  /** A null device of the test's own, bound over /dev/null in the namespace the commands run in. */
+  const nullNode = (label: string) => {
+    const p = path.join(nodes, label);
+    mknod(p, "666", 1, 3);
+    return p;
+  };
+  const result = (label: string) => fs.readFileSync(path.join(outDir, label), "utf8");
+  const modeOf = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
+
+  t.test("create + start", async (t) => {
+    const node = nullNode("create");
+    const b = bundleFor(t, chmodAll("create"));
+    const id = containerId();
+    const r = inPrivateNs(node, "/dev/null", `"$T" --root "$1" create --bundle "$2" "$3" </dev/null >/dev/null 2>/dev/null && "$T" --root "$1" start "$3" </dev/null`, [root, b.dir, id]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(waitForStatus(root, id, "stopped"), "stopped");
+    t.equal(result("create"), "0 600\n", "the container's root chmodded its own /dev/null");
+    t.equal(modeOf(node), "666", "the null device it was given is unchanged");
+    t.equal(tsrun(["delete", id], { root }).code, 0);
+  });
+
+  t.test("run", async (t) => {
+    const node = nullNode("run");
+    const b = bundleFor(t, chmodAll("run"));
+    const r = inPrivateNs(node, "/dev/null", `"$T" --root "$1" run --bundle "$2" "$3" </dev/null >/dev/null 2>/dev/null`, [root, b.dir, containerId()]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(result("run"), "0 600\n");
+    t.equal(modeOf(node), "666");
+  });
+
+  t.test("run with stdin closed (tsrun opens /dev/null for it)", async (t) => {
+    const node = nullNode("closed");
+    const b = bundleFor(t, chmodAll("closed"));
+    const r = inPrivateNs(node, "/dev/null", `"$T" --root "$1" run --bundle "$2" "$3" <&- >/dev/null 2>/dev/null`, [root, b.dir, containerId()]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(result("closed"), "0 600\n");
+    t.equal(modeOf(node), "666");
+  });
+
+  t.test("run -d, then exec -d", async (t) => {
+    const node = nullNode("detached");
+    const b = bundleFor(t, `${chmodAll("run-d")}; exec sleep 1000`);
+    const id = containerId();
+    const r = inPrivateNs(
+      node,
+      "/dev/null",
+      `"$T" --root "$1" run -d --bundle "$2" "$3" </dev/null >/dev/null 2>/dev/null && "$T" --root "$1" exec -d "$3" sh -c "$4" </dev/null >/dev/null 2>/dev/null`,
+      [root, b.dir, id, chmodAll("exec-d")],
+    );
+    t.equal(r.code, 0, r.stderr);
+    waitFor(() => fs.existsSync(path.join(outDir, "run-d")) && fs.existsSync(path.join(outDir, "exec-d")), "both processes' results");
+    t.equal(result("run-d"), "0 600\n", "run -d");
+    t.equal(result("exec-d"), "0 600\n", "exec -d");
+    t.equal(modeOf(node), "666");
+    t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  });
+
+  const after = fs.statSync("/dev/null", { bigint: true });
+  t.same([after.mode, after.ino, after.uid, after.gid], [hostNull.mode, hostNull.ino, hostNull.uid, hostNull.gid], "the host's /dev/null is untouched");
+});
