@@ -2,13 +2,14 @@
  * create: validate the bundle, take the id, make the cgroup, launch the helper, and record
  * the container. Whatever fails, the host is left as if create never ran.
  */
-import { realpathSync, statSync, writeFileSync, renameSync } from "node:fs";
-import { dirname, join, resolve, basename } from "node:path";
+import { realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
+import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
 import { launchHelper, type HelperRun } from "./helper-process.ts";
@@ -67,13 +68,11 @@ function resolveRootfs(bundle: string, rootPath: string): string {
   }
 }
 
-/** Written like runc: to a temp file beside it, then renamed, so readers never see half a pid. */
+/** Written like runc, to a temp file beside it then renamed, so readers never see half a pid. */
 export function writePidFile(path: string, pid: number): void {
   const abs = resolve(path);
-  const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}`);
   try {
-    writeFileSync(tmp, String(pid), { mode: 0o644 });
-    renameSync(tmp, abs);
+    writeFileAtomic(abs, String(pid), 0o644);
   } catch (err) {
     throw new TsrunError(`cannot write pid file ${abs}: ${errnoText(err)}`);
   }

@@ -217,3 +217,65 @@ t.test("a stdio fd that is a null device from outside is replaced by the contain
   const after = fs.statSync("/dev/null", { bigint: true });
   t.same([after.mode, after.ino, after.uid, after.gid], [hostNull.mode, hostNull.ino, hostNull.uid, hostNull.gid], "the host's /dev/null is untouched");
 });
+
+t.test("--pid-file: a symlink planted at the temporary name or at the pid file is never followed", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+  const victim = path.join(bundle.dir, "victim");
+  // A directory anyone may write, as the pid file's directory of a careless caller.
+  const dir = path.join(bundle.dir, "pids");
+  fs.mkdirSync(dir, { mode: 0o1777 });
+  const precious = "precious host file\n";
+
+  /**
+   * Runs tsrun ARGS with a symlink to the victim planted where tsrun used to put its temporary
+   * file (".NAME.PID", PID being tsrun's own: the shell's, which exec keeps).
+   */
+  const planted = (name: string, args: string[]) => {
+    fs.writeFileSync(victim, precious);
+    const out = new Capture();
+    const err = new Capture();
+    const script = `d=$1 t=$2 r=$3; shift 3; ln -s "$0" "$d/.${name}.$$" && exec "$t" --root "$r" "$@"`;
+    const r = spawnSync("sh", ["-c", script, victim, dir, TSRUN, root, ...args], {
+      env: { ...process.env, [TAG_ENV]: TEST_TAG },
+      stdio: ["ignore", out.fd, err.fd],
+    });
+    return { code: r.status, stderr: err.read(), stdout: out.read() };
+  };
+  const pidIn = (name: string) => {
+    const p = path.join(dir, name);
+    t.ok(fs.lstatSync(p).isFile(), `${name} is a regular file`);
+    return Number(fs.readFileSync(p, "utf8"));
+  };
+
+  const id = containerId();
+  const c = planted("create.pid", ["create", "--bundle", bundle.dir, "--pid-file", path.join(dir, "create.pid"), id]);
+  t.equal(c.code, 0, c.stderr);
+  t.equal(fs.readFileSync(victim, "utf8"), precious, "create: the victim is untouched");
+  t.equal(pidIn("create.pid"), state(root, id).pid);
+
+  const e = planted("exec.pid", ["exec", "-d", "--pid-file", path.join(dir, "exec.pid"), id, "sleep", "1000"]);
+  t.equal(e.code, 0, e.stderr);
+  t.equal(fs.readFileSync(victim, "utf8"), precious, "exec -d: the victim is untouched");
+  t.ok(pidIn("exec.pid") > 0);
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+
+  const runId = containerId();
+  const r = planted("run.pid", ["run", "-d", "--bundle", bundle.dir, "--pid-file", path.join(dir, "run.pid"), runId]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(fs.readFileSync(victim, "utf8"), precious, "run -d: the victim is untouched");
+  t.equal(pidIn("run.pid"), state(root, runId).pid);
+  t.equal(tsrun(["delete", "--force", runId], { root }).code, 0);
+
+  // The pid file's own path a symlink: it is replaced, not followed.
+  fs.writeFileSync(victim, precious);
+  fs.symlinkSync(victim, path.join(dir, "link.pid"));
+  const linkId = containerId();
+  const l = tsrun(["create", "--bundle", bundle.dir, "--pid-file", path.join(dir, "link.pid"), linkId], { root });
+  t.equal(l.code, 0, l.stderr);
+  t.equal(fs.readFileSync(victim, "utf8"), precious, "a symlink at the pid file's path: the victim is untouched");
+  t.equal(pidIn("link.pid"), state(root, linkId).pid);
+  t.equal(tsrun(["delete", "--force", linkId], { root }).code, 0);
+  t.same(fs.readdirSync(dir).filter((n) => !n.endsWith(".pid") && !/^\.[a-z]+\.pid\.\d+$/.test(n)), [], "no temporary file is left");
+});
