@@ -306,6 +306,7 @@ void process_apparmor(const struct plan *p);
 
 /* seal.c */
 void ensure_sealed_exe(int argc, char **argv);
+bool sealed_rerun(void);
 
 /* hooks.c: startContainer hooks in the init; the --enter mode for createContainer hooks */
 char *render_pid_token(const char *text, pid_t pid);

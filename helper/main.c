@@ -558,6 +558,33 @@ static _Noreturn void run(struct launch *l)
 	parent_finish(l);
 }
 
+/*
+ * A no-op move of a throwaway process into the cgroup it is already in (tsrun's own): the first
+ * write to a cgroup.procs file after a quiet spell waits for an RCU grace period, and the
+ * container's own write, a few ms later, then finds it paid (src/linux/cgroups/index.ts
+ * primeCgroupFile()). Done in a grandchild that holds nothing else, so that neither tsrun nor
+ * this helper ever has a cgroup.procs file open, and nobody waits for it.
+ */
+static void prime_cgroup_attach(const char *procs_file)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return; /* then nothing is gained */
+	if (pid == 0) {
+		if (fork() == 0) {
+			int fd;
+			close_range(0, ~0u, 0);
+			fd = open(procs_file, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0 && write(fd, "0", 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 int main(int argc, char **argv)
 {
 	struct plan plan;
@@ -574,8 +601,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--device-filter") == 0 || strcmp(argv[1], "--device-filter-count") == 0))
 		device_filter_main(argc, argv);
-	if (argc != 2) {
-		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
+	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--prime-cgroup-attach") == 0)) {
+		fprintf(stderr, "usage: tsrun-helper SYNC_FD [--prime-cgroup-attach CGROUP_PROCS]\n"
 				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n"
 				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n");
 		return 2;
@@ -586,6 +613,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g_report_fd = (int)fd;
+	/* The fds are stdio, the preserved ones (3 .. SYNC_FD-1) and the sync socket: anything
+	 * else that reached us is nobody's to pass on. */
+	if (close_range((unsigned)fd + 1, ~0u, 0) < 0) {
+		fprintf(stderr, "tsrun-helper: close_range: %s\n", strerror(errno));
+		return 2;
+	}
 	/* A closed stdio fd would let one of our own sockets take its number (and reach the
 	 * container as its stdin/stdout/stderr): fill any gap with /dev/null. */
 	for (int i = 0; i < 3; i++) {
@@ -598,6 +631,8 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 4 && !sealed_rerun())
+		prime_cgroup_attach(argv[3]);
 	ensure_sealed_exe(argc, argv);
 	set_cloexec(g_report_fd, true);
 

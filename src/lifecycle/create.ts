@@ -7,8 +7,9 @@ import { join, resolve } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
+import { checkPreservedFds } from "../linux/caller-fds.ts";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
@@ -78,10 +79,13 @@ export function writePidFile(path: string, pid: number): void {
   }
 }
 
+/** --preserve-fds N, refused unless the caller passed every one of fds 3 .. 3+N-1. */
 export function parsePreserveFds(text: string | undefined): number {
   if (text === undefined) return 0;
   if (!/^[0-9]+$/.test(text)) throw new TsrunError(`invalid --preserve-fds value "${text}": want a number`);
-  return Number(text);
+  const n = Number(text);
+  checkPreservedFds(n);
+  return n;
 }
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
@@ -135,8 +139,6 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     logDebug("state dir locked, cgroup planned, first state write");
     cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
     record.cgroup = cgroup;
-    // After the mkdirs: the pending write holds cgroup_mutex, which they would wait for.
-    primeCgroupAttach();
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);

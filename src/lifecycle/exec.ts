@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
-import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
+import { procsFiles } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
 import { parseCpuList } from "../linux/process-attrs.ts";
 import { NS_FILE } from "../linux/host-namespaces.ts";
@@ -108,7 +108,6 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   const { record, status } = loadContainer(o.root, o.id);
   if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
   if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
-  primeCgroupAttach();
   const proc = execProcess(record.config.process, o);
   if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
   if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");

@@ -7,6 +7,7 @@ import { logDebug, logWarn } from "../log.ts";
 import { helperPath } from "../linux/helper-path.ts";
 import { encodePlan } from "../linux/plan-encode.ts";
 import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
+import { primeCgroupFile } from "../linux/cgroups/index.ts";
 import type { LaunchPlan } from "../linux/launch-plan.ts";
 import { crashPoint } from "./crash-point.ts";
 
@@ -132,7 +133,10 @@ export function launchHelper(plan: LaunchPlan, opts: LaunchOptions = {}): Promis
     };
     try {
       logDebug("spawning helper");
-      child = spawnWithSyncSocket(helperPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit });
+      // Made after the container's cgroup dirs (create made them already): see primeCgroupFile().
+      const prime = plan.cgroupProcs.length > 0 ? primeCgroupFile() : undefined;
+      const args = prime ? [String(syncFd), "--prime-cgroup-attach", prime] : [String(syncFd)];
+      child = spawnWithSyncSocket(helperPath(), args, syncFd, { data: onData, error: onError, exit: onExit });
       logDebug("helper spawned");
     } catch (err) {
       onError(err as Error);

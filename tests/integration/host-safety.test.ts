@@ -279,3 +279,46 @@ t.test("--pid-file: a symlink planted at the temporary name or at the pid file i
   t.equal(tsrun(["delete", "--force", linkId], { root }).code, 0);
   t.same(fs.readdirSync(dir).filter((n) => !n.endsWith(".pid") && !/^\.[a-z]+\.pid\.\d+$/.test(n)), [], "no temporary file is left");
 });
+
+t.test("--preserve-fds N passes exactly the caller's fds 3..3+N-1, and refuses when one is missing", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sh", "-c", "ls -l /proc/self/fd/ 2>/dev/null | sed -n 's/.* \\([0-9]*\\) -> \\(.*\\)$/\\1 \\2/p'"] });
+  const log = path.join(bundle.dir, "tsrun.log");
+  const file = (name: string) => {
+    const p = path.join(bundle.dir, name);
+    fs.writeFileSync(p, name);
+    return { path: p, fd: fs.openSync(p, "r") };
+  };
+  const files = [file("three"), file("four"), file("five")];
+  const call = (args: string[], extra: number[]) => {
+    const out = new Capture();
+    const err = new Capture();
+    const r = spawnSync(TSRUN, ["--root", root, "--log", log, ...args], {
+      env: { ...process.env, [TAG_ENV]: TEST_TAG },
+      stdio: ["ignore", out.fd, err.fd, ...extra],
+    });
+    return { code: r.status, stdout: out.read(), stderr: err.read() };
+  };
+
+  const missing = call(["run", "--preserve-fds", "3", "--bundle", bundle.dir, containerId()], [files[0]!.fd]);
+  t.equal(missing.code, 1);
+  t.equal(missing.stderr, "tsrun: --preserve-fds 3: fd 4 was not passed to tsrun (it is closed or close-on-exec)\n");
+  t.same(fs.readdirSync(root), [], "nothing is left behind");
+
+  const all = call(["run", "--preserve-fds", "3", "--bundle", bundle.dir, containerId()], files.map((f) => f.fd));
+  t.equal(all.code, 0, all.stderr);
+  const seen = all.stdout.trim().split("\n").map((l) => l.split(" "));
+  t.same(seen.map(([fd]) => fd), ["0", "1", "2", "3", "4", "5"], `exactly stdio and the three fds (ls's own excluded): ${all.stdout}`);
+  t.same(seen.slice(3).map(([, target]) => target), files.map((f) => f.path), "fds 3, 4, 5 are the caller's files");
+  t.notMatch(all.stdout, /anon_inode|cgroup|tsrun\.log/, "nothing of tsrun's");
+
+  // exec, the same way
+  const id = containerId();
+  t.equal(call(["run", "-d", "--bundle", bundle.dir, id], []).code, 0);
+  const execMissing = call(["exec", "--preserve-fds", "2", id, "true"], [files[0]!.fd]);
+  t.equal(execMissing.code, 1);
+  t.match(execMissing.stderr, /--preserve-fds 2: fd 4 was not passed to tsrun/);
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  for (const f of files) fs.closeSync(f.fd);
+});

@@ -18,7 +18,7 @@
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFile as writeFileInBackground } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
@@ -71,16 +71,18 @@ export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: bo
 }
 
 /**
- * Starts moving this process into the cgroup it is already in (a no-op), and does not wait.
- * Why: the first write to a cgroup.procs file after a quiet spell waits for an RCU grace period
- * (cgroup_threadgroup_rwsem's rcu_sync); the writes that follow within about one more grace
- * period do not. That wait was the largest stage of a create (5-30 ms while other work on the
- * host frees network namespaces, bench/analysis.md): started early, it passes on a worker thread
- * while create builds the plan and starts the helper, and the helper's write of the container's
- * pid finds it already paid. The write holds cgroup_mutex while it waits, so cgroup mkdirs made
- * meanwhile wait too: call this after them. Failures are ignored: then nothing is gained.
+ * The cgroup.procs file of the cgroup tsrun runs in, for the helper's no-op move of a throwaway
+ * process into it (tsrun-helper --prime-cgroup-attach). Why: the first write to a cgroup.procs
+ * file after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem's rcu_sync);
+ * the writes that follow within about one more grace period do not. That wait was the largest
+ * stage of a create (5-30 ms while other work on the host frees network namespaces,
+ * bench/analysis.md): started as the helper starts, it passes while the helper sets up, and the
+ * helper's write of the container's pid finds it already paid. The move holds cgroup_mutex while
+ * it waits, so cgroup mkdirs made meanwhile would wait too: the helper runs after them. The
+ * file is opened by that throwaway process only, never by tsrun or the helper, so no cgroup.procs
+ * fd can reach a container. undefined: nothing to prime with (then nothing is gained).
  */
-export function primeCgroupAttach(): void {
+export function primeCgroupFile(): string | undefined {
   try {
     const h = findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
     const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
@@ -91,9 +93,9 @@ export function primeCgroupAttach(): void {
       const own = hier?.controllers.map((c) => self.v1[c]).find((p) => p !== undefined);
       if (hier && own !== undefined) dir = dirOf(hier.mountPoint, hier.root, own);
     }
-    if (dir !== undefined) writeFileInBackground(join(dir, "cgroup.procs"), String(process.pid), { flag: "r+" }, () => {});
+    return dir === undefined ? undefined : join(dir, "cgroup.procs");
   } catch {
-    // nothing primed
+    return undefined;
   }
 }
 
