@@ -317,6 +317,21 @@ static int remount_bind(const char *target, unsigned long flags)
 	return mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | locked, NULL);
 }
 
+/* mountinfo writes space, tab, newline and backslash as \ooo. */
+static void unescape_mountinfo(const char *raw, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (size_t i = 0; raw[i] && j < outlen - 1; i++) {
+		if (raw[i] == '\\' && raw[i + 1] && raw[i + 2] && raw[i + 3]) {
+			out[j++] = (char)(((raw[i + 1] - '0') << 6) | ((raw[i + 2] - '0') << 3) | (raw[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[j++] = raw[i];
+		}
+	}
+	out[j] = '\0';
+}
+
 /* Makes the mount that holds the rootfs private if it is shared: pivot_root refuses a shared
  * parent, and the bind of the rootfs must not propagate to the host. Not needed after the
  * default recursive slave change of /, which leaves nothing shared. */
@@ -334,23 +349,69 @@ static void make_rootfs_parent_private(const char *rootfs)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long id;
 		char mp[4096], raw[4096];
-		size_t j = 0;
 		if (sscanf(line, "%llu %*u %*s %*s %4095s", &id, raw) != 2 || id != stx.stx_mnt_id)
 			continue;
-		for (size_t i = 0; raw[i] && j < sizeof(mp) - 1; i++) { /* undo \040-style escapes */
-			if (raw[i] == '\\' && raw[i + 1] && raw[i + 2] && raw[i + 3]) {
-				mp[j++] = (char)(((raw[i + 1] - '0') << 6) | ((raw[i + 2] - '0') << 3) | (raw[i + 3] - '0'));
-				i += 3;
-			} else {
-				mp[j++] = raw[i];
-			}
-		}
-		mp[j] = '\0';
+		unescape_mountinfo(raw, mp, sizeof(mp));
 		if (strstr(line, " shared:") && mount(NULL, mp, NULL, MS_PRIVATE, NULL) < 0)
 			die_errno("make the parent mount of the rootfs (%s) private", mp);
 		break;
 	}
 	fclose(f);
+}
+
+/*
+ * --no-pivot keeps the host's root in the container's mount namespace, under the chroot, and
+ * with it the host's /proc and /sys. While a whole procfs or sysfs is mounted there, a user
+ * namespace made in the container may mount a fresh one, without the masked and read-only paths
+ * (the kernel's mount_too_revealing() lets it). As runc does, every procfs and sysfs mounted
+ * whole outside the rootfs is made a slave (so that nothing propagates to the host) and
+ * detached, or covered with a tmpfs where it cannot be detached. Called after the last use of
+ * the host's /proc.
+ */
+static void hide_host_proc_and_sys(const char *rootfs)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, **points = NULL;
+	size_t cap = 0, n = 0, rlen = strlen(rootfs);
+
+	if (!f)
+		die_errno("open /proc/self/mountinfo");
+	while (getline(&line, &cap, f) > 0) {
+		char root[16], raw[4096], type[32], *mp;
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*u %*u %*s %15s %4095s", root, raw) != 2 || sscanf(dash + 3, "%31s", type) != 1)
+			continue;
+		if (strcmp(root, "/") != 0 || (strcmp(type, "proc") != 0 && strcmp(type, "sysfs") != 0))
+			continue;
+		if (!(mp = malloc(4096)))
+			die("out of memory");
+		unescape_mountinfo(raw, mp, 4096);
+		if (strncmp(mp, rootfs, rlen) == 0 && (mp[rlen] == '/' || mp[rlen] == '\0' || rlen == 1)) {
+			free(mp);
+			continue;
+		}
+		if (!(points = realloc(points, (n + 1) * sizeof(*points))))
+			die("out of memory");
+		points[n++] = mp;
+	}
+	free(line);
+	fclose(f);
+	/* Deepest (listed last) first. */
+	while (n > 0) {
+		char *mp = points[--n];
+		if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+			/* Gone with a mount above it already (or no longer a mount point). */
+			if (errno != ENOENT && errno != EINVAL)
+				die_errno("no pivot: make the host's %s a slave", mp);
+		} else if (umount2(mp, MNT_DETACH) < 0) {
+			if (errno != EINVAL && errno != EPERM)
+				die_errno("no pivot: detach the host's %s", mp);
+			if (mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+				die_errno("no pivot: cover the host's %s", mp);
+		}
+		free(mp);
+	}
+	free(points);
 }
 
 void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
@@ -775,6 +836,7 @@ void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
 	if (fchdir(rc->rootfd) < 0)
 		die_errno("chdir to the rootfs");
 	if (p->flags & GENERAL_NO_PIVOT) {
+		hide_host_proc_and_sys(p->rootfs);
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			die_errno("move the rootfs to / (no pivot)");
 		if (chroot(".") < 0)

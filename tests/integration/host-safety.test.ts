@@ -322,3 +322,23 @@ t.test("--preserve-fds N passes exactly the caller's fds 3..3+N-1, and refuses w
   t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
   for (const f of files) fs.closeSync(f.fd);
 });
+
+t.test("--no-pivot: a user namespace in the container cannot mount a fresh procfs (the host's stays hidden)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, {
+    args: ["sh", "-c", "unshare -mrpf sh -c 'mount -t tmpfs none /tmp && echo userns-works; mount -t proc none /proc && echo PROC-MOUNTED'; true"],
+    config: (c) => {
+      // As runc's test: CAP_SETFCAP lets unshare -r map root.
+      for (const set of ["bounding", "effective", "permitted"]) c.process.capabilities[set].push("CAP_SETFCAP");
+    },
+  });
+  for (const flags of [["--no-pivot"], []]) {
+    const r = tsrun(["run", ...flags, "--bundle", bundle.dir, containerId()], { root });
+    const what = flags.length ? "--no-pivot" : "pivot_root";
+    t.equal(r.code, 0, `${what}: ${r.stderr}`);
+    t.match(r.stdout, /^userns-works\n/, `${what}: the user namespace works`);
+    t.notMatch(r.stdout, /PROC-MOUNTED/, `${what}: mounting procfs is refused`);
+    t.match(r.stderr, /mount: permission denied/, what);
+  }
+});
