@@ -514,7 +514,24 @@ static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 	char target[64];
 	int fd, before = -1;
 	bool bind = (m->flags & MS_BIND) != 0;
+	bool pseudo = tree < 0 && !bind && (strcmp(m->fstype, "proc") == 0 || strcmp(m->fstype, "sysfs") == 0);
 
+	if (pseudo) {
+		/* As runc: procfs and sysfs only on a directory, never through a symlink the rootfs
+		 * put at the destination (a procfs landing elsewhere escapes the masked paths). */
+		struct stat st;
+		fd = open_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+		if (fd < 0 && errno != ENOENT)
+			die_errno("error mounting \"%s\" to rootfs at \"%s\"", m->source, m->destination);
+		if (fd >= 0) {
+			if (fstat(fd, &st) < 0)
+				die_errno("error mounting \"%s\" to rootfs at \"%s\": stat", m->source, m->destination);
+			if (!S_ISDIR(st.st_mode))
+				die("error mounting \"%s\" to rootfs at \"%s\": filesystem \"%s\" must be mounted on ordinary directory",
+				    m->source, m->destination, m->fstype);
+			close(fd);
+		}
+	}
 	fd = mkdir_in_root(rootfd, m->destination, (m->dest_kind & MOUNT_DEST_FILE) != 0);
 	if (fd < 0)
 		die_errno("mount %s on %s: create mount point", m->source, m->destination);

@@ -342,3 +342,20 @@ t.test("--no-pivot: a user namespace in the container cannot mount a fresh procf
     t.match(r.stderr, /mount: permission denied/, what);
   }
 });
+
+t.test("a rootfs whose /proc or /sys is a symlink is refused (as runc), and nothing is left", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  for (const [dest, fstype] of [["proc", "proc"], ["sys", "sysfs"]] as const) {
+    const bundle = makeBundle(t, { copyRootfs: true });
+    const rootfs = path.join(bundle.dir, "rootfs");
+    fs.rmSync(path.join(rootfs, dest), { recursive: true });
+    fs.mkdirSync(path.join(rootfs, "elsewhere"));
+    fs.symlinkSync("elsewhere", path.join(rootfs, dest));
+    const r = tsrun(["create", "--bundle", bundle.dir, containerId()], { root });
+    t.equal(r.code, 1, dest);
+    t.equal(r.stderr, `tsrun: unable to start container process: error mounting "${fstype === "proc" ? "proc" : "sysfs"}" to rootfs at "/${dest}": filesystem "${fstype}" must be mounted on ordinary directory\n`);
+    t.same(fs.readdirSync(root), [], `${dest}: no state left`);
+    t.same(fs.readdirSync(path.join(rootfs, "elsewhere")), [], `${dest}: nothing made where the symlink points`);
+  }
+});
