@@ -359,3 +359,47 @@ t.test("a rootfs whose /proc or /sys is a symlink is refused (as runc), and noth
     t.same(fs.readdirSync(path.join(rootfs, "elsewhere")), [], `${dest}: nothing made where the symlink points`);
   }
 });
+
+t.test("a container's cgroup that is already frozen is refused at once, and nothing is left", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const hierarchies = [
+    { dir: "/sys/fs/cgroup/freezer", file: "freezer.state", frozen: "FROZEN", thawed: "THAWED" },
+    { dir: "/sys/fs/cgroup/unified", file: "cgroup.freeze", frozen: "1", thawed: "0" },
+    { dir: "/sys/fs/cgroup", file: "cgroup.freeze", frozen: "1", thawed: "0" },
+  ];
+  let tried = 0;
+  for (const h of hierarchies) {
+    const parent = path.join(h.dir, `${TEST_TAG}-frozen`);
+    if (!fs.existsSync(path.join(h.dir, "cgroup.procs"))) continue;
+    fs.mkdirSync(parent);
+    try {
+      if (!fs.existsSync(path.join(parent, h.file))) continue;
+      fs.writeFileSync(path.join(parent, h.file), h.frozen);
+      tried++;
+      // The pre-made cgroup itself, and a new one below it (frozen by inheritance).
+      for (const cgroupsPath of [`/${TEST_TAG}-frozen`, `/${TEST_TAG}-frozen/ctr`]) {
+        const bundle = makeBundle(t, { config: (c) => (c.linux.cgroupsPath = cgroupsPath) });
+        const r = tsrun(["create", "--bundle", bundle.dir, containerId()], { root });
+        t.equal(r.code, 1, `${h.dir} ${cgroupsPath}`);
+        t.match(r.stderr, /^tsrun: container's cgroup unexpectedly frozen \(/, `${h.dir} ${cgroupsPath}: ${r.stderr}`);
+        t.same(fs.readdirSync(root), [], "no state left");
+        t.notOk(fs.existsSync(path.join(parent, "ctr")), "the cgroup create made is removed");
+        t.equal(fs.readFileSync(path.join(parent, h.file), "utf8").trim(), h.frozen, "the pre-made cgroup is left frozen, as it was");
+      }
+    } finally {
+      fs.writeFileSync(path.join(parent, h.file), h.thawed);
+      // Other hierarchies got the pre-made path as a new cgroup: all of them go.
+      for (const other of hierarchies) {
+        for (const d of [path.join(other.dir, `${TEST_TAG}-frozen`, "ctr"), path.join(other.dir, `${TEST_TAG}-frozen`)]) {
+          try {
+            fs.rmdirSync(d);
+          } catch {
+            // not there
+          }
+        }
+      }
+    }
+  }
+  t.ok(tried > 0, "a freezer (v1 or cgroup2) was there to try");
+});

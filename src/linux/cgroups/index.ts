@@ -275,6 +275,9 @@ export function createCgroup(state: CgroupState, resources: Resources | undefine
       const n = readProcs(d).length;
       if (n > 0) throw new TsrunError(`cgroup: ${d} is not empty: ${n} process(es) found`);
     }
+    // As runc (and in its words): refused at once, rather than an init that never gets to run.
+    const frozen = frozenFile(state);
+    if (frozen) throw new TsrunError(`container's cgroup unexpectedly frozen (${frozen})`);
     if (state.v1.cpuset) initCpuset(state.v1.cpuset);
     enableV2Controllers(state);
     if (resources) applyResources(next, resources, warn);
@@ -401,6 +404,25 @@ export function isFrozen(state: CgroupState): boolean {
   if (!f) return false;
   if (f.kind === "v1") return readOpt(f.file)?.trim() === "FROZEN";
   return v2Frozen(f.dir) === 1;
+}
+
+/**
+ * Whether a process placed in the container's cgroups now would be frozen (its own freezer
+ * setting or an ancestor's, in the v1 freezer and in cgroup2): the file that says so, or
+ * undefined. A helper placing the init there would wait in D state for good.
+ */
+function frozenFile(state: CgroupState): string | undefined {
+  if (state.v1.freezer) {
+    const file = join(state.v1.freezer, "freezer.state");
+    const s = readOpt(file)?.trim();
+    if (s === "FROZEN" || s === "FREEZING") return `${file} is ${s}`;
+  }
+  if (state.v2) {
+    const file = join(state.v2, "cgroup.freeze");
+    if (readOpt(file)?.trim() === "1") return `${file} is 1`;
+    if (v2Frozen(state.v2) === 1) return `${join(state.v2, "cgroup.events")} says frozen 1`;
+  }
+  return undefined;
 }
 
 function setFrozen(state: CgroupState, frozen: boolean): void {
