@@ -653,12 +653,47 @@ static int node_dir(int rootfd, const char *path, const char *what, char *name, 
 	return dir;
 }
 
+static const char *kind_of(const struct stat *st, char *buf, size_t len)
+{
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		snprintf(buf, len, "%s device %u:%u", S_ISCHR(st->st_mode) ? "a character" : "a block", major(st->st_rdev), minor(st->st_rdev));
+		return buf;
+	}
+	return S_ISREG(st->st_mode) ? "a regular file" : S_ISDIR(st->st_mode) ? "a directory" : S_ISLNK(st->st_mode) ? "a symlink" : S_ISFIFO(st->st_mode) ? "a fifo" : "a socket";
+}
+
 static void make_device(int rootfd, const struct plan_device *d)
 {
-	char name[4096], target[64];
+	char name[4096], target[64], found[64];
 	bool replace;
-	int dir = node_dir(rootfd, d->path, "device", name, sizeof(name), &replace);
+	struct stat st;
+	int dir, fd = open_in_root(rootfd, d->path, O_PATH | O_NOFOLLOW, 0);
 
+	if (fd >= 0) {
+		/* Something is there. Kept unless the directory is a tmpfs of ours; then it must be
+		 * the device asked for (runtime-spec config-linux.md, Devices: an error otherwise). */
+		char rel[4096], *slash;
+		int parent;
+		clean_path(d->path, rel, sizeof(rel));
+		slash = strrchr(rel, '/');
+		if (slash)
+			*slash = '\0';
+		parent = open_in_root(rootfd, slash ? rel : ".", O_PATH, 0);
+		if (parent < 0 || fstat(fd, &st) < 0)
+			die_errno("device %s: look at what is there", d->path);
+		replace = node_place(parent) == PLACE_OWN_TMPFS;
+		close(parent);
+		close(fd);
+		if (!replace) {
+			bool same = d->type == 'p' ? S_ISFIFO(st.st_mode)
+				    : (d->type == 'b' ? S_ISBLK(st.st_mode) : S_ISCHR(st.st_mode)) && st.st_rdev == makedev(d->major, d->minor);
+			if (!same)
+				die("device %s: %s is there, not the device asked for, and it is not tsrun's to replace", d->path,
+				    kind_of(&st, found, sizeof(found)));
+			return;
+		}
+	}
+	dir = node_dir(rootfd, d->path, "device", name, sizeof(name), &replace);
 	if (dir < 0)
 		return;
 	if (replace && remove_existing(dir, name) < 0)

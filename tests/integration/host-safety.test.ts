@@ -101,6 +101,14 @@ t.test("a bind-mounted /dev is left as it is (as runc): nothing made, replaced o
     t.same(snapshot(dev), before, "every node, link and directory is as it was (ptmx, fd, null, ... neither removed nor re-made)");
     t.match(r.stderr, /device \/dev\/tsrun-extra is not made: its directory is on a mount tsrun did not make/, "a device that cannot be made is named");
     t.match(r.stderr, /symlink \/dev\/stdin is not made/);
+
+    // A device asked for where another one is: an error (runtime-spec), and the node is kept.
+    bundle.config.linux.devices = [{ path: "/dev/zero", type: "c", major: 1, minor: 3, fileMode: 0o666 }];
+    writeConfig(bundle);
+    const clash = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+    t.equal(clash.code, 1);
+    t.match(clash.stderr, /device \/dev\/zero: a character device 1:5 is there, not the device asked for, and it is not tsrun's to replace\n$/);
+    t.same(snapshot(dev), before, "still as it was");
   });
 
   t.test("with a terminal: /dev/console is not replaced", async (t) => {
