@@ -7,6 +7,7 @@
  * do what the TypeScript start would do, it execs tsrun-main, which then gives the same answer
  * and the same error text as before.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,8 +23,59 @@
 /* Never from the environment: tsrun runs as root for whoever can call it. */
 static const char *const MAIN_CANDIDATES[] = { "tsrun-main", "../libexec/tsrun/tsrun-main" };
 
+/*
+ * --preserve-fds N passes fds 3 .. 3+N-1 to the container. Once tsrun-main runs, the Bun
+ * runtime's own fds (an eventpoll, an eventfd, the --log file) take the lowest free numbers, so
+ * only here can the caller's fds be told from tsrun's: the fds that stay open across the exec
+ * (not close-on-exec) are listed in CALLER_FDS_ENV as ranges ("3-5,8"), which tsrun-main reads
+ * and removes from its environment (src/linux/caller-fds.ts).
+ */
+#define CALLER_FDS_ENV "_TSRUN_CALLER_FDS"
+
+static void note_caller_fds(void) {
+  char list[8192];
+  size_t len = 0;
+  int first = -1, last = -1;
+  if (unsetenv(CALLER_FDS_ENV) < 0) return;
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return; /* tsrun-main then refuses --preserve-fds: it cannot know */
+  /* /proc lists them in increasing order, so runs of numbers become ranges. */
+  int fds[4096];
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || e->d_name[0] == '\0' || fd < 3 || fd == dirfd(d)) continue;
+    int flags = fcntl((int)fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC)) continue;
+    if (n == sizeof fds / sizeof fds[0]) break; /* the lowest are in */
+    fds[n++] = (int)fd;
+  }
+  closedir(d);
+  list[0] = '\0';
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && first >= 0 && fds[i] == last + 1) {
+      last = fds[i];
+      continue;
+    }
+    if (first >= 0) {
+      int w = first == last ? snprintf(list + len, sizeof list - len, "%s%d", len ? "," : "", first)
+                            : snprintf(list + len, sizeof list - len, "%s%d-%d", len ? "," : "", first, last);
+      /* Too many to list: those left out count as not passed, which only ever refuses. */
+      if (w < 0 || (size_t)w >= sizeof list - len) break;
+      len += (size_t)w;
+    }
+    if (i < n) first = last = fds[i];
+  }
+  if (setenv(CALLER_FDS_ENV, list, 1) < 0) {
+    /* then tsrun-main refuses --preserve-fds */
+  }
+}
+
 static void exec_main(char **argv) __attribute__((noreturn));
 static void exec_main(char **argv) {
+  note_caller_fds();
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n < 0) {

@@ -102,24 +102,36 @@ int console_setup(int rootfd, const Tsrun__Terminal *t, int console_sock, bool b
 			die(ERR(CONSOLE_WINSIZE), errno, NULL, 0);
 	}
 	if (bind_console) {
+		/* The slave is bound over /dev/console; the file under it is made (replacing what
+		 * is there) only on a /dev tmpfs of ours, made if missing on the rootfs's own
+		 * filesystem, and never made or removed on another mount (the host's /dev). */
 		char src[64], dst[64];
-		int dev = mkdir_in_root(root, "/dev", false), f, target;
+		int dev = mkdir_in_root(root, "/dev", false), target;
+		enum node_place place;
 		if (dev < 0)
 			die(ERR(CONSOLE_DEV), errno, "/dev", 0);
-		if (unlinkat(dev, "console", 0) < 0 && errno != ENOENT)
+		place = node_place(dev);
+		if (place == PLACE_OWN_TMPFS && unlinkat(dev, "console", 0) < 0 && errno != ENOENT)
 			die(ERR(CONSOLE_DEV_CONSOLE), errno, "remove", 0);
-		f = openat(dev, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (f < 0)
-			die(ERR(CONSOLE_DEV_CONSOLE), errno, "create", 0);
-		close(f);
 		target = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (target < 0)
-			die(ERR(CONSOLE_DEV_CONSOLE), errno, "open", 0);
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
-		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", target);
-		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-			die(ERR(CONSOLE_BIND), errno, slave_path, 0);
-		close(target);
+		if (target < 0 && errno == ENOENT && place != PLACE_OTHER_MOUNT) {
+			int f = openat(dev, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (f < 0)
+				die(ERR(CONSOLE_DEV_CONSOLE), errno, "create", 0);
+			close(f);
+			target = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (target < 0 && errno == ENOENT && place == PLACE_OTHER_MOUNT) {
+			warn_event(WARN(CONSOLE_NOT_MADE), "/dev/console", 0);
+		} else {
+			if (target < 0)
+				die(ERR(CONSOLE_DEV_CONSOLE), errno, "open", 0);
+			snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
+			snprintf(dst, sizeof(dst), "/proc/self/fd/%d", target);
+			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+				die(ERR(CONSOLE_BIND), errno, slave_path, 0);
+			close(target);
+		}
 		close(dev);
 	}
 	if (send_fd(console_sock, master, slave_path) < 0)

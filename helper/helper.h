@@ -84,6 +84,10 @@ void rootfs_finish_paths(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc);
 void rootfs_pivot(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc);
 void rootfs_after_pivot(const Tsrun__CreatePlan *c);
 int open_in_root(int rootfd, const char *path, int flags, uint64_t resolve);
+/* What a directory in the container is on: a tmpfs the helper mounted, the rootfs's own
+ * filesystem, or another mount (a bind of a host directory such as /dev). */
+enum node_place { PLACE_OWN_TMPFS, PLACE_ROOTFS, PLACE_OTHER_MOUNT };
+enum node_place node_place(int fd);
 int mkdir_in_root(int rootfd, const char *path, bool final_is_file);
 void clean_path(const char *in, char *out, size_t outlen);
 
@@ -105,6 +109,7 @@ void process_identity(const struct run *r, bool seccomp_early);
 void process_cwd_first(const Tsrun__Process *proc, bool *retry);
 void process_cwd_check(const Tsrun__Process *proc, bool retry);
 const char *process_resolve(const struct run *r);
+void process_replace_null_fds(const Tsrun__Launch *l);
 void process_close_fds(const Tsrun__Launch *l);
 _Noreturn void process_exec(const struct run *r, const char *path);
 void reset_signals(void);
@@ -124,6 +129,7 @@ void process_mempolicy(const Tsrun__Launch *l);
 
 /* seal.c */
 void ensure_sealed_exe(char **argv);
+bool sealed_rerun(void);
 
 /* hooks.c: startContainer hooks in the init; the enter mode for createContainer hooks */
 char *render_pid_token(const char *text, pid_t pid);

@@ -401,6 +401,7 @@ static const char *child_process_setup(const struct run *r)
 	const Tsrun__Seccomp *filter = r->launch->seccomp;
 
 	set_stage(STAGE(PROCESS));
+	process_replace_null_fds(r->launch);
 	process_rlimits(r->proc);
 	if (r->proc->umask)
 		umask((mode_t)r->proc->umask->value);
@@ -569,6 +570,33 @@ static _Noreturn void run(struct launch *l)
 	parent_finish(l);
 }
 
+/*
+ * A no-op move of a throwaway process into the cgroup it is already in (tsrun's own): the first
+ * write to a cgroup.procs file after a quiet spell waits for an RCU grace period, and the
+ * container's own write, a few ms later, then finds it paid (src/linux/cgroups/index.ts
+ * primeCgroupFile()). Done in a grandchild that holds nothing else, so that neither tsrun nor
+ * this helper ever has a cgroup.procs file open, and nobody waits for it.
+ */
+static void prime_cgroup_attach(const char *procs_file)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return; /* then nothing is gained */
+	if (pid == 0) {
+		if (fork() == 0) {
+			int fd;
+			close_range(0, ~0u, 0);
+			fd = open(procs_file, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0 && write(fd, "0", 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* A closed stdio fd would let one of our own sockets take its number (and reach the container
  * as its stdin/stdout/stderr): fill any gap with /dev/null. */
 static void fill_stdio(void)
@@ -633,8 +661,8 @@ int main(int argc, char **argv)
 		echo_main();
 	if (argc == 2 && strcmp(argv[1], "--libseccomp-version") == 0)
 		libseccomp_version_main();
-	if (argc != 2) {
-		fprintf(stderr, "usage: tsrun-helper FD   (a ToHelper frame on FD, docs/boundary.md)\n"
+	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--prime-cgroup-attach") == 0)) {
+		fprintf(stderr, "usage: tsrun-helper FD [--prime-cgroup-attach CGROUP_PROCS]   (a ToHelper frame on FD, docs/boundary.md)\n"
 				"       tsrun-helper --device-filter-count CGROUP_DIR\n"
 				"       tsrun-helper --echo\n"
 				"       tsrun-helper --libseccomp-version\n");
@@ -646,8 +674,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g_report_fd = fd == 0 ? 1 : (int)fd;
+	/* The fds are stdio, the preserved ones (3 .. FD-1) and FD: anything else that reached us
+	 * is nobody's to pass on. */
+	if (close_range((unsigned)(fd > 2 ? fd : 2) + 1, ~0u, 0) < 0) {
+		fprintf(stderr, "tsrun-helper: close_range: %s\n", strerror(errno));
+		return 2;
+	}
 	fill_stdio();
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 4 && !sealed_rerun())
+		prime_cgroup_attach(argv[3]);
 	ensure_sealed_exe(argv);
 	if (fd != 0)
 		set_cloexec((int)fd, true);

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 void process_rlimits(const Tsrun__Process *proc)
@@ -251,6 +252,46 @@ const char *process_resolve(const struct run *r)
 		free(cand);
 	}
 	die(ERR(EXEC_NOT_FOUND), 0, name, 0);
+}
+
+/*
+ * Managers hand the container the host's /dev/null as stdio (conmon, containerd's shim,
+ * `tsrun create </dev/null`), and the helper opens it for a closed one: the container's root
+ * could then `chmod 600 /proc/self/fd/0` and break /dev/null for the whole host. As runc does,
+ * every such fd (stdio and the preserved ones) becomes the container's own /dev/null, opened
+ * after pivot_root (create) or setns (exec), so that "/dev/null" is the container's. A null
+ * device that is the container's /dev/null itself is kept.
+ */
+void process_replace_null_fds(const Tsrun__Launch *l)
+{
+	unsigned end = 3 + l->preserve_fds;
+
+	for (unsigned fd = 0; fd < end; fd++) {
+		struct stat st, nst;
+		int fl, fdfl, mine;
+		if (fstat((int)fd, &st) < 0) {
+			if (errno == EBADF)
+				continue;
+			die(ERR(NULL_FD_STAT), errno, NULL, fd);
+		}
+		if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+			continue;
+		fl = fcntl((int)fd, F_GETFL);
+		fdfl = fcntl((int)fd, F_GETFD);
+		if (fl < 0 || fdfl < 0)
+			die(ERR(NULL_FD_FCNTL), errno, NULL, fd);
+		/* With the fd's own access mode and flags. */
+		mine = open("/dev/null", (fl & (O_ACCMODE | O_PATH | O_APPEND | O_NONBLOCK)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+		if (mine < 0)
+			die(ERR(NULL_FD_OPEN_OWN), errno, "/dev/null", fd);
+		if (fstat(mine, &nst) < 0)
+			die(ERR(NULL_FD_OPEN_OWN), errno, "/dev/null", fd);
+		if (!S_ISCHR(nst.st_mode) || nst.st_rdev != makedev(1, 3))
+			die(ERR(NULL_FD_OWN_NOT_NULL), 0, "/dev/null", fd);
+		if ((st.st_dev != nst.st_dev || st.st_ino != nst.st_ino) && dup3(mine, (int)fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+			die(ERR(NULL_FD_REPLACE), errno, "/dev/null", fd);
+		close(mine);
+	}
 }
 
 /* Every fd above stdio and the preserved ones gets close-on-exec: our own (the sync socket,

@@ -30,6 +30,57 @@
 
 #define PROCFD(buf, fd) snprintf((buf), sizeof(buf), "/proc/self/fd/%d", (fd))
 
+/*
+ * The host's /dev is never written. Device nodes, the /dev links and /dev/console replace what
+ * is there only on a tmpfs this helper mounted itself; on the rootfs's own filesystem a missing
+ * one is made and an existing one left as it is; on any other mount (a bind of the host's /dev,
+ * a devtmpfs, ...) nothing is made or removed. Mounts are told apart by their mount ids.
+ */
+#define MAX_OWN_TMPFS 64
+static uint64_t g_own_tmpfs[MAX_OWN_TMPFS];
+static size_t g_n_own_tmpfs;
+static uint64_t g_rootfs_mnt;
+static bool g_have_rootfs_mnt;
+
+static int mount_id_of(int fd, uint64_t *id)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0)
+		return -1;
+	if (!(stx.stx_mask & STATX_MNT_ID)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	*id = stx.stx_mnt_id;
+	return 0;
+}
+
+enum node_place node_place(int fd)
+{
+	uint64_t id;
+	if (mount_id_of(fd, &id) < 0)
+		die(ERR(MOUNT_ID), errno, NULL, 0);
+	for (size_t i = 0; i < g_n_own_tmpfs; i++)
+		if (g_own_tmpfs[i] == id)
+			return PLACE_OWN_TMPFS;
+	return g_have_rootfs_mnt && id == g_rootfs_mnt ? PLACE_ROOTFS : PLACE_OTHER_MOUNT;
+}
+
+/* A tmpfs this helper just mounted at destination: what it holds is the container's own. */
+static void note_own_tmpfs(int rootfd, const char *destination)
+{
+	int fd;
+	if (g_n_own_tmpfs == MAX_OWN_TMPFS)
+		return; /* then it counts as any other mount: nothing is replaced on it */
+	fd = open_in_root(rootfd, destination, O_PATH | O_DIRECTORY, 0);
+	if (fd < 0)
+		die(ERR(OWN_TMPFS_OPEN), errno, destination, 0);
+	if (mount_id_of(fd, &g_own_tmpfs[g_n_own_tmpfs]) < 0)
+		die(ERR(MOUNT_ID), errno, destination, 0);
+	g_n_own_tmpfs++;
+	close(fd);
+}
+
 /* Lexically cleans an absolute container path into a path relative to the root: no leading
  * slash, no "." or empty components, ".." never above the root. The root itself is ".". */
 void clean_path(const char *in, char *out, size_t outlen)
@@ -266,6 +317,21 @@ static int remount_bind(const char *target, unsigned long flags)
 	return mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | locked, NULL);
 }
 
+/* mountinfo writes space, tab, newline and backslash as \ooo. */
+static void unescape_mountinfo(const char *raw, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (size_t i = 0; raw[i] && j < outlen - 1; i++) {
+		if (raw[i] == '\\' && raw[i + 1] && raw[i + 2] && raw[i + 3]) {
+			out[j++] = (char)(((raw[i + 1] - '0') << 6) | ((raw[i + 2] - '0') << 3) | (raw[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[j++] = raw[i];
+		}
+	}
+	out[j] = '\0';
+}
+
 /* Makes the mount that holds the rootfs private if it is shared: pivot_root refuses a shared
  * parent, and the bind of the rootfs must not propagate to the host. Not needed after the
  * default recursive slave change of /, which leaves nothing shared. */
@@ -283,23 +349,69 @@ static void make_rootfs_parent_private(const char *rootfs)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long id;
 		char mp[4096], raw[4096];
-		size_t j = 0;
 		if (sscanf(line, "%llu %*u %*s %*s %4095s", &id, raw) != 2 || id != stx.stx_mnt_id)
 			continue;
-		for (size_t i = 0; raw[i] && j < sizeof(mp) - 1; i++) { /* undo \040-style escapes */
-			if (raw[i] == '\\' && raw[i + 1] && raw[i + 2] && raw[i + 3]) {
-				mp[j++] = (char)(((raw[i + 1] - '0') << 6) | ((raw[i + 2] - '0') << 3) | (raw[i + 3] - '0'));
-				i += 3;
-			} else {
-				mp[j++] = raw[i];
-			}
-		}
-		mp[j] = '\0';
+		unescape_mountinfo(raw, mp, sizeof(mp));
 		if (strstr(line, " shared:") && mount(NULL, mp, NULL, MS_PRIVATE, NULL) < 0)
 			die(ERR(ROOTFS_PARENT_PRIVATE), errno, mp, 0);
 		break;
 	}
 	fclose(f);
+}
+
+/*
+ * --no-pivot keeps the host's root in the container's mount namespace, under the chroot, and
+ * with it the host's /proc and /sys. While a whole procfs or sysfs is mounted there, a user
+ * namespace made in the container may mount a fresh one, without the masked and read-only paths
+ * (the kernel's mount_too_revealing() lets it). As runc does, every procfs and sysfs mounted
+ * whole outside the rootfs is made a slave (so that nothing propagates to the host) and
+ * detached, or covered with a tmpfs where it cannot be detached. Called after the last use of
+ * the host's /proc.
+ */
+static void hide_host_proc_and_sys(const char *rootfs)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, **points = NULL;
+	size_t cap = 0, n = 0, rlen = strlen(rootfs);
+
+	if (!f)
+		die(ERR(NO_PIVOT_MOUNTINFO), errno, "/proc/self/mountinfo", 0);
+	while (getline(&line, &cap, f) > 0) {
+		char root[16], raw[4096], type[32], *mp;
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*u %*u %*s %15s %4095s", root, raw) != 2 || sscanf(dash + 3, "%31s", type) != 1)
+			continue;
+		if (strcmp(root, "/") != 0 || (strcmp(type, "proc") != 0 && strcmp(type, "sysfs") != 0))
+			continue;
+		if (!(mp = malloc(4096)))
+			die(ERR(OUT_OF_MEMORY), ENOMEM, NULL, 0);
+		unescape_mountinfo(raw, mp, 4096);
+		if (strncmp(mp, rootfs, rlen) == 0 && (mp[rlen] == '/' || mp[rlen] == '\0' || rlen == 1)) {
+			free(mp);
+			continue;
+		}
+		if (!(points = realloc(points, (n + 1) * sizeof(*points))))
+			die(ERR(OUT_OF_MEMORY), ENOMEM, NULL, 0);
+		points[n++] = mp;
+	}
+	free(line);
+	fclose(f);
+	/* Deepest (listed last) first. */
+	while (n > 0) {
+		char *mp = points[--n];
+		if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+			/* Gone with a mount above it already (or no longer a mount point). */
+			if (errno != ENOENT && errno != EINVAL)
+				die(ERR(NO_PIVOT_SLAVE), errno, mp, 0);
+		} else if (umount2(mp, MNT_DETACH) < 0) {
+			if (errno != EINVAL && errno != EPERM)
+				die(ERR(NO_PIVOT_DETACH), errno, mp, 0);
+			if (mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+				die(ERR(NO_PIVOT_COVER), errno, mp, 0);
+		}
+		free(mp);
+	}
+	free(points);
 }
 
 void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
@@ -317,6 +429,9 @@ void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 	rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rc->rootfd < 0)
 		die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
+	if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
+		die(ERR(MOUNT_ID), errno, c->rootfs, 0);
+	g_have_rootfs_mnt = true;
 }
 
 /* tmpcopyup: copies the tree under the directory fd `from` (the directory as it was before
@@ -407,7 +522,23 @@ static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 	int fd, before = -1;
 	bool bind = (m->flags & MS_BIND) != 0;
 	int64_t ix = (int64_t)index;
+	bool pseudo = tree < 0 && !bind && (strcmp(m->fstype, "proc") == 0 || strcmp(m->fstype, "sysfs") == 0);
 
+	if (pseudo) {
+		/* As runc: procfs and sysfs only on a directory, never through a symlink the rootfs
+		 * put at the destination (a procfs landing elsewhere escapes the masked paths). */
+		struct stat st;
+		fd = open_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+		if (fd < 0 && errno != ENOENT)
+			die(ERR(PSEUDO_FS_OPEN), errno, m->destination, ix);
+		if (fd >= 0) {
+			if (fstat(fd, &st) < 0)
+				die(ERR(PSEUDO_FS_OPEN), errno, m->destination, ix);
+			if (!S_ISDIR(st.st_mode))
+				die(ERR(PSEUDO_FS_NOT_DIR), 0, m->destination, ix);
+			close(fd);
+		}
+	}
 	fd = mkdir_in_root(rootfd, m->destination, m->dest_is_file);
 	if (fd < 0)
 		die(ERR(MOUNT_POINT), errno, m->destination, ix);
@@ -425,6 +556,8 @@ static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 	} else {
 		if (mount(m->source, target, m->fstype, m->flags, m->data[0] ? m->data : NULL) < 0)
 			die(ERR(MOUNT), errno, m->destination, ix);
+		if (strcmp(m->fstype, "tmpfs") == 0)
+			note_own_tmpfs(rootfd, m->destination);
 	}
 	close(fd);
 	if (before >= 0) {
@@ -466,14 +599,104 @@ void rootfs_mounts(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 		mount_one(rc->rootfd, c->mounts[i], i, idmap_take(i));
 }
 
+/* Where a node at path would go: the place of its directory, or of the nearest ancestor that
+ * exists (what parent_in_root would create the rest in). Nothing is created. */
+static enum node_place place_for(int rootfd, const char *path)
+{
+	char rel[4096];
+	clean_path(path, rel, sizeof(rel));
+	for (;;) {
+		char *slash = strrchr(rel, '/');
+		int fd;
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(rel, sizeof(rel), ".");
+		fd = open_in_root(rootfd, rel, O_PATH, 0);
+		if (fd >= 0) {
+			enum node_place place = node_place(fd);
+			close(fd);
+			return place;
+		}
+		if ((errno != ENOENT && errno != ENOTDIR) || strcmp(rel, ".") == 0)
+			die(ERR(NODE_DIR_OPEN), errno, path, 0);
+	}
+}
+
+/*
+ * The directory a node at path is made in, and whether what is there may be replaced. Returns
+ * -1 when nothing may be made: there is a node already and it is not on a tmpfs of ours (it is
+ * left as it is), or the directory is on a mount that is not the container's own (a bind of the
+ * host's /dev): then a missing node is said in a warning and not made.
+ */
+static int node_dir(int rootfd, const char *path, bool device, char *name, size_t namelen, bool *replace)
+{
+	struct stat st;
+	enum node_place place = place_for(rootfd, path);
+	Tsrun__WarningCode not_made = device ? WARN(DEVICE_NOT_MADE) : WARN(SYMLINK_NOT_MADE);
+	int dir;
+
+	if (place == PLACE_OTHER_MOUNT) {
+		int fd = open_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+		if (fd >= 0)
+			close(fd);
+		else
+			warn_event(not_made, path, 0);
+		return -1;
+	}
+	dir = parent_in_root(rootfd, path, name, namelen);
+	if (dir < 0)
+		die(device ? ERR(DEVICE_PARENT) : ERR(SYMLINK_PARENT), errno, path, 0);
+	place = node_place(dir);
+	*replace = place == PLACE_OWN_TMPFS;
+	if (!*replace && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dir);
+		return -1;
+	}
+	if (place == PLACE_OTHER_MOUNT) {
+		close(dir);
+		warn_event(not_made, path, 0);
+		return -1;
+	}
+	return dir;
+}
+
 static void make_device(int rootfd, const Tsrun__Device *d)
 {
 	char name[4096], target[64];
-	int dir = parent_in_root(rootfd, d->path, name, sizeof(name));
+	bool replace;
+	struct stat st;
+	int dir, fd = open_in_root(rootfd, d->path, O_PATH | O_NOFOLLOW, 0);
 
+	if (fd >= 0) {
+		/* Something is there. Kept unless the directory is a tmpfs of ours; then it must be
+		 * the device asked for (runtime-spec config-linux.md, Devices: an error otherwise). */
+		char rel[4096], *slash;
+		int parent;
+		clean_path(d->path, rel, sizeof(rel));
+		slash = strrchr(rel, '/');
+		if (slash)
+			*slash = '\0';
+		parent = open_in_root(rootfd, slash ? rel : ".", O_PATH, 0);
+		if (parent < 0 || fstat(fd, &st) < 0)
+			die(ERR(DEVICE_EXISTING_STAT), errno, d->path, 0);
+		replace = node_place(parent) == PLACE_OWN_TMPFS;
+		close(parent);
+		close(fd);
+		if (!replace) {
+			bool same = (st.st_mode & S_IFMT) == (d->mode & S_IFMT) &&
+				    (S_ISFIFO(st.st_mode) || st.st_rdev == makedev(d->major, d->minor));
+			/* value: what is there, its S_IFMT bits above bit 32 and its device number below */
+			if (!same)
+				die(ERR(DEVICE_OCCUPIED), 0, d->path,
+				    (int64_t)(st.st_mode & S_IFMT) << 32 | (int64_t)major(st.st_rdev) << 20 | minor(st.st_rdev));
+			return;
+		}
+	}
+	dir = node_dir(rootfd, d->path, true, name, sizeof(name), &replace);
 	if (dir < 0)
-		die(ERR(DEVICE_PARENT), errno, d->path, 0);
-	if (remove_existing(dir, name) < 0)
+		return;
+	if (replace && remove_existing(dir, name) < 0)
 		die(ERR(DEVICE_REMOVE), errno, d->path, 0);
 	if (d->bind_from_host) {
 		int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -500,11 +723,12 @@ static void make_device(int rootfd, const Tsrun__Device *d)
 static void make_symlink(int rootfd, const Tsrun__Symlink *l, size_t index)
 {
 	char name[4096];
-	int dir = parent_in_root(rootfd, l->path, name, sizeof(name));
+	bool replace;
+	int dir = node_dir(rootfd, l->path, false, name, sizeof(name), &replace);
 
 	if (dir < 0)
-		die(ERR(SYMLINK_PARENT), errno, l->path, (int64_t)index);
-	if (remove_existing(dir, name) < 0)
+		return;
+	if (replace && remove_existing(dir, name) < 0)
 		die(ERR(SYMLINK_REMOVE), errno, l->path, (int64_t)index);
 	if (symlinkat(l->target, dir, name) < 0)
 		die(ERR(SYMLINK), errno, l->path, (int64_t)index);
@@ -664,6 +888,7 @@ void rootfs_pivot(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 	if (fchdir(rc->rootfd) < 0)
 		die(ERR(PIVOT_CHDIR_ROOTFS), errno, c->rootfs, 0);
 	if (c->no_pivot) {
+		hide_host_proc_and_sys(c->rootfs);
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			die(ERR(NO_PIVOT_MOVE), errno, c->rootfs, 0);
 		if (chroot(".") < 0)

@@ -48,6 +48,21 @@ function mountName(f: Failure, plan: Plan): string {
   return `${m?.source ?? "?"} on ${m?.destination ?? f.path}`;
 }
 
+/** runc's words for a procfs or sysfs mount it will not make. */
+function pseudoFs(f: Failure, plan: Plan): string {
+  const m = createPlan(plan)?.mounts[Number(f.value)];
+  return `error mounting "${m?.source ?? "?"}" to rootfs at "${m?.destination ?? f.path}"`;
+}
+
+const S_IFMT_NAMES: Record<number, string> = { 0o140000: "a socket", 0o120000: "a symlink", 0o100000: "a regular file", 0o060000: "a block device", 0o040000: "a directory", 0o020000: "a character device", 0o010000: "a fifo" };
+
+/** What DEVICE_OCCUPIED's value says is there: "a character device 1:5", "a regular file". */
+function nodeKind(v: bigint): string {
+  const fmt = Number(v >> 32n);
+  const name = S_IFMT_NAMES[fmt] ?? `a file of type 0o${fmt.toString(8)}`;
+  return fmt === 0o020000 || fmt === 0o060000 ? `${name} ${Number((v >> 20n) & 0xfffn)}:${Number(v & 0xfffffn)}` : name;
+}
+
 function idmapped(f: Failure, plan: Plan, what: string): string {
   return `idmapped mount ${mountName(f, plan)}: ${what}`;
 }
@@ -298,6 +313,23 @@ const FAILURES: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, (f: Failure, 
   [ErrorCode.PIDFD_OPEN]: (f) => `pidfd_open of process ${f.value}`,
   [ErrorCode.PIDFD_SEND]: (f) => `send the pidfd over ${f.path}`,
   [ErrorCode.SET_MEMPOLICY]: () => "linux.memoryPolicy: set_mempolicy",
+  [ErrorCode.MOUNT_ID]: (f) => `mount id of ${f.path || "a directory in the container"}`,
+  [ErrorCode.OWN_TMPFS_OPEN]: (f) => `open the tmpfs mounted on ${f.path}`,
+  [ErrorCode.NO_PIVOT_MOUNTINFO]: (f) => `no pivot: read ${f.path}`,
+  [ErrorCode.NO_PIVOT_SLAVE]: (f) => `no pivot: make the host's ${f.path} a slave`,
+  [ErrorCode.NO_PIVOT_DETACH]: (f) => `no pivot: detach the host's ${f.path}`,
+  [ErrorCode.NO_PIVOT_COVER]: (f) => `no pivot: cover the host's ${f.path}`,
+  // runc's words
+  [ErrorCode.PSEUDO_FS_OPEN]: (f, p) => pseudoFs(f, p),
+  [ErrorCode.PSEUDO_FS_NOT_DIR]: (f, p) => `${pseudoFs(f, p)}: filesystem "${createPlan(p)?.mounts[Number(f.value)]?.fstype ?? "?"}" must be mounted on ordinary directory`,
+  [ErrorCode.NODE_DIR_OPEN]: (f) => `${f.path}: open its directory in the container`,
+  [ErrorCode.DEVICE_EXISTING_STAT]: (f) => `device ${f.path}: look at what is there`,
+  [ErrorCode.DEVICE_OCCUPIED]: (f) => `device ${f.path}: ${nodeKind(BigInt(f.value))} is there, not the device asked for, and it is not tsrun's to replace`,
+  [ErrorCode.NULL_FD_STAT]: (f) => `stat fd ${f.value}`,
+  [ErrorCode.NULL_FD_FCNTL]: (f) => `fd ${f.value}: fcntl`,
+  [ErrorCode.NULL_FD_OPEN_OWN]: (f) => `fd ${f.value} is a null device from outside the container: open the container's /dev/null to replace it`,
+  [ErrorCode.NULL_FD_OWN_NOT_NULL]: (f) => `fd ${f.value} is a null device from outside the container, and the container's /dev/null is not the null device (character device 1:3) to replace it with`,
+  [ErrorCode.NULL_FD_REPLACE]: (f) => `fd ${f.value}: replace it with the container's /dev/null`,
   [ErrorCode.EXEC_NEW_NAMESPACE]: (f) => `plan: exec would make a new ${nsName(Number(f.value))} namespace (every namespace of an exec is joined by path)`,
 };
 
@@ -322,6 +354,9 @@ export function failureText(f: Failure, plan?: CreatePlan | ExecPlan): string {
 const WARNINGS: Record<Exclude<WarningCode, WarningCode.UNRECOGNIZED>, (w: Warning) => string> = {
   [WarningCode.WARNING_UNSPECIFIED]: () => "the helper warned",
   [WarningCode.CAPABILITY_UNKNOWN_TO_KERNEL]: (w) => `${capName(Number(w.value))} is not known to the kernel, ignored`,
+  [WarningCode.CONSOLE_NOT_MADE]: (w) => `${w.subject} is not made: /dev is on a mount tsrun did not make (such as a bind of the host's /dev), which is left as it is`,
+  [WarningCode.DEVICE_NOT_MADE]: (w) => `device ${w.subject} is not made: its directory is on a mount tsrun did not make (such as a bind of the host's /dev), which is left as it is`,
+  [WarningCode.SYMLINK_NOT_MADE]: (w) => `symlink ${w.subject} is not made: its directory is on a mount tsrun did not make (such as a bind of the host's /dev), which is left as it is`,
   [WarningCode.MASKED_PATH_SYMLINK]: (w) => `masked path ${w.subject} is a symlink, not followed, skipped`,
   [WarningCode.READONLY_PATH_SYMLINK]: (w) => `readonly path ${w.subject} is a symlink, not followed, skipped`,
   [WarningCode.SECCOMP_UNKNOWN_SYSCALL]: (w) => `seccomp: unknown syscall ${w.subject}, skipped`,

@@ -9,6 +9,7 @@ import { configureLog, logDebug, logError, closeLog, isDebug, writeOut, type Log
 import { TsrunError } from "../errors.ts";
 import { VERSION, SPEC_VERSION } from "../version.ts";
 import { defaultStateRoot, runningInUserNs } from "../linux/rootless.ts";
+import { takeCallerFds } from "../linux/caller-fds.ts";
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -96,6 +97,7 @@ async function dispatch(argv: string[]): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  takeCallerFds(process.env);
   try {
     return await dispatch(argv);
   } catch (err) {

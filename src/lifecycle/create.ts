@@ -2,14 +2,16 @@
  * create: validate the bundle, take the id, make the cgroup, launch the helper, and record
  * the container. Whatever fails, the host is left as if create never ran.
  */
-import { realpathSync, statSync, writeFileSync, renameSync } from "node:fs";
-import { dirname, join, resolve, basename } from "node:path";
+import { realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { TsrunError, errnoName, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { resolveRootfs } from "../spec/check-bundle.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, sharedCgroups, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, sharedCgroups, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
+import { checkPreservedFds } from "../linux/caller-fds.ts";
+import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
 import { launchHelper, type HelperRun } from "./helper-process.ts";
@@ -66,22 +68,23 @@ function rootfsDir(bundle: string, rootPath: string): string {
   return r.dir;
 }
 
-/** Written like runc: to a temp file beside it, then renamed, so readers never see half a pid. */
+/** Written like runc, to a temp file beside it then renamed, so readers never see half a pid. */
 export function writePidFile(path: string, pid: number): void {
   const abs = resolve(path);
-  const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}`);
   try {
-    writeFileSync(tmp, String(pid), { mode: 0o644 });
-    renameSync(tmp, abs);
+    writeFileAtomic(abs, String(pid), 0o644);
   } catch (err) {
     throw new TsrunError(`cannot write pid file ${abs}: ${errnoText(err)}`);
   }
 }
 
+/** --preserve-fds N, refused unless the caller passed every one of fds 3 .. 3+N-1. */
 export function parsePreserveFds(text: string | undefined): number {
   if (text === undefined) return 0;
   if (!/^[0-9]+$/.test(text)) throw new TsrunError(`invalid --preserve-fds value "${text}": want a number`);
-  return Number(text);
+  const n = Number(text);
+  checkPreservedFds(n);
+  return n;
 }
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
@@ -138,8 +141,6 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     logDebug("state dir locked, cgroup planned, first state write");
     cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
     record.cgroup = cgroup;
-    // After the mkdirs: the pending write holds cgroup_mutex, which they would wait for.
-    primeCgroupAttach();
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
     logDebug(`cgroup ready: ${JSON.stringify(cgroup)}`);

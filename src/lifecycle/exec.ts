@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
-import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
+import { procsFiles } from "../linux/cgroups/index.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality, planLaunch, planNamespaces } from "./plan.ts";
 import { planMemoryPolicy } from "../linux/mempolicy.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
@@ -128,7 +128,6 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   const { record, status } = loadContainer(o.root, o.id);
   if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
   if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
-  primeCgroupAttach();
   // The flags are named in the error, not the process field they set.
   checkSelinuxLabel(o.processLabel, "exec --process-label");
   planApparmor(o.apparmor, "exec --apparmor");

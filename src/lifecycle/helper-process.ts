@@ -10,6 +10,7 @@ import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
 import { FromHelperReader, toHelperFrame } from "../boundary/frames.ts";
 import { failureText, warningText } from "../boundary/wording.ts";
 import { HookPoint, type CreatePlan, type ExecPlan, type FromHelper } from "../boundary/gen/helper.ts";
+import { primeCgroupFile } from "../linux/cgroups/index.ts";
 import { crashPoint } from "./crash-point.ts";
 
 export interface HelperRun {
@@ -150,7 +151,10 @@ export function launchHelper(request: LaunchRequest, opts: LaunchOptions = {}): 
     };
     try {
       logDebug("spawning helper");
-      child = spawnWithSyncSocket(helperPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit });
+      // Made after the container's cgroup dirs (create made them already): see primeCgroupFile().
+      const prime = launch.cgroupProcs.length > 0 ? primeCgroupFile() : undefined;
+      const args = prime ? [String(syncFd), "--prime-cgroup-attach", prime] : [String(syncFd)];
+      child = spawnWithSyncSocket(helperPath(), args, syncFd, { data: onData, error: onError, exit: onExit });
       logDebug("helper spawned");
     } catch (err) {
       onError(err as Error);

@@ -1,8 +1,9 @@
 /** start: release the waiting init through exec.fifo. */
-import { openSync, writeSync, closeSync, unlinkSync, writeFileSync, renameSync, constants } from "node:fs";
+import { openSync, writeSync, closeSync, unlinkSync, constants } from "node:fs";
 import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
 import { errnoWords } from "../boundary/errno.ts";
+import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { execFifoPath, containerDir, type ContainerRecord } from "./state-store.ts";
 import { loadContainer } from "./status.ts";
 import { StartHookStatus, runPoststartHooks, hooksOf } from "./hooks.ts";
@@ -18,12 +19,10 @@ import { StartHookStatus, runPoststartHooks, hooksOf } from "./hooks.ts";
  */
 export function writeStartFast(dir: string, record: ContainerRecord): void {
   if (hooksOf(record.config, "startContainer").length || hooksOf(record.config, "poststart").length) return;
-  const tmp = join(dir, `.start.fast.${process.pid}`);
   try {
-    writeFileSync(tmp, `1 ${record.pid} ${record.pidStartTime}\n`, { mode: 0o600 });
-    renameSync(tmp, join(dir, "start.fast"));
+    writeFileAtomic(join(dir, "start.fast"), `1 ${record.pid} ${record.pidStartTime}\n`, 0o600);
   } catch {
-    // start then takes the slow path; delete removes a leftover temp file with the state dir
+    // start then takes the slow path
   }
 }
 

@@ -3,10 +3,11 @@
  * (written to a temp file and renamed, so a half-written state never shows) and exec.fifo.
  * Creating the directory is the lock: of two creates of one id exactly one gets it.
  */
-import { mkdirSync, readFileSync, writeFileSync, renameSync, rmSync, existsSync, readdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { TsrunError, errnoName, errnoText } from "../errors.ts";
 import { isSameLiveProcess } from "../linux/proc.ts";
+import { writeFileAtomic } from "../linux/atomic-write.ts";
 import type { CgroupState } from "../linux/cgroups/index.ts";
 import { isResctrlDir, type RdtState } from "../linux/resctrl.ts";
 import { isContainerCgroupDir } from "../linux/cgroups/dir-check.ts";
@@ -102,13 +103,11 @@ export function isOwnStateDir(root: string, record: ContainerRecord, identity: s
 
 /** identity: from stateDirIdentity, when the writer is the create that locked dir. */
 export function writeRecord(dir: string, record: ContainerRecord, identity?: string): void {
-  const tmp = join(dir, `.state.json.${process.pid}`);
   try {
     if (identity !== undefined && stateDirIdentity(dir) !== identity) {
       throw new TsrunError(`container ${record.id} was deleted while it was being created`);
     }
-    writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
-    renameSync(tmp, join(dir, "state.json"));
+    writeFileAtomic(join(dir, "state.json"), JSON.stringify(record), 0o600);
   } catch (err) {
     if (err instanceof TsrunError) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && !existsSync(dir)) {

@@ -5,6 +5,7 @@
 import t from "tap";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { execFileSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import {
   HELPER,
@@ -102,19 +103,31 @@ t.test("devices: modes, numbers, owners; symlinks", async (t) => {
   t.match(r.stdout, /\/proc\/self\/fd\npts\/ptmx\nok/);
 });
 
-t.test("an existing file where a device goes is replaced", async (t) => {
+t.test("on the rootfs's own /dev a missing device is made, the same device already there is kept, anything else is an error", async (t) => {
   const d = tempDir();
   t.teardown(() => cleanup(d));
   const rf = makeRootfs(d);
-  fs.writeFileSync(path.join(rf, "dev/null"), "not a device");
+  execFileSync("mknod", ["-m", "600", path.join(rf, "dev/zero"), "c", "1", "5"]);
+  // no /dev tmpfs: the devices are made in the rootfs's own /dev
+  const plan = (f: string) => {
+    const p = basePlan(rf, ["sh", "-c", "ls -ln /dev/null /dev/zero"], { execFifo: f });
+    p.mounts = p.mounts.filter((m) => !m.destination.startsWith("/dev"));
+    p.symlinks = [];
+    return p;
+  };
   const f = path.join(d, "fifo");
-  // no /dev tmpfs: the devices are created in the rootfs's own /dev
-  const plan = basePlan(rf, ["sh", "-c", "ls -ln /dev/null"], { execFifo: f });
-  plan.mounts = plan.mounts.filter((m) => !m.destination.startsWith("/dev"));
-  plan.symlinks = [];
-  const r = await runHelper(plan, { onReady: () => startFifo(f) });
+  const r = await runHelper(plan(f), { onReady: () => startFifo(f) });
   t.equal(r.exit, 0, r.error ?? "");
-  t.match(r.stdout, /^crw-rw-rw- +1 0 +0 +1, +3 /);
+  t.match(r.stdout, /^crw-rw-rw- +1 0 +0 +1, +3 .* \/dev\/null\n/m, "the missing device is made");
+  t.match(r.stdout, /^crw------- +1 0 +0 +1, +5 .* \/dev\/zero\n/m, "the device already there is kept as it is (as runc)");
+
+  // runtime-spec config-linux.md: a file at the path that is not the requested device is an error
+  fs.rmSync(path.join(rf, "dev/null"));
+  fs.writeFileSync(path.join(rf, "dev/null"), "not a device");
+  const f2 = path.join(d, "fifo2");
+  const r2 = await runHelper(plan(f2), { onReady: () => startFifo(f2) });
+  t.equal(r2.error, "device /dev/null: a regular file is there, not the device asked for, and it is not tsrun's to replace");
+  t.equal(fs.readFileSync(path.join(rf, "dev/null"), "utf8"), "not a device", "and it is left as it is");
 });
 
 t.test("capabilities, user, groups, no_new_privs", async (t) => {

@@ -5,6 +5,7 @@
 import t, { type Test } from "tap";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { spawn } from "node:child_process";
 import { HELPER, MS, basePlan, cleanup, hostMountsUnder, makeRootfs, mnt, runHelper, startFifo, tempDir } from "./harness.ts";
 import type { CreatePlan, Mount } from "../../src/boundary/gen/helper.ts";
 
@@ -67,6 +68,38 @@ t.test("a ../../.. chain cannot climb out of the rootfs", async (t) => {
   hostUntouched(t);
 });
 
+t.test("a mount destination swapped between a directory and a symlink to the host while containers are made", async (t) => {
+  // The CVE-2021-30465 class: another process (here on the host side, which can do more than a
+  // container sharing the volume could) flips /vol/x between a directory and a ../.. symlink to
+  // a host directory while the helper creates and mounts /vol/x/sub. Whatever wins each race,
+  // nothing may be made or mounted on the host.
+  const rootfs = makeRootfs(path.join(dir, "race"));
+  const vol = path.join(rootfs, "vol");
+  fs.mkdirSync(path.join(vol, "x.dir"), { recursive: true });
+  fs.symlinkSync("../../../../../../../../../../.." + host, path.join(vol, "x.link"));
+  const swap = [
+    "import os, sys",
+    "os.chdir(sys.argv[1])",
+    "while True:",
+    "    for name in ('x.dir', 'x.link'):",
+    "        try:",
+    "            os.rename(name, 'x'); os.rename('x', name)",
+    "        except OSError:",
+    "            pass",
+  ].join("\n");
+  const swapper = spawn("python3", ["-c", swap, vol], { stdio: "ignore" });
+  t.teardown(() => swapper.kill("SIGKILL"));
+  let ran = 0;
+  for (let i = 0; i < 40; i++) {
+    const r = await run(rootfs, ["true"], (p) => p.mounts.push(tmpfsAt("/vol/x/sub")));
+    if (r.exit === 0) ran++;
+  }
+  swapper.kill("SIGKILL");
+  await new Promise((resolve) => swapper.on("exit", resolve));
+  t.ok(ran > 0, `some containers ran (${ran} of 40; the others lost a race and failed cleanly)`);
+  hostUntouched(t);
+});
+
 t.test("a dangling symlink as the final component of a bind destination", async (t) => {
   const rootfs = makeRootfs(path.join(dir, "final"));
   const victim = path.join(host, "victim");
@@ -124,6 +157,50 @@ t.test("a sysctl path cannot leave the container's procfs", async (t) => {
   });
   t.equal(r.error, "sysctl .........etc.passwd: /proc/sys/../../../etc/passwd is not on procfs");
   t.equal(fs.readFileSync(path.join(rootfs, "etc/passwd"), "utf8"), "root:x:0:0::/root:/bin/sh\n", "not written");
+});
+
+t.test("/dev/console and /dev/ptmx symlinks in the rootfs never reach the host", async (t) => {
+  // No /dev tmpfs: the rootfs's own /dev, whose console and ptmx point at host paths.
+  const rootfs = makeRootfs(path.join(dir, "console"));
+  const secret = path.join(dir, "console-secret");
+  fs.writeFileSync(secret, "host file\n");
+  fs.symlinkSync(secret, path.join(rootfs, "dev/console"));
+  /** A console socket (tests/helper/console-receiver.py) and the plan changes that use it. */
+  const withTerminal = async (p: CreatePlan) => {
+    const sock = path.join(dir, `console${n}.sock`);
+    const out = path.join(dir, `console${n++}.out`);
+    const py = spawn("python3", [path.join(path.dirname(new URL(import.meta.url).pathname), "console-receiver.py"), sock, out], { stdio: ["ignore", "pipe", "inherit"] });
+    t.teardown(() => py.kill("SIGKILL"));
+    await new Promise<void>((resolve) => py.stdout!.once("data", () => resolve()));
+    p.mounts = p.mounts.filter((m) => m.destination !== "/dev");
+    p.launch!.process!.terminal = { height: 0, width: 0, uid: 0, gid: 0 };
+    p.launch!.foreground = false;
+    p.launch!.consoleSocket = sock;
+    return { out, done: new Promise((resolve) => py.on("exit", resolve)) };
+  };
+  const f = path.join(dir, `fifo${n++}`);
+  const plan = basePlan(rootfs, ["sh", "-c", "ls -l /dev/console; echo done"], { execFifo: f });
+  const rcv = await withTerminal(plan);
+  const r = await runHelper(plan);
+  t.equal(r.code, 0, r.error ?? r.stderr);
+  startFifo(f);
+  await rcv.done;
+  t.match(fs.readFileSync(rcv.out, "utf8"), /crw--w---- .* \/dev\/console\r\ndone/, "/dev/console in the container is the pty");
+  t.equal(fs.readFileSync(secret, "utf8"), "host file\n", "the symlink's host target is untouched");
+  t.same(hostMountsUnder(secret), [], "nothing is mounted on it");
+
+  // /dev/ptmx an absolute symlink to the host's: resolved inside the rootfs, where it leads nowhere.
+  const rootfs2 = makeRootfs(path.join(dir, "ptmx"));
+  fs.rmSync(path.join(rootfs2, "dev/ptmx"), { force: true });
+  fs.symlinkSync(path.join(host, "ptmx"), path.join(rootfs2, "dev/ptmx"));
+  const f2 = path.join(dir, `fifo${n++}`);
+  const plan2 = basePlan(rootfs2, ["true"], { execFifo: f2 });
+  await withTerminal(plan2);
+  plan2.symlinks = plan2.symlinks.filter((s) => s.path !== "/dev/ptmx");
+  plan2.mounts = plan2.mounts.filter((m) => m.destination !== "/dev/pts");
+  const r2 = await runHelper(plan2);
+  t.match(r2.error, /^console: open \/dev\/ptmx in the container: no such file or directory/);
+  hostUntouched(t);
 });
 
 t.test("nothing under the test directories is mounted on the host", async (t) => {

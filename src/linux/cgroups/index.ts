@@ -18,7 +18,7 @@
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFile as writeFileInBackground } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
@@ -86,16 +86,18 @@ export function sharedCgroups(planned: CgroupState, own: CgroupState): { v1: Rec
 }
 
 /**
- * Starts moving this process into the cgroup it is already in (a no-op), and does not wait.
- * Why: the first write to a cgroup.procs file after a quiet spell waits for an RCU grace period
- * (cgroup_threadgroup_rwsem's rcu_sync); the writes that follow within about one more grace
- * period do not. That wait was the largest stage of a create (5-30 ms while other work on the
- * host frees network namespaces, bench/analysis.md): started early, it passes on a worker thread
- * while create builds the plan and starts the helper, and the helper's write of the container's
- * pid finds it already paid. The write holds cgroup_mutex while it waits, so cgroup mkdirs made
- * meanwhile wait too: call this after them. Failures are ignored: then nothing is gained.
+ * The cgroup.procs file of the cgroup tsrun runs in, for the helper's no-op move of a throwaway
+ * process into it (tsrun-helper --prime-cgroup-attach). Why: the first write to a cgroup.procs
+ * file after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem's rcu_sync);
+ * the writes that follow within about one more grace period do not. That wait was the largest
+ * stage of a create (5-30 ms while other work on the host frees network namespaces,
+ * bench/analysis.md): started as the helper starts, it passes while the helper sets up, and the
+ * helper's write of the container's pid finds it already paid. The move holds cgroup_mutex while
+ * it waits, so cgroup mkdirs made meanwhile would wait too: the helper runs after them. The
+ * file is opened by that throwaway process only, never by tsrun or the helper, so no cgroup.procs
+ * fd can reach a container. undefined: nothing to prime with (then nothing is gained).
  */
-export function primeCgroupAttach(): void {
+export function primeCgroupFile(): string | undefined {
   try {
     const h = findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
     const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
@@ -106,9 +108,9 @@ export function primeCgroupAttach(): void {
       const own = hier?.controllers.map((c) => self.v1[c]).find((p) => p !== undefined);
       if (hier && own !== undefined) dir = dirOf(hier.mountPoint, hier.root, own);
     }
-    if (dir !== undefined) writeFileInBackground(join(dir, "cgroup.procs"), String(process.pid), { flag: "r+" }, () => {});
+    return dir === undefined ? undefined : join(dir, "cgroup.procs");
   } catch {
-    // nothing primed
+    return undefined;
   }
 }
 
@@ -288,6 +290,9 @@ export function createCgroup(state: CgroupState, resources: Resources | undefine
       const n = readProcs(d).length;
       if (n > 0) throw new TsrunError(`cgroup: ${d} is not empty: ${n} process(es) found`);
     }
+    // As runc (and in its words): refused at once, rather than an init that never gets to run.
+    const frozen = frozenFile(state);
+    if (frozen) throw new TsrunError(`container's cgroup unexpectedly frozen (${frozen})`);
     if (state.v1.cpuset) initCpuset(state.v1.cpuset);
     enableV2Controllers(state);
     if (resources) applyResources(next, resources, warn);
@@ -417,6 +422,25 @@ export function isFrozen(state: CgroupState): boolean {
 }
 
 const GONE = new Set(["ENOENT", "ENODEV", "ENOTDIR"]);
+
+/**
+ * Whether a process placed in the container's cgroups now would be frozen (its own freezer
+ * setting or an ancestor's, in the v1 freezer and in cgroup2): the file that says so, or
+ * undefined. A helper placing the init there would wait in D state for good.
+ */
+function frozenFile(state: CgroupState): string | undefined {
+  if (state.v1.freezer) {
+    const file = join(state.v1.freezer, "freezer.state");
+    const s = readOpt(file)?.trim();
+    if (s === "FROZEN" || s === "FREEZING") return `${file} is ${s}`;
+  }
+  if (state.v2) {
+    const file = join(state.v2, "cgroup.freeze");
+    if (readOpt(file)?.trim() === "1") return `${file} is 1`;
+    if (v2Frozen(state.v2) === 1) return `${join(state.v2, "cgroup.events")} says frozen 1`;
+  }
+  return undefined;
+}
 
 function setFrozen(state: CgroupState, frozen: boolean): void {
   const f = freezerOf(state);
