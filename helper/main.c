@@ -358,11 +358,15 @@ static void make_controlling_tty(int slave)
 		close(slave);
 }
 
-/* The process part shared by create and exec; returns the resolved executable. */
+/* The process part shared by create and exec; returns the resolved executable. Everything
+ * that can fail, or needs syscalls a seccomp profile may forbid (the cwd check, the executable
+ * lookup, marking fds close-on-exec), comes before the filter. Without no_new_privs the filter
+ * is loaded here, as the container's user while CAP_SYS_ADMIN is still held, and only the final
+ * capset follows it; with no_new_privs it is loaded right before execve. */
 static const char *child_process_setup(const struct plan *p)
 {
 	bool retry;
-	bool nnp = p->proc_flags & PROCESS_NO_NEW_PRIVILEGES;
+	bool filter_here = filter_wanted(p) && !(p->proc_flags & PROCESS_NO_NEW_PRIVILEGES);
 
 	process_rlimits(p);
 	if (p->have_umask)
@@ -374,12 +378,16 @@ static const char *child_process_setup(const struct plan *p)
 		debug_stage("seccomp rules added");
 	}
 	process_cwd_first(p, &retry);
-	process_identity(p, filter_wanted(p) && !nnp);
+	process_identity(p, filter_here);
 	/* The kernel clears the parent-death signal when credentials change: arm it again. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	process_cwd_check(p, retry);
 	const char *path = process_resolve(p);
 	process_close_fds(p);
+	if (filter_here) {
+		filter_load(p, g_host_pid);
+		process_identity_finish();
+	}
 	return path;
 }
 

@@ -153,39 +153,86 @@ static void capset_or_die(uint64_t eff, uint64_t perm, uint64_t inh)
 	die_errnum(e, "capset");
 }
 
-/* Groups, capabilities and user, in the order that keeps the privileges each step needs:
- * bounding set (needs CAP_SETPCAP), keep caps over the uid change, groups, gid, uid, then the
- * final capability sets and ambient ones, then no_new_privs. A seccomp filter that must be
- * loaded with CAP_SYS_ADMIN (no no_new_privs) is loaded first, as runc does. */
-void process_identity(const struct plan *p, bool seccomp_early)
+#define CAP_SYS_ADMIN_BIT (1ull << 21)
+
+/* The capability sets the process ends with, and whether CAP_SYS_ADMIN is held beyond them
+ * until the seccomp filter is loaded (process_identity_finish). */
+static uint64_t final_eff, final_perm, final_inh, final_amb;
+static bool holding_admin;
+
+/* Without process.capabilities (never in a plan TypeScript makes) the sets are what the
+ * user switch leaves (capabilities(7)): all but the inheritable one go when root becomes
+ * another user. */
+static void final_sets_without_caps(const struct plan *p)
 {
-	uint64_t bnd = p->cap_bounding, eff = p->cap_effective, perm = p->cap_permitted;
-	uint64_t inh = p->cap_inheritable, amb = p->cap_ambient;
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct cur[2];
+	uid_t r, e, s;
+
+	memset(cur, 0, sizeof(cur));
+	if (syscall(SYS_capget, &hdr, cur) < 0)
+		die_errno("capget");
+	if (getresuid(&r, &e, &s) < 0)
+		die_errno("getresuid");
+	final_inh = cur[0].inheritable | ((uint64_t)cur[1].inheritable << 32);
+	final_eff = cur[0].effective | ((uint64_t)cur[1].effective << 32);
+	final_perm = cur[0].permitted | ((uint64_t)cur[1].permitted << 32);
+	if ((r == 0 || e == 0 || s == 0) && p->uid != 0)
+		final_eff = final_perm = 0;
+}
+
+/* The final capability sets, then the ambient ones (each needs its capability permitted and
+ * inheritable). */
+static void caps_final(void)
+{
 	char nb[32];
 
-	if (seccomp_early)
-		filter_load(p, g_host_pid);
+	capset_or_die(final_eff, final_perm, final_inh);
+	for (unsigned c = 0; c < 64; c++) {
+		if (!(final_amb & (1ull << c)))
+			continue;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+			die_errno("capability %s: raise ambient", cap_name(c, nb, sizeof(nb)));
+	}
+}
+
+/* Groups, capabilities and user, in the order that keeps the privileges each step needs:
+ * bounding set (needs CAP_SETPCAP), keep caps over the uid change, groups, gid, uid, then the
+ * final capability sets and ambient ones, then no_new_privs.
+ * hold_admin: a seccomp filter is to be loaded without no_new_privs, which needs CAP_SYS_ADMIN.
+ * Unless the final effective set has it, CAP_SYS_ADMIN then stays effective (beside the final
+ * effective set) until process_identity_finish(), called right after the filter is loaded: the
+ * user switch and everything checked as the user (cwd, executable) come before the filter, and
+ * only capset and the ambient raises after it. */
+void process_identity(const struct plan *p, bool hold_admin)
+{
+	uint64_t bnd = p->cap_bounding;
+	char nb[32];
+
 	if (p->have_caps) {
 		unsigned last = last_cap();
 		uint64_t known = last >= 63 ? ~0ull : ((1ull << (last + 1)) - 1);
-		uint64_t unknown = (bnd | eff | perm | inh | amb) & ~known;
+		uint64_t unknown = (bnd | p->cap_effective | p->cap_permitted | p->cap_inheritable | p->cap_ambient) & ~known;
 		for (unsigned c = 0; c < 64; c++)
 			if (unknown & (1ull << c))
 				warnx_line("%s is not known to the kernel, ignored", cap_name(c, nb, sizeof(nb)));
 		bnd &= known;
-		eff &= known;
-		perm &= known;
-		inh &= known;
-		amb &= known;
+		final_eff = p->cap_effective & known;
+		final_perm = p->cap_permitted & known;
+		final_inh = p->cap_inheritable & known;
+		final_amb = p->cap_ambient & known;
 		for (unsigned c = 0; c <= last; c++) {
 			if (bnd & (1ull << c))
 				continue;
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 				die_errno("drop %s from the bounding set", cap_name(c, nb, sizeof(nb)));
 		}
-		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-			die_errno("prctl PR_SET_KEEPCAPS");
+	} else if (hold_admin) {
+		final_sets_without_caps(p);
 	}
+	holding_admin = hold_admin && !(final_eff & CAP_SYS_ADMIN_BIT);
+	if ((p->have_caps || holding_admin) && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		die_errno("prctl PR_SET_KEEPCAPS");
 	if (setgroups(p->n_gids, p->gids) < 0) {
 		/* setgroups is denied in a user namespace mapped by an unprivileged helper; that is
 		 * only a problem when groups were asked for. */
@@ -196,17 +243,21 @@ void process_identity(const struct plan *p, bool seccomp_early)
 		die_errno("setresgid %u", p->gid);
 	if (setresuid(p->uid, p->uid, p->uid) < 0)
 		die_errno("setresuid %u", p->uid);
-	if (p->have_caps) {
-		capset_or_die(eff, perm, inh);
-		for (unsigned c = 0; c < 64; c++) {
-			if (!(amb & (1ull << c)))
-				continue;
-			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-				die_errno("capability %s: raise ambient", cap_name(c, nb, sizeof(nb)));
-		}
-	}
+	if (holding_admin)
+		capset_or_die(final_eff | CAP_SYS_ADMIN_BIT, final_perm | CAP_SYS_ADMIN_BIT, final_inh);
+	else if (p->have_caps)
+		caps_final();
 	if ((p->proc_flags & PROCESS_NO_NEW_PRIVILEGES) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die_errno("prctl PR_SET_NO_NEW_PRIVS");
+}
+
+/* After the filter: drop the CAP_SYS_ADMIN held for it, raise the ambient capabilities. */
+void process_identity_finish(void)
+{
+	if (!holding_admin)
+		return;
+	holding_admin = false;
+	caps_final();
 }
 
 /* chdir before the user switch (root may reach directories the user cannot traverse to);
