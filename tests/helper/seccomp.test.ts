@@ -190,6 +190,18 @@ t.test("without no_new_privs, CAP_SYS_ADMIN held for the filter is gone when the
     },
   );
   t.equal(root.stdout, `CapPrm:\t${capMaskHex(DEFAULT_CAPS)}\nCapEff:\t${capMaskHex(DEFAULT_CAPS)}\n`, "root: the default set, no CAP_SYS_ADMIN");
+  // A plan without capabilities (TypeScript always sends them): what the uid change leaves.
+  const bare = await run(
+    ["sh", "-c", "grep -E '^(Cap(Prm|Eff|Amb)|Seccomp):' /proc/self/status"],
+    filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
+    (p) => {
+      p.process.noNewPrivileges = false;
+      p.process.uid = 1000;
+      p.process.gid = 1000;
+      delete p.process.capabilities;
+    },
+  );
+  t.equal(bare.stdout, `CapPrm:\t${"0".repeat(16)}\nCapEff:\t${"0".repeat(16)}\nCapAmb:\t${"0".repeat(16)}\nSeccomp:\t2\n`, "no capabilities object, uid 1000: none left");
 });
 
 t.test("ENOSYS stub: a syscall newer than every one the profile names gets ENOSYS", async (t) => {
