@@ -76,10 +76,12 @@ install: all
 	install -D -m 0755 build/tsrun-main $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-main
 	install -D -m 0755 build/tsrun-helper $(DESTDIR)$(PREFIX)/libexec/tsrun/tsrun-helper
 
-# Unit, integration and manager tests, then the conformance suite against the committed results.
+# Unit, integration and manager tests, then the conformance suite and the OCI runtime-tools suite
+# against their committed results.
 test: all typecheck
 	node_modules/.bin/tap
 	$(MAKE) --no-print-directory conformance-check
+	$(MAKE) --no-print-directory runtime-tools-check
 
 demo: all
 	scripts/demo.sh
@@ -114,3 +116,39 @@ conformance-report: node_modules/.package-lock.json all
 
 conformance-check: node_modules/.package-lock.json all
 	$(BUN) conformance/report.ts check build/tsrun
+
+# The OCI runtime-tools validation suite (docs/conformance.md, "OCI runtime-tools validation
+# suite"). Its source, with vendored Go modules, is kept beside the repository, in
+# ../shared/runtime-tools (RUNTIME_TOOLS_SRC); it builds offline with golang-go into
+# build/runtime-tools, and run-suite.sh needs jq.
+#   make runtime-tools          build it, run it against build/tsrun; the per-program table is in
+#                               build/runtime-tools-results/tsrun/summary.txt
+#   make runtime-tools-report   run it against tsrun, runc and crun (crun-hybrid) and rewrite its
+#                               section of docs/conformance.md and conformance/runtime-tools-expected.tsv
+#   make runtime-tools-check    run it against build/tsrun and fail when a program that passes in
+#                               conformance/runtime-tools-expected.tsv fails now (what CI runs)
+.PHONY: runtime-tools runtime-tools-build runtime-tools-report runtime-tools-check
+RUNTIME_TOOLS_SRC ?= ../shared/runtime-tools
+RUNTIME_TOOLS_FILES := $(wildcard $(RUNTIME_TOOLS_SRC)/build.sh $(RUNTIME_TOOLS_SRC)/run-suite.sh $(RUNTIME_TOOLS_SRC)/runtime-tools-*.tar.gz)
+
+runtime-tools-build: build/runtime-tools/.built
+
+build/runtime-tools/.built: $(RUNTIME_TOOLS_FILES)
+	@if [ ! -x "$(RUNTIME_TOOLS_SRC)/build.sh" ]; then \
+		echo "runtime-tools: $(RUNTIME_TOOLS_SRC)/build.sh not found: the OCI runtime-tools source is kept beside the repository (../shared/runtime-tools); set RUNTIME_TOOLS_SRC to its directory" >&2; \
+		exit 1; \
+	fi
+	@command -v go >/dev/null || { echo "runtime-tools: go not found (apt-get install golang-go)" >&2; exit 1; }
+	@command -v jq >/dev/null || { echo "runtime-tools: jq not found (apt-get install jq); run-suite.sh needs it" >&2; exit 1; }
+	@mkdir -p build
+	"$(RUNTIME_TOOLS_SRC)/build.sh" build >build/runtime-tools-build.log 2>&1 || { tail -20 build/runtime-tools-build.log >&2; exit 1; }
+	touch $@
+
+runtime-tools: all runtime-tools-build
+	$(BUN) conformance/runtime-tools.ts run tsrun=build/tsrun
+
+runtime-tools-report: node_modules/.package-lock.json all runtime-tools-build
+	$(BUN) conformance/runtime-tools.ts report
+
+runtime-tools-check: node_modules/.package-lock.json all runtime-tools-build
+	$(BUN) conformance/runtime-tools.ts check build/tsrun

@@ -17,6 +17,7 @@ import path from "node:path";
 import { Parser } from "tap-parser";
 import type { Result as TapResult } from "tap-parser";
 import { BUILD, CONFORMANCE, REPO, ensureChecker, ensureRootfs } from "./lib/build.ts";
+import { sectionOf, withSection } from "./lib/doc-section.ts";
 
 type Outcome = "pass" | "fail" | "skip" | "todo";
 
@@ -209,7 +210,10 @@ function writeTable(): void {
     }
     lines.push("");
   }
-  fs.writeFileSync(DOC, lines.join("\n"));
+  // The runtime-tools section (conformance/runtime-tools.ts) stays as it is.
+  const kept = fs.existsSync(DOC) ? sectionOf(fs.readFileSync(DOC, "utf8")) : undefined;
+  const doc = lines.join("\n");
+  fs.writeFileSync(DOC, kept ? withSection(doc, kept) : doc);
   console.error(`conformance: wrote ${path.relative(REPO, DOC)}`);
 
   const ts = runs[0];

@@ -394,11 +394,16 @@ static void make_controlling_tty(int slave)
 		close(slave);
 }
 
-/* The process part shared by create and exec; returns the resolved executable. */
+/* The process part shared by create and exec; returns the resolved executable. Everything
+ * that can fail, or needs syscalls a seccomp profile may forbid (the cwd check, the executable
+ * lookup, marking fds close-on-exec), comes before the filter. Without no_new_privs the filter
+ * is loaded here, as the container's user while CAP_SYS_ADMIN is still held, and only the final
+ * capset follows it; with no_new_privs it is loaded right before execve. */
 static const char *child_process_setup(const struct run *r)
 {
 	bool retry;
 	const Tsrun__Seccomp *filter = r->launch->seccomp;
+	bool filter_here = filter && !r->proc->no_new_privileges;
 
 	set_stage(STAGE(PROCESS));
 	process_replace_null_fds(r->launch);
@@ -413,17 +418,21 @@ static const char *child_process_setup(const struct run *r)
 		progress("seccomp rules added");
 	}
 	process_cwd_first(r->proc, &retry);
-	process_identity(r, filter && !r->proc->no_new_privileges);
+	process_identity(r, filter_here);
 	/* The kernel clears the parent-death signal when credentials change: arm it again. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	process_cwd_check(r->proc, retry);
 	const char *path = process_resolve(r);
 	process_close_fds(r->launch);
+	if (filter_here) {
+		filter_load(filter, g_host_pid);
+		process_identity_finish();
+	}
 	return path;
 }
 
 /* The filter as late as it can be: with no_new_privs it needs no privilege, so right before
- * execve; without, process_identity loaded it before the capabilities were dropped. */
+ * execve; without, child_process_setup loaded it before the final capset. */
 static void late_filter(const struct run *r)
 {
 	if (r->launch->seccomp && r->proc->no_new_privileges)

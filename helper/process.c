@@ -124,44 +124,89 @@ static void capset_or_die(uint64_t eff, uint64_t perm, uint64_t inh)
 	die(ERR(CAPSET), e, NULL, 0);
 }
 
+#define CAP_SYS_ADMIN_BIT (1ull << 21)
+
+/* The capability sets the process ends with, and whether CAP_SYS_ADMIN is held beyond them
+ * until the seccomp filter is loaded (process_identity_finish). */
+static uint64_t final_eff, final_perm, final_inh, final_amb;
+static bool holding_admin;
+
+/* Without process.capabilities (never in a plan TypeScript makes) the sets are what the
+ * user switch leaves (capabilities(7)): all but the inheritable one go when root becomes
+ * another user. */
+static void final_sets_without_caps(const Tsrun__Process *proc)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct cur[2];
+	uid_t r, e, s;
+
+	memset(cur, 0, sizeof(cur));
+	if (syscall(SYS_capget, &hdr, cur) < 0)
+		die(ERR(CAPGET), errno, NULL, 0);
+	if (getresuid(&r, &e, &s) < 0)
+		die(ERR(GETRESUID), errno, NULL, 0);
+	final_inh = cur[0].inheritable | ((uint64_t)cur[1].inheritable << 32);
+	final_eff = cur[0].effective | ((uint64_t)cur[1].effective << 32);
+	final_perm = cur[0].permitted | ((uint64_t)cur[1].permitted << 32);
+	if ((r == 0 || e == 0 || s == 0) && proc->uid != 0)
+		final_eff = final_perm = 0;
+}
+
+/* The final capability sets, then the ambient ones (each needs its capability permitted and
+ * inheritable). */
+static void caps_final(void)
+{
+	capset_or_die(final_eff, final_perm, final_inh);
+	for (unsigned c = 0; c < 64; c++) {
+		if (!(final_amb & (1ull << c)))
+			continue;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+			die(ERR(CAPABILITY_AMBIENT_RAISE), errno, NULL, c);
+	}
+}
+
 /* Groups, capabilities and user, in the order that keeps the privileges each step needs:
  * bounding set (needs CAP_SETPCAP), keep caps over the uid change, groups, gid, uid, then the
- * final capability sets and ambient ones, then no_new_privs. A seccomp filter that must be
- * loaded with CAP_SYS_ADMIN (no no_new_privs) is loaded first, as runc does. */
-void process_identity(const struct run *r, bool seccomp_early)
+ * final capability sets and ambient ones, then no_new_privs.
+ * hold_admin: a seccomp filter is to be loaded without no_new_privs, which needs CAP_SYS_ADMIN.
+ * Unless the final effective set has it, CAP_SYS_ADMIN then stays effective (beside the final
+ * effective set) until process_identity_finish(), called right after the filter is loaded: the
+ * user switch and everything checked as the user (cwd, executable) come before the filter, and
+ * only capset and the ambient raises after it. */
+void process_identity(const struct run *r, bool hold_admin)
 {
 	const Tsrun__Process *proc = r->proc;
 	const Tsrun__Capabilities *caps = proc->capabilities;
-	uint64_t bnd = caps ? caps->bounding : 0, eff = caps ? caps->effective : 0, perm = caps ? caps->permitted : 0;
-	uint64_t inh = caps ? caps->inheritable : 0, amb = caps ? caps->ambient : 0;
+	uint64_t bnd = caps ? caps->bounding : 0;
 
 	set_stage(STAGE(IDENTITY));
-	if (seccomp_early)
-		filter_load(r->launch->seccomp, g_host_pid);
 	if (caps) {
 		unsigned last = last_cap();
 		uint64_t known = last >= 63 ? ~0ull : ((1ull << (last + 1)) - 1);
-		uint64_t unknown = (bnd | eff | perm | inh | amb) & ~known;
+		uint64_t unknown = (bnd | caps->effective | caps->permitted | caps->inheritable | caps->ambient) & ~known;
 		for (unsigned c = 0; c < 64; c++)
 			if (unknown & (1ull << c))
 				warn_event(WARN(CAPABILITY_UNKNOWN_TO_KERNEL), NULL, c);
 		bnd &= known;
-		eff &= known;
-		perm &= known;
-		inh &= known;
-		amb &= known;
+		final_eff = caps->effective & known;
+		final_perm = caps->permitted & known;
+		final_inh = caps->inheritable & known;
+		final_amb = caps->ambient & known;
 		for (unsigned c = 0; c <= last; c++) {
 			if (bnd & (1ull << c))
 				continue;
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 				die(ERR(CAPABILITY_BOUNDING_DROP), errno, NULL, c);
 		}
-		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-			die(ERR(PRCTL), errno, "PR_SET_KEEPCAPS", 0);
+	} else if (hold_admin) {
+		final_sets_without_caps(proc);
 	}
+	holding_admin = hold_admin && !(final_eff & CAP_SYS_ADMIN_BIT);
+	if ((caps || holding_admin) && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		die(ERR(PRCTL), errno, "PR_SET_KEEPCAPS", 0);
 	gid_t *gids = calloc(proc->n_additional_gids + 1, sizeof(gid_t));
 	if (!gids)
-		abort();
+		die(ERR(OUT_OF_MEMORY), ENOMEM, NULL, 0);
 	for (size_t i = 0; i < proc->n_additional_gids; i++)
 		gids[i] = proc->additional_gids[i];
 	if (setgroups(proc->n_additional_gids, gids) < 0) {
@@ -175,17 +220,21 @@ void process_identity(const struct run *r, bool seccomp_early)
 		die(ERR(SETRESGID), errno, NULL, proc->gid);
 	if (setresuid(proc->uid, proc->uid, proc->uid) < 0)
 		die(ERR(SETRESUID), errno, NULL, proc->uid);
-	if (caps) {
-		capset_or_die(eff, perm, inh);
-		for (unsigned c = 0; c < 64; c++) {
-			if (!(amb & (1ull << c)))
-				continue;
-			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-				die(ERR(CAPABILITY_AMBIENT_RAISE), errno, NULL, c);
-		}
-	}
+	if (holding_admin)
+		capset_or_die(final_eff | CAP_SYS_ADMIN_BIT, final_perm | CAP_SYS_ADMIN_BIT, final_inh);
+	else if (caps)
+		caps_final();
 	if (proc->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die(ERR(PRCTL), errno, "PR_SET_NO_NEW_PRIVS", 0);
+}
+
+/* After the filter: drop the CAP_SYS_ADMIN held for it, raise the ambient capabilities. */
+void process_identity_finish(void)
+{
+	if (!holding_admin)
+		return;
+	holding_admin = false;
+	caps_final();
 }
 
 /* chdir before the user switch (root may reach directories the user cannot traverse to);

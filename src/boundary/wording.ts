@@ -330,6 +330,10 @@ const FAILURES: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, (f: Failure, 
   [ErrorCode.NULL_FD_OPEN_OWN]: (f) => `fd ${f.value} is a null device from outside the container: open the container's /dev/null to replace it`,
   [ErrorCode.NULL_FD_OWN_NOT_NULL]: (f) => `fd ${f.value} is a null device from outside the container, and the container's /dev/null is not the null device (character device 1:3) to replace it with`,
   [ErrorCode.NULL_FD_REPLACE]: (f) => `fd ${f.value}: replace it with the container's /dev/null`,
+  [ErrorCode.SECCOMP_STUB_TOO_BIG]: (f) => `seccomp: the ENOSYS stub needs more than ${f.value} instructions or architectures`,
+  [ErrorCode.SECCOMP_TOO_LONG]: (f) => `seccomp: the filter has ${f.value} instructions, more than the kernel's 4096`,
+  [ErrorCode.CAPGET]: () => "capget",
+  [ErrorCode.GETRESUID]: () => "getresuid",
   [ErrorCode.EXEC_NEW_NAMESPACE]: (f) => `plan: exec would make a new ${nsName(Number(f.value))} namespace (every namespace of an exec is joined by path)`,
 };
 

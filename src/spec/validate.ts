@@ -602,6 +602,12 @@ function checkLinux(c: Collector, linux: Obj, ns: Map<string, NsEntry>, needNs: 
       }
       arr(get(o, "names"))?.forEach((n, j) => {
         if (n === "") c.error(S("syscalls", i, "names", j), "must not be empty");
+        // Once the filter is loaded the container process still reports to tsrun (write) and
+        // hands the listener fd to the agent (sendmsg): notifying either would wait for an
+        // agent that cannot answer yet. runc refuses write for the same reason.
+        if (action === "SCMP_ACT_NOTIFY" && (n === "write" || n === "sendmsg")) {
+          c.error(S("syscalls", i, "names", j), `SCMP_ACT_NOTIFY cannot be used for the ${n} syscall`);
+        }
       });
     });
   }

@@ -6,8 +6,8 @@ import t from "tap";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, execFileSync } from "node:child_process";
-import { HELPER, basePlan, cleanup, execPlan, killPid, makeRootfs, proc, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
-import { seccompPlan } from "../../src/linux/seccomp-plan.ts";
+import { CAP, DEFAULT_CAPS, HELPER, basePlan, capMask, capMaskHex, cleanup, execPlan, killPid, makeRootfs, proc, runHelper, startFifo, tempDir, waitGone } from "./harness.ts";
+import { SECCOMP_ARCHES, seccompPlan } from "../../src/linux/seccomp-plan.ts";
 import type { CreatePlan, Seccomp } from "../../src/boundary/gen/helper.ts";
 import type { SeccompAction, SeccompOperator } from "../../src/spec/generated/types.ts";
 
@@ -160,6 +160,134 @@ t.test("default ERRNO with an allow list", async (t) => {
   );
   t.equal(r.exit, 0, `${r.error ?? ""} ${r.stderr}`);
   t.equal(r.stdout, "allowed\n");
+});
+
+// What busybox echo needs, and what the helper still calls once the filter is loaded: capset
+// and prctl (the final capabilities), then the "ready" line, the exec.fifo, the signal reset
+// and execve. Not the cwd check (chdir, getcwd), the executable lookup (newfstatat,
+// faccessat2) or close_range. landlock_restrict_self is named so that the syscalls newer than
+// the rest keep the default EPERM (the ENOSYS stub would otherwise answer faccessat2 and
+// close_range), as in the runtime-tools suite's profile.
+const ECHO_AND_AFTER_FILTER = [
+  "arch_prctl", "brk", "execve", "exit_group", "getrandom", "getuid", "mprotect", "prlimit64", "readlink", "rseq",
+  "set_robust_list", "set_tid_address", "write", "capset", "prctl", "read", "close", "rt_sigaction", "rt_sigprocmask",
+  "landlock_restrict_self",
+];
+
+t.test("the filter comes after the cwd check, the executable lookup and close_range, with or without no_new_privs", async (t) => {
+  for (const nnp of [true, false]) {
+    for (const uid of [0, 1000]) {
+      const r = await run(
+        ["echo", "allowed"],
+        filter([{ names: ECHO_AND_AFTER_FILTER, action: "ALLOW", errnoRet: 0, args: [] }], { defaultAction: "ERRNO", defaultErrnoRet: EPERM }),
+        (p) => {
+          proc(p).noNewPrivileges = nnp;
+          proc(p).uid = uid;
+          proc(p).gid = uid;
+          proc(p).cwd = "/tmp";
+        },
+      );
+      t.equal(r.exit, 0, `noNewPrivileges ${nnp}, uid ${uid}: ${r.error ?? ""} ${r.stderr}`);
+      t.equal(r.stdout, "allowed\n", `noNewPrivileges ${nnp}, uid ${uid}`);
+    }
+  }
+});
+
+t.test("without no_new_privs, CAP_SYS_ADMIN held for the filter is gone when the process runs", async (t) => {
+  const ALLOWED = [CAP.KILL, CAP.CHOWN];
+  const r = await run(
+    ["sh", "-c", "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status"],
+    filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
+    (p) => {
+      proc(p).noNewPrivileges = false;
+      proc(p).uid = 1000;
+      proc(p).gid = 1000;
+      proc(p).capabilities = { bounding: capMask(ALLOWED), effective: capMask(ALLOWED), inheritable: capMask(ALLOWED), permitted: capMask(ALLOWED), ambient: capMask(ALLOWED) };
+    },
+  );
+  t.equal(r.exit, 0, r.error ?? "");
+  const m = capMaskHex(ALLOWED);
+  t.equal(r.stdout, `CapInh:\t${m}\nCapPrm:\t${m}\nCapEff:\t${m}\nCapBnd:\t${m}\nCapAmb:\t${m}\nNoNewPrivs:\t0\nSeccomp:\t2\n`);
+  const root = await run(
+    ["sh", "-c", "grep -E '^Cap(Prm|Eff):' /proc/self/status"],
+    filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
+    (p) => {
+      proc(p).noNewPrivileges = false;
+    },
+  );
+  t.equal(root.stdout, `CapPrm:\t${capMaskHex(DEFAULT_CAPS)}\nCapEff:\t${capMaskHex(DEFAULT_CAPS)}\n`, "root: the default set, no CAP_SYS_ADMIN");
+  // A plan without capabilities (TypeScript always sends them): what the uid change leaves.
+  const bare = await run(
+    ["sh", "-c", "grep -E '^(Cap(Prm|Eff|Amb)|Seccomp):' /proc/self/status"],
+    filter([{ names: ["mkdir", "mkdirat"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
+    (p) => {
+      proc(p).noNewPrivileges = false;
+      proc(p).uid = 1000;
+      proc(p).gid = 1000;
+      proc(p).capabilities = undefined;
+    },
+  );
+  t.equal(bare.stdout, `CapPrm:\t${"0".repeat(16)}\nCapEff:\t${"0".repeat(16)}\nCapAmb:\t${"0".repeat(16)}\nSeccomp:\t2\n`, "no capabilities object, uid 1000: none left");
+});
+
+t.test("ENOSYS stub: a syscall newer than every one the profile names gets ENOSYS", async (t) => {
+  const bin = path.join(rootfs, "bin/syscall-errno");
+  try {
+    execFileSync("cc", ["-static", "-no-pie", "-O1", "-o", bin, path.join(path.dirname(new URL(import.meta.url).pathname), "syscall-errno.c")]);
+  } catch {
+    t.comment("no static C toolchain: skipped");
+    return;
+  }
+  const CLONE3 = 435;
+  const FCHMODAT2 = 452; // newer than everything below; the kernel has it since 6.6
+  const UNAME = 63;
+  const free = await run(["/bin/syscall-errno", String(FCHMODAT2), `i386:${FCHMODAT2}`], filter([]));
+  if (/ENOSYS/.test(free.stdout)) {
+    t.comment(`this kernel lacks syscall ${FCHMODAT2} (${free.stdout.trim()}): skipped`);
+    return;
+  }
+  // what the program itself needs (a static glibc binary)
+  const own = [
+    "arch_prctl", "brk", "execve", "exit_group", "getrandom", "ioctl", "mprotect", "newfstatat", "prlimit64", "readlink", "rseq",
+    "set_robust_list", "set_tid_address", "write",
+  ];
+  const allow = (names: string[]): Rule => ({ names, action: "ALLOW", errnoRet: 0, args: [] });
+  const deny = { defaultAction: "ERRNO", defaultErrnoRet: EPERM };
+  // x32 calls are x86_64 ones with bit 30 set; x32's own numbers go up to 547 (its ioctl is 514),
+  // so 600 is above the bar there. (The kernel here may not run x32 calls: the filter sees them.)
+  const x32 = (nr: number) => `0x${(0x40000000 + nr).toString(16)}`;
+
+  const a = await run(["/bin/syscall-errno", String(CLONE3), String(FCHMODAT2), String(UNAME), `i386:${FCHMODAT2}`, x32(600), x32(UNAME)], filter([allow(own)], deny));
+  t.equal(
+    a.stdout,
+    `${CLONE3}=ENOSYS ${FCHMODAT2}=ENOSYS ${UNAME}=EPERM i386:${FCHMODAT2}=ENOSYS ${x32(600)}=ENOSYS ${x32(UNAME)}=EPERM\n`,
+    "default ERRNO(EPERM): above the largest named syscall ENOSYS, on x86_64, x86 and x32; below it the default errno",
+  );
+
+  const b = await run(
+    ["/bin/syscall-errno", String(CLONE3), String(FCHMODAT2)],
+    filter([allow(own), { names: ["landlock_restrict_self"], action: "ERRNO", errnoRet: EPERM, args: [] }], deny),
+  );
+  t.equal(b.stdout, `${CLONE3}=EPERM ${FCHMODAT2}=ENOSYS\n`, "a rule naming landlock_restrict_self (446), even with the default action, raises the bar; clone3 is no special case");
+
+  const c = await run(["/bin/syscall-errno", String(FCHMODAT2)], filter([allow(own)], { defaultAction: "KILL_PROCESS" }));
+  t.same([c.exit, c.stdout], [0, `${FCHMODAT2}=ENOSYS\n`], "default KILL_PROCESS: ENOSYS, not SIGSYS");
+  const trap = await run(["/bin/syscall-errno", String(FCHMODAT2)], filter([allow(own)], { defaultAction: "TRAP" }));
+  t.same([trap.exit, trap.stdout], [0, `${FCHMODAT2}=ENOSYS\n`], "default TRAP: ENOSYS");
+
+  const d = await run(["/bin/syscall-errno", String(FCHMODAT2), String(UNAME)], filter([allow(own)], { defaultAction: "ERRNO", defaultErrnoRet: EACCES }));
+  t.equal(d.stdout, `${FCHMODAT2}=ENOSYS ${UNAME}=EACCES\n`, "defaultErrnoRet EACCES: the stub still answers ENOSYS above the bar");
+
+  const e = await run(["/bin/syscall-errno", String(FCHMODAT2)], filter([allow(own)], deny, { architectures: [SECCOMP_ARCHES.SCMP_ARCH_X86!] }));
+  t.equal(e.stdout, `${FCHMODAT2}=ENOSYS\n`, "the native architecture gets the stub even when the profile lists only x86");
+
+  const f = await run(
+    ["/bin/syscall-errno", String(FCHMODAT2), String(UNAME)],
+    filter([{ names: ["uname"], action: "ERRNO", errnoRet: EPERM, args: [] }]),
+  );
+  t.equal(f.stdout, `${free.stdout.split(" ")[0]} ${UNAME}=EPERM\n`, "default ALLOW: no stub, the kernel answers");
+  const g = await run(["/bin/syscall-errno", String(FCHMODAT2)], filter([allow(own)], { defaultAction: "LOG" }));
+  t.equal(g.stdout, `${free.stdout.split(" ")[0]}\n`, "default LOG: no stub");
 });
 
 t.test("filter flags: LOG and SPEC_ALLOW accepted, unknown flags refused", async (t) => {
