@@ -293,6 +293,7 @@ void filter_connect_listener(const struct plan *p);
 void filter_load(const struct plan *p, pid_t host_pid);
 extern pid_t g_host_pid; /* the container process as the host sees it (set in the child) */
 bool filter_wanted(const struct plan *p);
+int print_libseccomp_version(void);
 
 /* attrs.c */
 void process_attrs(const struct plan *p);

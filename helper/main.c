@@ -573,10 +573,13 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--device-filter") == 0 || strcmp(argv[1], "--device-filter-count") == 0))
 		device_filter_main(argc, argv);
+	if (argc == 2 && strcmp(argv[1], "--libseccomp-version") == 0)
+		return print_libseccomp_version();
 	if (argc != 2) {
 		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
 				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n"
-				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n");
+				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n"
+				"       tsrun-helper --libseccomp-version\n");
 		return 2;
 	}
 	fd = strtol(argv[1], &end, 10);

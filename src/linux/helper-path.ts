@@ -12,3 +12,15 @@ export function helperPath(): string {
   }
   throw new TsrunError(`cannot find tsrun-helper next to ${process.execPath} or in ../libexec/tsrun (set TSRUN_HELPER)`);
 }
+
+/** The libseccomp the helper runs with (it applies the filters), as `tsrun --version` shows it. */
+export async function libseccompVersion(): Promise<string> {
+  const { runSync } = await import("./spawn.ts");
+  try {
+    const r = runSync(helperPath(), ["--libseccomp-version"], { stdout: "pipe" });
+    const v = r.status === 0 ? r.stdout.trim() : "";
+    return /^[0-9]+\.[0-9]+\.[0-9]+$/.test(v) ? v : "unknown";
+  } catch {
+    return "unknown";
+  }
+}

@@ -9,7 +9,7 @@ import { containerId, testRoot, tsrun } from "../lib/tsrun.ts";
 const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
 
 t.test("version and help", async (t) => {
-  t.match(tsrun(["--version"]), { code: 0, stdout: /^tsrun version \d+\.\d+\.\d+\nspec: 1\.3\.0\n$/ });
+  t.match(tsrun(["--version"]), { code: 0, stdout: /^tsrun version \d+\.\d+\.\d+\ncommit: \S+\nspec: 1\.3\.0\nlibseccomp: \d+\.\d+\.\d+\n$/ });
   const help = tsrun(["--help"]);
   t.equal(help.code, 0);
   for (const c of COMMANDS) t.match(help.stdout, new RegExp(`^   ${c}\\s`, "m"), `help lists ${c}`);

@@ -141,7 +141,7 @@ t.test("--process FILE gives the whole process", async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, "from-file\n/tmp\n5\n6 7\n");
   fs.writeFileSync(file, JSON.stringify({ cwd: "/", user: { uid: 0, gid: 0 } }));
-  t.match(tsrun(["exec", "--process", file, c.id], { root: c.root }), { code: 1, stderr: /process\.json/ }, "an invalid process is refused");
+  t.match(tsrun(["exec", "--process", file, c.id], { root: c.root }), { code: 255, stderr: /process\.json/ }, "an invalid process is refused");
   t.equal(c.done(), 0);
 });
 
@@ -195,7 +195,7 @@ t.test("exit codes: the process's own, and 128+signal when it is killed", async 
   t.equal(tsrun(["exec", c.id, "true"], { root: c.root }).code, 0);
   t.equal(tsrun(["exec", c.id, "sh", "-c", "kill -9 $$"], { root: c.root }).code, 137, "SIGKILL: 137");
   t.equal(tsrun(["exec", c.id, "sh", "-c", "kill -TERM $$"], { root: c.root }).code, 143, "SIGTERM: 143");
-  t.match(tsrun(["exec", c.id, "no-such-cmd"], { root: c.root }), { code: 1, stderr: /executable file not found in \$PATH/ });
+  t.match(tsrun(["exec", c.id, "no-such-cmd"], { root: c.root }), { code: 255, stderr: /executable file not found in \$PATH/ });
   t.equal(c.done(), 0);
 });
 
@@ -238,7 +238,7 @@ t.test("--tty with --console-socket: the pty master goes to the socket", async (
   const text = fs.readFileSync(out, "utf8");
   t.match(text, /^payload=/, "one message with the master");
   t.match(text, /\/dev\/pts\/\d+\r\nstdin-is-a-tty\r\nhello-42\r\n/, "the process's output through the pty");
-  t.match(tsrun(["exec", "--tty", "--detach", c.id, "true"], { root: c.root }), { code: 1, stderr: /cannot allocate tty if tsrun will detach without setting console socket/ });
+  t.match(tsrun(["exec", "--tty", "--detach", c.id, "true"], { root: c.root }), { code: 255, stderr: /cannot allocate tty if tsrun will detach without setting console socket/ });
   t.equal(c.done(), 0);
 });
 
@@ -259,7 +259,7 @@ t.test("exec into a paused container needs --ignore-paused, and runs once resume
   leakCheck(t);
   const c = running(t);
   t.equal(tsrun(["pause", c.id], { root: c.root }).code, 0);
-  t.match(tsrun(["exec", c.id, "true"], { root: c.root }), { code: 1, stderr: /cannot exec in a paused container/ });
+  t.match(tsrun(["exec", c.id, "true"], { root: c.root }), { code: 255, stderr: /cannot exec in a paused container/ });
   const pending = tsrunAsync(["exec", "--ignore-paused", c.id, "sh", "-c", "echo ran"], { root: c.root });
   sleepMs(300);
   t.equal(tsrun(["resume", c.id], { root: c.root }).code, 0);
@@ -276,7 +276,7 @@ t.test("exec into a stopped or missing container", async (t) => {
   const id = containerId();
   t.equal(tsrun(["run", "--keep", "--bundle", bundle.dir, id], { root }).code, 0);
   t.equal(state(root, id).status, "stopped");
-  t.match(tsrun(["exec", id, "true"], { root }), { code: 1, stderr: /cannot exec in a stopped container/ });
-  t.match(tsrun(["exec", containerId(), "true"], { root }), { code: 1, stderr: /container does not exist/ });
+  t.match(tsrun(["exec", id, "true"], { root }), { code: 255, stderr: /cannot exec in a stopped container/ });
+  t.match(tsrun(["exec", containerId(), "true"], { root }), { code: 255, stderr: /container does not exist/ });
   t.equal(tsrun(["delete", id], { root }).code, 0);
 });
