@@ -51,6 +51,8 @@ function readProcessFile(path: string): ConfigProcess {
     if (err instanceof SyntaxError) throw new TsrunError(`${path}: invalid JSON: ${err.message}`);
     throw new TsrunError(`${path}: ${errnoText(err)}`);
   }
+  // As runc: a process without "user" runs as 0:0 (Go's zero value), not as the container's user.
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw) && !("user" in raw)) raw = { ...raw, user: { uid: 0, gid: 0 } };
   const { process: p, problems, warnings } = validateProcess(raw);
   if (problems.length || !p) throw new TsrunError(problems.map((pr) => formatProblem(pr, "process.json")).join("\n"));
   for (const w of warnings) logWarn(formatProblem(w, "process.json"));

@@ -113,6 +113,20 @@ function tsrunIn(holder: number, root: string, args: string[]): TsrunResult {
 const V2_ROOT = cgroupMounts().find((m) => fs.existsSync(path.join(m, "cgroup.controllers")));
 const V2_CONTROLLERS = V2_ROOT ? fs.readFileSync(path.join(V2_ROOT, "cgroup.controllers"), "utf8").trim().split(/\s+/) : [];
 
+t.test("tsrun spec adds a cgroup namespace only where /sys/fs/cgroup is cgroup v2, as runc", async (t) => {
+  const dir = tempDir(t, "tsrun-spec-");
+  t.equal(tsrun(["spec", "--bundle", dir]).code, 0);
+  const ns = (JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as ConfigObject).linux.namespaces.map((n: { type: string }) => n.type);
+  const v2 = spawnSync("stat", ["-f", "-c", "%T", "/sys/fs/cgroup"], { encoding: "utf8" }).stdout.trim() === "cgroup2fs";
+  t.equal(ns.includes("cgroup"), v2, `cgroup namespace ${v2 ? "on" : "off"} this ${v2 ? "cgroup v2" : "cgroup v1/hybrid"} host`);
+  if (RUNC) {
+    const theirs = tempDir(t, "tsrun-runc-spec-");
+    execIn(theirs, RUNC, ["spec"]);
+    const runcNs = (JSON.parse(fs.readFileSync(path.join(theirs, "config.json"), "utf8")) as ConfigObject).linux.namespaces.map((n: { type: string }) => n.type);
+    t.equal(ns.includes("cgroup"), runcNs.includes("cgroup"), "as runc spec here");
+  }
+});
+
 t.test("logs in runc's logrus shape; --version in runc's lines", async (t) => {
   const logrusTime = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
   const text = tsrun(["--debug", "--root", "/nonexistent-root", "list", "-q"]);
@@ -136,6 +150,28 @@ t.test("logs in runc's logrus shape; --version in runc's lines", async (t) => {
   const v = tsrun(["--version"]);
   t.equal(v.code, 0);
   t.match(v.stdout, /^tsrun version \d+\.\d+\.\d+\ncommit: \S+\nspec: 1\.3\.0\nlibseccomp: \d+\.\d+\.\d+\n$/);
+});
+
+t.test("exec -p without user runs as 0:0; device access strings runc accepts are accepted", async (t) => {
+  leakCheck(t);
+  const cgPath = `/${TEST_TAG}-acc`;
+  const c = running(t, (cfg) => {
+    cfg.process.user = { uid: 1000, gid: 1000 };
+    cfg.linux.cgroupsPath = cgPath;
+    cfg.linux.resources.devices = [
+      { allow: false, access: "rwm" },
+      { allow: true, type: "b", major: 7, minor: 99, access: "mrwmrw" },
+      { allow: true, type: "b", major: 7, minor: 98, access: "wrx" },
+    ];
+  });
+  const proc = path.join(tempDir(t, "tsrun-proc-"), "process.json");
+  fs.writeFileSync(proc, JSON.stringify({ args: ["id"], cwd: "/" }));
+  t.match(tsrun(["exec", "-p", proc, c.id], { root: c.root }), { code: 0, stdout: /^uid=0\(root\) gid=0\(root\)/ });
+  const devices = cgroupMounts().map((m) => path.join(m, cgPath, "devices.list")).find((f) => fs.existsSync(f));
+  if (devices) t.match(fs.readFileSync(devices, "utf8"), /^b 7:99 rwm\nb 7:98 rw$/m, "any order, repeats; other characters ignored");
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
+  const check = makeBundle(t, { config: (cfg) => cfg.linux.resources.devices.push({ allow: true, type: "b", major: 7, minor: 98, access: "wrx" }) });
+  t.match(tsrun(["check", "--bundle", check.dir]), { code: 0, stdout: /warning: config\.json: linux\.resources\.devices\[1\]\.access: characters other than r, w and m are ignored/ });
 });
 
 t.test("create and run take the bundle as an operand beside --bundle", async (t) => {

@@ -344,7 +344,10 @@ t.test("device rules: cgroup v1 writes", async (t) => {
     { allow: true, type: "c", major: 1, minor: -1, access: "rm" },
   ]);
   t.throws(() => normalizeDeviceRules([{ allow: true, type: "x" }]), /invalid device type/);
-  t.throws(() => normalizeDeviceRules([{ allow: true, access: "rwx" }]), /invalid device access/);
+  t.same(normalizeDeviceRules([{ allow: true, type: "c", major: 1, minor: 3, access: "mwrw" }])[0]?.access, "rwm", "any order, repeats: as runc");
+  t.same(normalizeDeviceRules([{ allow: true, type: "c", major: 1, minor: 3, access: "rwx" }])[0]?.access, "rw", "other characters are ignored (validation warns)");
+  t.throws(() => normalizeDeviceRules([{ allow: true, access: "x" }]), /invalid device access/);
+  t.throws(() => normalizeDeviceRules([{ allow: true, access: "" }]), /invalid device access/);
   t.throws(() => normalizeDeviceRules([{ allow: true, major: -5 }]), /invalid device number/);
 
   t.notOk(devicesRestrict([{ allow: true }]));

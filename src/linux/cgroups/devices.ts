@@ -49,10 +49,15 @@ function num(v: number | undefined, where: string): number {
   return v;
 }
 
+/**
+ * As runc: r, w and m in any order, repeated or not; other characters are ignored (validation
+ * warns about them, the spec allows only r, w, m). Without any of r, w, m the rule is an error.
+ */
 function accessOf(a: string | undefined, where: string): string {
   if (a === undefined) return "rwm";
-  if (a === "" || /[^rwm]/.test(a)) throw new TsrunError(`${where}.access: invalid device access ${JSON.stringify(a)} (a non-empty combination of r, w, m)`);
-  return ["r", "w", "m"].filter((c) => a.includes(c)).join("");
+  const access = ["r", "w", "m"].filter((c) => a.includes(c)).join("");
+  if (access === "") throw new TsrunError(`${where}.access: invalid device access ${JSON.stringify(a)} (a non-empty combination of r, w, m)`);
+  return access;
 }
 
 /** Validates the rules and expands "a" rules that are not "everything" into a "b" and a "c" rule. */
