@@ -117,7 +117,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: "ignore-paused", type: "boolean", description: "exec even if the container is paused" },
       { name: "apparmor", type: "string", arg: "PROFILE", description: "AppArmor profile (not enabled on hosts without AppArmor)", ignored: true },
       { name: "process-label", type: "string", arg: "LABEL", description: "SELinux label (not enabled on hosts without SELinux)", ignored: true },
-      { name: "cgroup", type: "string", arg: "PATH", description: "accepted for compatibility", ignored: true },
+      { name: "cgroup", type: "strings", arg: "[CONTROLLER:]PATH", description: "run the process in this existing sub-cgroup of the container's cgroup" },
     ],
     load: () => import("./commands/exec.ts"),
   },

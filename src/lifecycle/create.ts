@@ -7,7 +7,7 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, refuseUnavailableUnified, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
@@ -105,6 +105,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
+  refuseUnavailableUnified(config.linux?.resources?.unified);
   const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
   const self = procStat(process.pid);

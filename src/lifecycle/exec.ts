@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
-import { procsFiles, primeCgroupAttach } from "../linux/cgroups/index.ts";
+import { procsFiles, primeCgroupAttach, subCgroupProcs, type CgroupState } from "../linux/cgroups/index.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality } from "./plan.ts";
 import { parseCpuList } from "../linux/process-attrs.ts";
 import { NS_FILE } from "../linux/host-namespaces.ts";
@@ -37,6 +38,8 @@ export interface ExecOptions {
   noNewPrivs: boolean;
   preserveFds: number;
   ignorePaused: boolean;
+  /** --cgroup: sub-cgroups of the container's to run the process in (runc's `[controller:]path`). */
+  cgroups?: string[];
   debug: boolean;
   /** Rootless cgroups: a cgroup this user cannot move the process into is skipped, as runc does. */
   rootless?: RootlessContext;
@@ -98,6 +101,13 @@ function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigPro
   return p;
 }
 
+/** The cgroup.procs files the process joins: the container's cgroups, or --cgroup's sub-cgroups of them. */
+function cgroupProcs(cgroup: CgroupState | undefined, sub: string[]): string[] {
+  if (sub.length === 0) return cgroup ? procsFiles(cgroup) : [];
+  if (!cgroup || !hasCgroupDirs(cgroup)) throw new TsrunError("--cgroup: the container has no cgroup");
+  return subCgroupProcs(cgroup, sub);
+}
+
 /** process.execCPUAffinity (exec only: the runtime-spec says it does not apply to the init). */
 function execCpuAffinity(p: ConfigProcess): LaunchPlan["cpuAffinity"] {
   const initial = parseCpuList(p.execCPUAffinity?.initial);
@@ -124,7 +134,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
       path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
     })),
     uidMappings: [], gidMappings: [], timeOffsets: [],
-    cgroupProcs: record.cgroup ? procsFiles(record.cgroup) : [],
+    cgroupProcs: cgroupProcs(record.cgroup, o.cgroups ?? []),
     rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
     mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
     process: planProcess(proc, logWarn),

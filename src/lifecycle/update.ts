@@ -6,10 +6,11 @@
 import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
-import { applyResources, type Resources } from "../linux/cgroups/index.ts";
+import { applyResources, refuseUnavailableUnified, type Resources } from "../linux/cgroups/index.ts";
 import { parseJsonText, validateConfig } from "../spec/validate.ts";
 import { loadContainer } from "./status.ts";
 import { rootlessResources } from "./rootless.ts";
+import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import type { RootlessContext } from "../linux/rootless.ts";
 import { writeRecord, containerDir } from "./state-store.ts";
@@ -92,7 +93,10 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
     resources = parseResourcesJson(text, source);
   }
   resources = resourcesFromFlags(resources, opts.flags);
-  applyResources(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
+  refuseUnavailableUnified(resources.unified, opts.resourcesFile === "-" ? "stdin" : opts.resourcesFile ?? "resources", "");
+  // As at create: the default devices stay allowed whatever the new rules say.
+  const applied: Resources = resources.devices ? withDefaultDeviceRules(resources as Resources) : (resources as Resources);
+  applyResources(record.cgroup, rootlessResources(applied, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   writeRecord(containerDir(root, id), record);

@@ -110,8 +110,52 @@ function tsrunIn(holder: number, root: string, args: string[]): TsrunResult {
   return { code: r.status ?? 128, signal: r.signal, stdout: out.read(), stderr: err.read() };
 }
 
+t.test("exec --cgroup: a sub-cgroup of the container's, [controller:]path, never outside it", async (t) => {
+  leakCheck(t);
+  const cgPath = `/${TEST_TAG}-cg`;
+  const c = running(t, (cfg) => (cfg.linux.cgroupsPath = cgPath));
+  const dirs = cgroupMounts().map((m) => path.join(m, cgPath)).filter((d) => fs.existsSync(d));
+  t.ok(dirs.length > 1, "the container has cgroups");
+  for (const d of dirs) {
+    fs.mkdirSync(path.join(d, "sub"));
+    // A new v1 cpuset starts without CPUs and memory nodes: no task may join it so.
+    for (const f of ["cpuset.cpus", "cpuset.mems"]) if (fs.existsSync(path.join(d, f))) fs.writeFileSync(path.join(d, "sub", f), fs.readFileSync(path.join(d, f)));
+  }
+  const cgroups = (args: string[]) => tsrun(["exec", ...args, c.id, "cat", "/proc/self/cgroup"], { root: c.root });
+  const all = cgroups(["--cgroup", "sub"]);
+  t.equal(all.code, 0, all.stderr);
+  const lines = all.stdout.trim().split("\n");
+  t.ok(lines.length > 1 && lines.every((l) => l.endsWith(":/sub")), `every hierarchy: ${all.stdout}`);
+  const mem = cgroups(["--cgroup", "memory:sub", "--cgroup", "pids:/sub"]);
+  t.equal(mem.code, 0, mem.stderr);
+  const at = (text: string, ctrl: string) => text.split("\n").find((l) => l.split(":")[1]?.split(",").includes(ctrl))?.split(":")[2];
+  t.equal(at(mem.stdout, "memory"), "/sub", "memory: the sub-cgroup");
+  t.equal(at(mem.stdout, "pids"), "/sub", "pids: a leading / stays below the container's cgroup");
+  t.equal(at(mem.stdout, "cpu"), "/", "cpu: the container's cgroup");
+  for (const [arg, want] of [
+    ["../..", /invalid --cgroup argument: \.\.\/\.\. \(it leaves the container's cgroup\)/],
+    ["sub/../../x", /it leaves the container's cgroup/],
+    ["nosuch", /--cgroup: .*nosuch: no such file or directory/],
+    ["frob:sub", /unknown controller frob in --cgroup/],
+  ] as const) {
+    const r = cgroups(["--cgroup", arg]);
+    t.equal(r.code, 255, `${arg}: exec's own error exits 255`);
+    t.match(r.stderr, want, arg);
+  }
+  t.match(cgroups(["--cgroup", "sub", "--cgroup", "memory:sub"]), { code: 255, stderr: /missing <controller>: prefix/ });
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
+  t.same(dirs.filter((d) => fs.existsSync(d)), [], "delete removes the sub-cgroups with the container's");
+});
+
 const V2_ROOT = cgroupMounts().find((m) => fs.existsSync(path.join(m, "cgroup.controllers")));
 const V2_CONTROLLERS = V2_ROOT ? fs.readFileSync(path.join(V2_ROOT, "cgroup.controllers"), "utf8").trim().split(/\s+/) : [];
+
+t.test("a v2-only resource on a host whose controller is in cgroup v1 is refused up front, by JSON path", { skip: V2_CONTROLLERS.includes("memory") ? "memory is a cgroup v2 controller on this host" : false }, async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const r = expectCreateRefused(t, root, "unified memory.min", (c) => (c.linux.resources.unified = { "memory.min": "0" }), /^tsrun: config\.json: linux\.resources\.unified\["memory\.min"\]: /m);
+  t.notMatch(r.stderr, /write|mkdir/, "nothing was written");
+});
 
 t.test("tsrun spec adds a cgroup namespace only where /sys/fs/cgroup is cgroup v2, as runc", async (t) => {
   const dir = tempDir(t, "tsrun-spec-");
@@ -125,6 +169,87 @@ t.test("tsrun spec adds a cgroup namespace only where /sys/fs/cgroup is cgroup v
     const runcNs = (JSON.parse(fs.readFileSync(path.join(theirs, "config.json"), "utf8")) as ConfigObject).linux.namespaces.map((n: { type: string }) => n.type);
     t.equal(ns.includes("cgroup"), runcNs.includes("cgroup"), "as runc spec here");
   }
+});
+
+t.test("exit statuses: exec's own failures exit 255; kill --all of a stopped container succeeds (as runc)", async (t) => {
+  leakCheck(t);
+  const c = running(t);
+  const ex = (args: string[]) => tsrun(["exec", ...args], { root: c.root });
+  t.match(ex([c.id, "sh", "-c", "exit 7"]), { code: 7 }, "the process's own status");
+  t.match(ex([c.id, "/nonexistent"]), { code: 255, stderr: /no such file or directory/ });
+  t.match(ex(["--cwd", "/nonexistent", c.id, "true"]), { code: 255 });
+  t.match(ex(["nosuch", "true"]), { code: 255, stderr: /container does not exist/ });
+  t.match(ex([]), { code: 1 }, "a usage error is not exec's: 1");
+  t.equal(tsrun(["kill", c.id, "KILL"], { root: c.root }).code, 0);
+  t.equal(waitForStatus(c.root, c.id, "stopped"), "stopped");
+  t.match(tsrun(["kill", "--all", c.id, "KILL"], { root: c.root }), { code: 0 }, "kill --all of a stopped container");
+  t.match(tsrun(["kill", c.id, "KILL"], { root: c.root }), { code: 1, stderr: /container not running/ }, "kill of its init: not running");
+  t.match(tsrun(["kill", "--all", "nosuch", "KILL"], { root: c.root }), { code: 1, stderr: /container does not exist/ });
+  t.equal(tsrun(["delete", c.id], { root: c.root }).code, 0);
+});
+
+t.test("v1 devices update: the default devices stay, and no device kept is denied on the way", { skip: cgroupMounts().some((m) => fs.existsSync(path.join(m, "devices.list"))) ? false : "no cgroup v1 devices controller" }, async (t) => {
+  leakCheck(t);
+  const cgPath = `/${TEST_TAG}-dev`;
+  const rules = [{ allow: false, access: "rwm" }, { allow: true, type: "b", major: 7, minor: 99, access: "rw" }];
+  const c = running(t, (cfg) => {
+    cfg.linux.cgroupsPath = cgPath;
+    cfg.linux.resources.devices = rules;
+  });
+  const list = () => fs.readFileSync(path.join(cgroupMounts().find((m) => fs.existsSync(path.join(m, "devices.list")))!, cgPath, "devices.list"), "utf8");
+  const before = list();
+  t.match(before, /^b 7:99 rw$/m);
+  const trace = path.join(tempDir(t, "tsrun-strace-"), "trace");
+  const update = (resources: unknown, traced: boolean) => {
+    const args = ["--root", c.root, "update", "--resources", "-", c.id];
+    if (!traced) return tsrun(args.slice(2), { root: c.root, input: JSON.stringify(resources) });
+    const r = spawnSync("strace", ["-f", "-y", "-s", "64", "-e", "trace=write", "-o", trace, TSRUN, ...args], {
+      input: JSON.stringify(resources),
+      encoding: "utf8",
+      env: { ...process.env, [TAG_ENV]: TEST_TAG },
+    });
+    return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+  };
+  // The same rules plus one, as containerd sends the whole resources on an update.
+  const more = [...rules, { allow: true, type: "b", major: 7, minor: 98, access: "r" }];
+  const strace = spawnSync("strace", ["-V"]).status === 0;
+  const r = update({ devices: more }, strace);
+  t.equal(r.code, 0, r.stderr);
+  const after = list();
+  t.match(after, /^b 7:98 r$/m, "the new rule");
+  t.same(after.split("\n").filter((l) => l !== "b 7:98 r"), before.split("\n"), "everything else as it was: the default devices stay");
+  if (strace) {
+    const writes = fs.readFileSync(trace, "utf8").split("\n").filter((l) => /devices\.(allow|deny)>/.test(l));
+    t.same(writes.map((l) => /devices\.(allow|deny)>, "([^"]*)"/.exec(l)?.slice(1).join(" ")), ["allow b 7:98 r"], "one write: nothing denied first");
+  } else t.comment("strace is not installed: the write sequence is not checked");
+  const dropped = update({ devices: [{ allow: false, access: "rwm" }] }, false);
+  t.equal(dropped.code, 0, dropped.stderr);
+  t.notMatch(list(), /b 7:9/, "rules dropped");
+  t.match(list(), /^c 1:3 rwm$/m, "the default devices stay allowed");
+  t.match(tsrun(["exec", c.id, "sh", "-c", "echo x > /dev/null && echo ok"], { root: c.root }), { code: 0, stdout: "ok\n" });
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
+});
+
+t.test("delete removes a cgroup dir the caller made beforehand (as runc)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const cgPath = `/${TEST_TAG}-premade`;
+  const dirs = cgroupMounts().map((m) => path.join(m, cgPath));
+  for (const d of dirs) fs.mkdirSync(d);
+  t.teardown(() => {
+    for (const d of dirs) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // gone, as it should be
+      }
+    }
+  });
+  const b = makeBundle(t, { args: ["sleep", "1000"], config: (c) => (c.linux.cgroupsPath = cgPath) });
+  const id = containerId();
+  t.equal(tsrun(["run", "-d", "--bundle", b.dir, id], { root }).code, 0);
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  t.same(dirs.filter((d) => fs.existsSync(d)), [], "every hierarchy's dir is gone");
 });
 
 t.test("logs in runc's logrus shape; --version in runc's lines", async (t) => {

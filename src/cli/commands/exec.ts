@@ -23,6 +23,7 @@ export function run(ctx: CommandContext): Promise<number> {
     noNewPrivs: bool(v, "no-new-privs"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
     ignorePaused: bool(v, "ignore-paused"),
+    cgroups: strs(v, "cgroup"),
     debug: ctx.global.debug,
     rootless: rootlessContext(ctx.global.rootless),
   });
