@@ -96,6 +96,10 @@ int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_
 	if (slave < 0)
 		die_errno("console: open the pty slave");
 	snprintf(slave_path, sizeof(slave_path), "/dev/pts/%u", ptn);
+	/* As runc: the process's user owns its terminal (devpts gave it to us); the group (tty,
+	 * from the devpts gid= option) and the mode (its mode= option) stay as devpts made them. */
+	if (fchown(slave, p->uid, (gid_t)-1) < 0)
+		die_errno("console: chown the pty slave to uid %u", p->uid);
 	if (p->console_height || p->console_width) {
 		struct winsize ws = {.ws_row = (unsigned short)p->console_height,
 				     .ws_col = (unsigned short)p->console_width};
@@ -120,6 +124,7 @@ int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_
 		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", t);
 		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
 			die_errno("console: bind mount %s on /dev/console", slave_path);
+		note_host_mount(p, t);
 		close(t);
 		close(dev);
 	}

@@ -66,6 +66,7 @@ enum plan_tag {
 #define GENERAL_HOOK_CREATE_CONTAINER 32u /* pause with "hook createContainer" before pivot_root */
 #define PROCESS_TERMINAL 1u
 #define PROCESS_NO_NEW_PRIVILEGES 2u
+#define PROCESS_HOME_FROM_PASSWD 4u /* no HOME in the env: set it from the container's /etc/passwd (home.c) */
 
 enum plan_mode { MODE_CREATE = 0, MODE_EXEC = 1 };
 
@@ -86,6 +87,8 @@ struct plan_timeoff {
 
 #define MOUNT_DEST_FILE 1u /* the mount point is a file (bind of a file) */
 #define MOUNT_COPY_UP 2u   /* tmpcopyup: fill the tmpfs with what the directory held */
+#define MOUNT_DETACHED_SOURCE 4u /* bind: the source is taken on the host side (idmap.c) */
+#define MOUNT_READONLY_LATE 8u   /* remounted read-only once /dev is filled (rootfs_finish_paths) */
 #define MOUNT_IDMAP_RECURSIVE 1u /* ridmap: MOUNT_ATTR_IDMAP on every mount of the tree */
 
 struct plan_mount {
@@ -269,10 +272,19 @@ void idmap_prepare(const struct plan *p);
 int idmap_take(size_t mount_index);
 void idmap_close_all(void);
 
+/* hostmounts.c: mounts made in the caller's mount namespace (no mount namespace), undone on failure */
+void note_host_mount(const struct plan *p, int fd);
+void host_mount_record(const char *path, size_t len);
+void host_mounts_undo(void);
+void host_mounts_forget(void);
+
 /* console.c */
 int console_setup(int rootfd, const struct plan *p, int console_sock, bool bind_console);
 void console_proxy_and_wait(int master, pid_t child, int *status);
 int console_connect(const char *path);
+
+/* home.c */
+void process_home(struct plan *p);
 
 /* process.c */
 void process_rlimits(const struct plan *p);

@@ -12,6 +12,10 @@
  *
  * The container's init inherits the detached trees and moves each onto its destination, which
  * it resolved inside the rootfs (rootfs.c, mount_one), in the order of the mounts.
+ *
+ * Bind mounts with MOUNT_DETACHED_SOURCE (a container with a user namespace) get the same
+ * detached copy without a mapping: host root takes the source here, which the init, root only of
+ * its user namespace, may not reach (a parent directory only host root can search).
  */
 #include "helper.h"
 
@@ -133,10 +137,10 @@ static _Noreturn void die_setattr(const struct plan_mount *m, int err)
 	die("idmapped mount %s on %s: set MOUNT_ATTR_IDMAP: %s%s", m->source, m->destination, errtext(err), hint);
 }
 
-/* One mount's detached, id-mapped copy of its source. */
-static int prepare_one(const struct plan *p, size_t index, int *nsfds)
+/* A detached copy of a bind mount's source, propagation as a bind in the container would have. */
+static int clone_source(const struct plan *p, const struct plan_mount *m)
 {
-	const struct plan_mount *m = &p->mounts[index];
+	const char *what = m->idmap ? "idmapped mount" : "mount";
 	struct mount_attr attr;
 	unsigned long prop;
 	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0);
@@ -144,6 +148,8 @@ static int prepare_one(const struct plan *p, size_t index, int *nsfds)
 
 	if (tree < 0) {
 		int e = errno;
+		if (!m->idmap)
+			die_errnum(e, "mount %s on %s: open_tree", m->source, m->destination);
 		die("idmapped mount %s on %s: open_tree %s: %s%s", m->source, m->destination, m->source, errtext(e),
 		    e == EPERM ? " (idmapped mounts need CAP_SYS_ADMIN in the initial user namespace: run tsrun as root)"
 		    : e == ENOSYS ? " (the kernel has no open_tree: idmapped mounts need Linux 5.12 or later)"
@@ -157,9 +163,18 @@ static int prepare_one(const struct plan *p, size_t index, int *nsfds)
 		memset(&attr, 0, sizeof(attr));
 		attr.propagation = prop;
 		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-			die_errno("idmapped mount %s on %s: make the copy %s", m->source, m->destination,
+			die_errno("%s %s on %s: make the copy %s", what, m->source, m->destination,
 				  prop == MS_SLAVE ? "a slave" : "private");
 	}
+	return tree;
+}
+
+/* One mount's detached, id-mapped copy of its source. */
+static int prepare_one(const struct plan *p, size_t index, int *nsfds)
+{
+	const struct plan_mount *m = &p->mounts[index];
+	struct mount_attr attr;
+	int tree = clone_source(p, m);
 
 	if (m->idmap_userns) {
 		nsfds[index] = open(m->idmap_userns, O_RDONLY | O_CLOEXEC);
@@ -197,7 +212,7 @@ void idmap_prepare(const struct plan *p)
 	bool any = false;
 
 	for (size_t i = 0; i < p->n_mounts; i++)
-		any = any || p->mounts[i].idmap;
+		any = any || p->mounts[i].idmap || (p->mounts[i].dest_kind & MOUNT_DETACHED_SOURCE);
 	if (!any)
 		return;
 	g_trees = calloc(p->n_mounts, sizeof(*g_trees));
@@ -208,13 +223,19 @@ void idmap_prepare(const struct plan *p)
 	for (size_t i = 0; i < p->n_mounts; i++)
 		g_trees[i] = nsfds[i] = -1;
 	for (size_t i = 0; i < p->n_mounts; i++) {
-		if (!p->mounts[i].idmap)
+		const struct plan_mount *m = &p->mounts[i];
+		if (!m->idmap && !(m->dest_kind & MOUNT_DETACHED_SOURCE))
 			continue;
-		if (!(p->mounts[i].flags & MS_BIND))
-			die("idmapped mount %s on %s: only bind mounts can be id-mapped", p->mounts[i].source,
-			    p->mounts[i].destination);
-		g_trees[i] = prepare_one(p, i, nsfds);
-		debug_stage("idmapped mount %s prepared", p->mounts[i].destination);
+		if (!(m->flags & MS_BIND))
+			die("%s %s on %s: only the source of a bind mount can be taken ahead", m->idmap ? "idmapped mount" : "mount",
+			    m->source, m->destination);
+		if (m->idmap) {
+			g_trees[i] = prepare_one(p, i, nsfds);
+			debug_stage("idmapped mount %s prepared", m->destination);
+		} else {
+			g_trees[i] = clone_source(p, m);
+			debug_stage("source of the mount on %s taken", m->destination);
+		}
 	}
 	for (size_t i = 0; i < p->n_mounts; i++)
 		if (nsfds[i] >= 0)

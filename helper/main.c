@@ -34,6 +34,7 @@ struct launch {
 	int console_parent;           /* foreground without console socket: where the parent gets it */
 	int fifo;                     /* exec.fifo (create), or -1 */
 	int status_fd;                /* the startContainer hooks' status fifo (create), or -1 */
+	int exec_root;                /* exec, container without a mount namespace: its init's root, or -1 */
 	int cg_fds[64];               /* cgroup.procs files, opened on the host side */
 	size_t n_cg;
 	pid_t pid;
@@ -55,7 +56,13 @@ static void open_host_side(struct launch *l)
 {
 	const struct plan *p = l->p;
 
-	l->console_child = l->console_parent = l->fifo = l->status_fd = -1;
+	l->console_child = l->console_parent = l->fifo = l->status_fd = l->exec_root = -1;
+	if (p->mode == MODE_EXEC && p->rootfs && *p->rootfs) {
+		/* The container has no mount namespace to join: the process gets its init's root. */
+		l->exec_root = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (l->exec_root < 0)
+			die_errno("open the container's root %s", p->rootfs);
+	}
 	if (p->proc_flags & PROCESS_TERMINAL) {
 		if (p->console_socket && *p->console_socket) {
 			l->console_child = console_connect(p->console_socket);
@@ -118,6 +125,8 @@ static void open_host_side(struct launch *l)
 static void parent_close_child_side(struct launch *l)
 {
 	close(l->sp_child);
+	if (l->exec_root >= 0)
+		close(l->exec_root);
 	if (l->console_child >= 0)
 		close(l->console_child);
 	if (l->fifo >= 0)
@@ -229,6 +238,8 @@ static void relay(struct launch *l, bool *ready, bool *exec_marker)
 				if (g_die_hook)
 					g_die_hook();
 				_exit(1);
+			} else if (len > 8 && memcmp(buf, "mounted ", 8) == 0 && buf[len - 1] == '\n') {
+				host_mount_record(buf + 8, len - 9); /* kept here, not passed on */
 			} else if (len == 6 && memcmp(buf, "ready\n", 6) == 0) {
 				*ready = true;
 			} else if (len == 5 && memcmp(buf, "exec\n", 5) == 0) {
@@ -270,8 +281,10 @@ static _Noreturn void parent_finish(struct launch *l)
 	const struct plan *p = l->p;
 	int master = -1, st = 0;
 
-	/* from "ready" on, exec.fifo and the status fifo are the container's */
+	/* from "ready" on, exec.fifo, the status fifo and mounts in our namespace are the container's */
 	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL;
+	host_mounts_forget();
+	g_die_hook = NULL;
 	if (!(p->flags & GENERAL_FOREGROUND)) {
 		report_raw("ready\n", 6);
 		g_kill_on_die = 0;
@@ -364,6 +377,7 @@ static const char *child_process_setup(const struct plan *p)
 	bool retry;
 	bool nnp = p->proc_flags & PROCESS_NO_NEW_PRIVILEGES;
 
+	process_home((struct plan *)p); /* this process's own copy of the plan: its env may grow */
 	process_rlimits(p);
 	if (p->have_umask)
 		umask((mode_t)p->umask);
@@ -491,6 +505,12 @@ static _Noreturn void child_exec(struct launch *l)
 	const struct plan *p = l->p;
 
 	child_begin(l);
+	child_enter_userns(p);
+	if (l->exec_root >= 0) {
+		if (fchdir(l->exec_root) < 0 || chroot(".") < 0)
+			die_errno("chroot to the container's root");
+		close(l->exec_root);
+	}
 	if (setsid() < 0)
 		die_errno("setsid");
 	process_join_keyring(p);
@@ -517,8 +537,6 @@ static _Noreturn void run(struct launch *l)
 	bool create = p->mode == MODE_CREATE;
 	bool ready, exec_marker;
 
-	if (create && !plan_has_ns(p, CLONE_NEWNS))
-		die("create needs a mount namespace");
 	if (!create) {
 		for (size_t i = 0; i < p->n_namespaces; i++)
 			if (!p->namespaces[i].path)
@@ -540,6 +558,8 @@ static _Noreturn void run(struct launch *l)
 		child_exec(l);
 	}
 	g_kill_on_die = l->pid;
+	if (create && !plan_has_ns(p, CLONE_NEWNS))
+		g_die_hook = host_mounts_undo; /* runs once the child is killed and reaped */
 	parent_close_child_side(l);
 	idmap_close_all(); /* the init has its own copies of the detached trees */
 	if (create)

@@ -262,15 +262,17 @@ void write_id_maps(const struct plan *p, pid_t pid)
 	write_map(pid, "gid_map", p->gid_maps, p->n_gid_maps);
 }
 
-/* Child, new user namespace, maps written: become root of the namespace. */
+/* Child in a user namespace (a new one, its maps written; or one joined, exec too): become root
+ * of the namespace, as runc does, so that what the process sets up before its user switch (the
+ * pty, the session keyring) belongs to ids the namespace maps. */
 void child_enter_userns(const struct plan *p)
 {
-	if (!plan_new_ns(p, CLONE_NEWUSER))
+	if (!plan_has_ns(p, CLONE_NEWUSER))
 		return;
 	if (setresgid(0, 0, 0) < 0)
-		die_errno("setresgid 0 in the new user namespace (is gid 0 mapped?)");
+		die_errno("setresgid 0 in the user namespace (is gid 0 mapped?)");
 	if (setresuid(0, 0, 0) < 0)
-		die_errno("setresuid 0 in the new user namespace (is uid 0 mapped?)");
+		die_errno("setresuid 0 in the user namespace (is uid 0 mapped?)");
 	if (!setgroups_denied && setgroups(0, NULL) < 0 && errno != EPERM)
 		die_errno("setgroups in the new user namespace");
 }

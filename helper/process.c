@@ -75,7 +75,9 @@ void process_oom(const struct plan *p)
 #define KEY_OTH_SEARCH 0x00000008u
 
 /* Join (creating if needed) the container's own session keyring, so that it does not share
- * the caller's: done in the container's user namespace, before the user switch. */
+ * the caller's: done in the container's user namespace, before the user switch. Its permissions
+ * are set once, by the init that creates it (as runc): exec only joins it, and could not change
+ * them in a user namespace (only the keyring's owner may, which an exec'd process is not). */
 void process_join_keyring(const struct plan *p)
 {
 	char desc[512];
@@ -91,6 +93,8 @@ void process_join_keyring(const struct plan *p)
 			return;
 		die_errno("join session keyring %s", p->session_keyring);
 	}
+	if (p->mode != MODE_CREATE)
+		return;
 	/* KEYCTL_DESCRIBE gives "type;uid;gid;perm;description", perm in hex. */
 	long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof(desc) - 1);
 	if (n < 0)
@@ -201,8 +205,10 @@ void process_identity(const struct plan *p, bool seccomp_early)
 		for (unsigned c = 0; c < 64; c++) {
 			if (!(amb & (1ull << c)))
 				continue;
+			/* As runc: a capability that cannot be raised is a warning (TypeScript left out those
+			 * missing from the inheritable or permitted set; securebits may still refuse one). */
 			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-				die_errno("capability %s: raise ambient", cap_name(c, nb, sizeof(nb)));
+				warnx_line("can't raise ambient capability %s: %s", cap_name(c, nb, sizeof(nb)), errtext(errno));
 		}
 	}
 	if ((p->proc_flags & PROCESS_NO_NEW_PRIVILEGES) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

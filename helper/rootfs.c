@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -306,6 +307,17 @@ void rootfs_prepare(const struct plan *p, struct rootfs_ctx *rc)
 {
 	unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
 
+	if (!plan_has_ns(p, CLONE_NEWNS)) {
+		/* No mount namespace: this is the caller's. As runc, the mounts are made in it, under
+		 * the rootfs, and the process is chrooted there; unlike runc, the propagation of its
+		 * "/" is left alone and the rootfs is not bound on itself (both would change the host
+		 * for good; TypeScript refuses rootfsPropagation and a read-only root here). */
+		rc->rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rc->rootfd < 0)
+			die_errno("open rootfs %s", p->rootfs);
+		return;
+	}
+
 	/* An unbindable "/" would refuse the bind of the rootfs below; private is what unbindable
 	 * implies, and rootfs_pivot makes the container's "/" unbindable once it is in place. */
 	if (prop & MS_UNBINDABLE)
@@ -394,7 +406,7 @@ static void copy_tree(int from, int to, const char *where, int depth)
 }
 
 /* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. */
-static void mount_one(int rootfd, const struct plan_mount *m, int tree)
+static void mount_one(const struct plan *p, int rootfd, const struct plan_mount *m, int tree)
 {
 	char target[64];
 	int fd, before = -1;
@@ -409,7 +421,7 @@ static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 	PROCFD(target, fd);
 	if (tree >= 0) {
 		if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-			die_errno("idmapped mount %s on %s: move_mount", m->source, m->destination);
+			die_errno("%s %s on %s: move_mount", m->idmap ? "idmapped mount" : "mount", m->source, m->destination);
 		close(tree);
 	} else if (bind) {
 		if (mount(m->source, target, NULL, m->flags, NULL) < 0)
@@ -418,6 +430,7 @@ static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 		if (mount(m->source, target, m->fstype, m->flags, *m->data ? m->data : NULL) < 0)
 			die_errno("mount %s on %s", m->source, m->destination);
 	}
+	note_host_mount(p, fd);
 	close(fd);
 	if (before >= 0) {
 		int after = open_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY, 0);
@@ -454,10 +467,10 @@ static void mount_one(int rootfd, const struct plan_mount *m, int tree)
 void rootfs_mounts(const struct plan *p, struct rootfs_ctx *rc)
 {
 	for (size_t i = 0; i < p->n_mounts; i++)
-		mount_one(rc->rootfd, &p->mounts[i], idmap_take(i));
+		mount_one(p, rc->rootfd, &p->mounts[i], idmap_take(i));
 }
 
-static void make_device(int rootfd, const struct plan_device *d)
+static void make_device(const struct plan *p, int rootfd, const struct plan_device *d)
 {
 	char name[4096], target[64];
 	int dir = parent_in_root(rootfd, d->path, name, sizeof(name));
@@ -478,6 +491,7 @@ static void make_device(int rootfd, const struct plan_device *d)
 		PROCFD(target, t);
 		if (mount(d->path, target, NULL, MS_BIND, NULL) < 0)
 			die_errno("bind mount device %s", d->path);
+		note_host_mount(p, t);
 		close(t);
 	} else {
 		mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
@@ -508,7 +522,7 @@ void rootfs_devices(const struct plan *p, struct rootfs_ctx *rc)
 {
 	mode_t old = umask(0);
 	for (size_t i = 0; i < p->n_devices; i++)
-		make_device(rc->rootfd, &p->devices[i]);
+		make_device(p, rc->rootfd, &p->devices[i]);
 	for (size_t i = 0; i < p->n_symlinks; i++)
 		make_symlink(rc->rootfd, &p->symlinks[i]);
 	umask(old);
@@ -634,8 +648,25 @@ static void mask_path(int rootfd, int nullfd, const char *path)
 	close(fd);
 }
 
+/* MOUNT_READONLY_LATE: the mount (a read-only /dev or tmpfs, mounted writable) becomes read-only
+ * now that it is filled, keeping its other per-mount flags (as runc's remountReadonly). */
+static void readonly_late(int rootfd, const struct plan_mount *m)
+{
+	const unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+	unsigned long flags = ((m->flags & MS_BIND) ? m->remount_flags : m->flags) & keep;
+	char target[64];
+	int fd = open_in_root(rootfd, m->destination, O_PATH, 0);
+
+	if (fd < 0)
+		die_errno("remount %s read-only: open it", m->destination);
+	PROCFD(target, fd);
+	if (remount_bind(target, flags | MS_RDONLY) < 0)
+		die_errno("remount %s read-only", m->destination);
+	close(fd);
+}
+
 /* Before pivot_root, with the host's /proc for the magic links: sysctls (the container's
- * /proc/sys, which shows our namespaces), read-only paths, masked paths. */
+ * /proc/sys, which shows our namespaces), read-only paths, masked paths, late read-only mounts. */
 void rootfs_finish_paths(const struct plan *p, struct rootfs_ctx *rc)
 {
 	for (size_t i = 0; i < p->n_sysctls; i++)
@@ -648,13 +679,22 @@ void rootfs_finish_paths(const struct plan *p, struct rootfs_ctx *rc)
 			mask_path(rc->rootfd, nullfd, p->masked[i]);
 		close(nullfd);
 	}
+	for (size_t i = p->n_mounts; i-- > 0;)
+		if (p->mounts[i].dest_kind & MOUNT_READONLY_LATE)
+			readonly_late(rc->rootfd, &p->mounts[i]);
 }
 
 void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
 {
+	bool mntns = plan_has_ns(p, CLONE_NEWNS);
+
 	if (fchdir(rc->rootfd) < 0)
 		die_errno("chdir to the rootfs");
-	if (p->flags & GENERAL_NO_PIVOT) {
+	if (!mntns) {
+		/* the caller's mount namespace: pivot_root or a move would change its root */
+		if (chroot(".") < 0)
+			die_errno("chroot to the rootfs");
+	} else if (p->flags & GENERAL_NO_PIVOT) {
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			die_errno("move the rootfs to / (no pivot)");
 		if (chroot(".") < 0)
@@ -684,13 +724,15 @@ void rootfs_pivot(const struct plan *p, struct rootfs_ctx *rc)
 	rc->rootfd = -1;
 	/* The root mount itself only: the recursive part was applied to the host's / before the
 	 * container's mounts were made, and a mount's own propagation option must win over it. */
-	if (p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation & ~(unsigned long)MS_REC, NULL) < 0)
+	if (mntns && p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation & ~(unsigned long)MS_REC, NULL) < 0)
 		die_errno("set propagation of the container's /");
 }
 
 void rootfs_after_pivot(const struct plan *p)
 {
 	if (p->flags & GENERAL_READONLY_ROOT) {
+		if (!plan_has_ns(p, CLONE_NEWNS))
+			die("a read-only root needs a mount namespace (it would be the host's mount)");
 		if (remount_bind("/", MS_RDONLY) < 0)
 			die_errno("remount / read-only");
 	}

@@ -84,8 +84,8 @@ function execProcess(base: ConfigProcess | undefined, o: ExecOptions): ConfigPro
   if (o.args.length === 0) throw new TsrunError("exec: expects <container-id> <command> [args...], or --process FILE");
   const p: ConfigProcess = structuredClone(base);
   p.args = o.args;
+  // As runc: the container's process.consoleSize stays, so `exec -t` gets that size.
   p.terminal = o.tty;
-  delete p.consoleSize;
   if (o.cwd) p.cwd = o.cwd;
   p.env = withEnv(p.env ?? [], o.env);
   if (o.user) {
@@ -135,7 +135,9 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     })),
     uidMappings: [], gidMappings: [], timeOffsets: [],
     cgroupProcs: cgroupProcs(record.cgroup, o.cgroups ?? []),
-    rootfs: "", rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
+    // Without a mount namespace to join, the process gets the init's root (runc leaves it the host's).
+    rootfs: record.config.linux?.namespaces?.some((ns) => ns.type === "mount") ? "" : `/proc/${record.pid}/root`,
+    rootfsPropagation: 0, noPivot: false, readonlyRoot: false,
     mounts: [], devices: [], symlinks: [], maskedPaths: [], readonlyPaths: [], sysctls: [],
     process: planProcess(proc, logWarn),
     seccomp: planSeccomp(record.config, record.id, record.bundle, "running"),

@@ -3,7 +3,7 @@
  * and every decision of how a config field becomes syscalls is made here.
  */
 import { statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, posix } from "node:path";
 import { TsrunError } from "../errors.ts";
 import { parseMountOptions, MS } from "../linux/mount-options.ts";
 import { resolveCapabilities } from "../linux/capabilities.ts";
@@ -67,18 +67,26 @@ export interface CreatePlanInput {
   warn: (msg: string) => void;
 }
 
+/** process.env as the process gets it: PATH added when missing (as runc's default). */
+export function processEnv(p: ConfigProcess): string[] {
+  const env = p.env ?? [];
+  return env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH];
+}
+
 export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefix = "process"): PlanProcess {
   const rlimits: PlanRlimit[] = (p.rlimits ?? []).map((r, i) => {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new TsrunError(`config.json: ${prefix}.rlimits[${i}].type: unknown rlimit ${JSON.stringify(r.type)}`);
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
-  const env = p.env ?? [];
   checkSelinuxLabel(p.selinuxLabel, prefix);
   const apparmorProfile = planApparmor(p.apparmorProfile, prefix);
+  const env = processEnv(p);
   return {
     args: p.args ?? [],
-    env: env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH],
+    env,
+    // As runc: HOME from the container's /etc/passwd when process.env has none (or an empty one).
+    ...(env.some((e) => e.startsWith("HOME=") && e.length > 5) ? {} : { homeFromPasswd: true }),
     cwd: p.cwd,
     uid: p.user.uid,
     gid: p.user.gid,
@@ -146,6 +154,11 @@ function planIdmap(m: ConfigMount, recursive: boolean | undefined, bind: boolean
   throw new TsrunError(`${where}.options: "${rec ? "ridmap" : "idmap"}" needs uidMappings and gidMappings on the mount, or a user namespace with mappings for the container`);
 }
 
+/** "/dev", "//dev/", "/dev/." all name /dev. */
+function isDev(destination: string): boolean {
+  return posix.normalize(`/${destination}/`) === "/dev/";
+}
+
 function planMount(m: ConfigMount, index: number, bundle: string, userns: ContainerUserns | undefined): PlanMount {
   const where = `config.json: mounts[${index}]`;
   const opts = parseMountOptions(m.options);
@@ -154,14 +167,21 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
   if (bind && source && !source.startsWith("/")) source = join(bundle, source);
   if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
   if (opts.copyUp && m.type !== "tmpfs") throw new TsrunError(`${where}.options: tmpcopyup is only for tmpfs mounts`);
-  const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
   const idmap = planIdmap(m, opts.idmap?.recursive, bind, where, userns);
+  // As runc: /dev is filled (devices, links, the console) and a tmpfs maybe copied up before it
+  // becomes read-only, so a read-only one is mounted writable and made read-only at the end.
+  const readonlyLate = (opts.flags & MS.RDONLY) !== 0 && (isDev(m.destination) || (!bind && m.type === "tmpfs"));
+  const mountFlags = readonlyLate ? opts.flags & ~MS.RDONLY : opts.flags;
+  const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : mountFlags;
+  // In a user namespace the init may not reach a source only host root can: the source is taken
+  // on the host side (as runc and crun do). Not for an unprivileged tsrun, which reaches no more.
+  const detachedSource = bind && !idmap && userns !== undefined && (process.geteuid?.() ?? 0) === 0;
   return {
     source,
     destination: m.destination,
     fstype: bind ? "" : m.type ?? "",
     flags,
-    remountFlags: bind ? opts.flags : 0,
+    remountFlags: bind ? mountFlags : 0,
     propagation: opts.propagation,
     recAttrSet: opts.recAttrSet,
     recAttrClr: opts.recAttrClr,
@@ -169,6 +189,8 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
     destKind: bind && !isDirectory(source) ? "file" : "dir",
     ...(opts.copyUp ? { copyUp: true } : {}),
     ...(idmap ? { idmap } : {}),
+    ...(detachedSource ? { detachedSource } : {}),
+    ...(readonlyLate ? { readonlyLate } : {}),
   };
 }
 
@@ -222,7 +244,13 @@ export function planCreate(input: CreatePlanInput): LaunchPlan {
   const namespaces = planNamespaces(linux);
   const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
   const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
-  if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
+  if (!has("mount")) {
+    // As runc: the mounts are made in tsrun's own mount namespace (under the rootfs) and the
+    // process is chrooted. What would change the host's own mounts is refused (runc ignores a
+    // read-only root there and makes the host's "/" rslave).
+    if (config.root?.readonly) throw new TsrunError('config.json: root.readonly: needs a mount namespace (no "mount" in linux.namespaces): it would make the host\'s mount read-only');
+    if (linux.rootfsPropagation) throw new TsrunError('config.json: linux.rootfsPropagation: needs a mount namespace (no "mount" in linux.namespaces): it would change the host\'s "/"');
+  }
   refuseHostNamespaceSettings(namespaces, { hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl });
   const inUserNs = has("user");
 

@@ -45,6 +45,17 @@ export interface PlanMount {
   copyUp?: boolean;
   /** An idmapped bind mount (runtime-spec "idmap"/"ridmap", mounts[].uidMappings); absent: not id-mapped. */
   idmap?: PlanMountIdmap;
+  /**
+   * A bind mount whose source the helper's parent takes on the host side, before any namespace
+   * is joined (open_tree OPEN_TREE_CLONE), and the init moves into place, as for idmap: in a user
+   * namespace the init may no longer reach a source only host root can (runc and crun do the same).
+   */
+  detachedSource?: boolean;
+  /**
+   * Mounted without MS_RDONLY and remounted read-only once the devices, symlinks and the console
+   * are in place (a read-only /dev, as runc does it).
+   */
+  readonlyLate?: boolean;
 }
 
 /**
@@ -103,8 +114,13 @@ export interface PlanCapabilities {
 
 export interface PlanProcess {
   args: string[];
-  /** "KEY=VALUE" strings, exactly as the container gets them. */
+  /** "KEY=VALUE" strings, exactly as the container gets them (but HOME, see homeFromPasswd). */
   env: string[];
+  /**
+   * env has no HOME (or an empty one): the helper sets HOME to the home directory of the process's
+   * uid in the container's /etc/passwd, "/" when it has no entry, before the user switch (runc).
+   */
+  homeFromPasswd?: boolean;
   /** Absolute path inside the container. */
   cwd: string;
   uid: number;

@@ -66,9 +66,12 @@ export const GENERAL_HOOK_CREATE_RUNTIME = 16;
 export const GENERAL_HOOK_CREATE_CONTAINER = 32;
 export const MOUNT_DEST_FILE = 1;
 export const MOUNT_COPY_UP = 2;
+export const MOUNT_DETACHED_SOURCE = 4;
+export const MOUNT_READONLY_LATE = 8;
 export const MOUNT_IDMAP_RECURSIVE = 1;
 export const PROCESS_TERMINAL = 1;
 export const PROCESS_NO_NEW_PRIVILEGES = 2;
+export const PROCESS_HOME_FROM_PASSWD = 4;
 
 /** CLONE_NEW* flag of each namespace type: the helper passes these straight to clone/setns. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -208,7 +211,10 @@ function encodeMount(m: PlanMount, field: string): Payload {
     .u32(m.remountFlags, `${field}.remountFlags`)
     .u32(m.recAttrSet, `${field}.recAttrSet`)
     .u32(m.recAttrClr, `${field}.recAttrClr`)
-    .u32((m.destKind === "file" ? MOUNT_DEST_FILE : 0) | (m.copyUp ? MOUNT_COPY_UP : 0), `${field}.kind`)
+    .u32(
+      (m.destKind === "file" ? MOUNT_DEST_FILE : 0) | (m.copyUp ? MOUNT_COPY_UP : 0) | (m.detachedSource ? MOUNT_DETACHED_SOURCE : 0) | (m.readonlyLate ? MOUNT_READONLY_LATE : 0),
+      `${field}.kind`,
+    )
     .u32(m.propagation.length, `${field}.propagation.length`);
   m.propagation.forEach((v, j) => out.u32(v, `${field}.propagation[${j}]`));
   return out
@@ -384,6 +390,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   let procFlags = 0;
   if (proc.terminal) procFlags |= PROCESS_TERMINAL;
   if (proc.noNewPrivileges) procFlags |= PROCESS_NO_NEW_PRIVILEGES;
+  if (proc.homeFromPasswd) procFlags |= PROCESS_HOME_FROM_PASSWD;
   w.add(
     Tag.Process,
     p()

@@ -83,8 +83,8 @@ t.test("--env, --cwd, --user and --additional-gids", async (t) => {
   t.equal(env.code, 0, env.stderr);
   t.same(
     env.stdout.trim().split("\n"),
-    ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb", `${TAG_ENV}=${TEST_TAG}`, "NEW=one two"],
-    "the container's env, overridden in place and extended",
+    ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb", `${TAG_ENV}=${TEST_TAG}`, "NEW=one two", "HOME=/root"],
+    "the container's env, overridden in place and extended (HOME from /etc/passwd, as runc)",
   );
   const cwd = tsrun(["exec", "--cwd", "/tmp", c.id, "pwd"], { root: c.root });
   t.equal(cwd.stdout, "/tmp\n", "--cwd");

@@ -72,10 +72,102 @@ function receiver(t: TestLike, dir: string): { sock: string; out: () => Promise<
   return { sock, out: async () => (await exited, fs.readFileSync(out, "utf8")) };
 }
 
+t.test("a bundle made by `runc spec` runs: ambient capabilities that cannot be raised are warned about and skipped", { skip: RUNC ? false : "runc is not installed" }, async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t);
+  fs.rmSync(bundle.configPath);
+  execIn(bundle.dir, RUNC!, ["spec"]);
+  const config = JSON.parse(fs.readFileSync(bundle.configPath, "utf8")) as ConfigObject;
+  t.ok(config.process.capabilities.ambient.length > 0 && !config.process.capabilities.inheritable, "runc's spec: ambient capabilities, no inheritable ones");
+  config.root.path = sharedRootfs();
+  config.process.terminal = false;
+  config.process.args = ["grep", "CapAmb", "/proc/self/status"];
+  fs.writeFileSync(bundle.configPath, JSON.stringify(config));
+  const r = tsrun(["run", "--bundle", bundle.dir, containerId()], { root });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^CapAmb:\s+0+\n$/, "nothing raised");
+  for (const cap of config.process.capabilities.ambient as string[]) {
+    t.match(r.stderr, new RegExp(`can't raise ambient capability ${cap}: operation not permitted`), `warned about ${cap}`);
+  }
+
+  // One that is inheritable and permitted is raised (and kept by a user other than root).
+  const caps = (c: ConfigObject) => {
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: ["CAP_KILL", "CAP_CHOWN"], permitted: ["CAP_KILL"], inheritable: ["CAP_KILL"], effective: ["CAP_KILL"], ambient: ["CAP_KILL", "CAP_CHOWN"] };
+  };
+  const both = makeBundle(t, { args: ["grep", "CapAmb", "/proc/self/status"], config: caps });
+  const r2 = tsrun(["run", "--bundle", both.dir, containerId()], { root });
+  t.equal(r2.code, 0, r2.stderr);
+  t.match(r2.stdout, /^CapAmb:\s+0+20\n$/, "CAP_KILL raised");
+  t.match(r2.stderr, /can't raise ambient capability CAP_CHOWN/);
+  t.notMatch(r2.stderr, /CAP_KILL/);
+});
+
 function execIn(cwd: string, file: string, args: string[]): void {
   const r = spawnSync(file, args, { cwd, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
 }
+
+t.test("HOME comes from the container's /etc/passwd when process.env has none (init and exec), as runc", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const home = (user: { uid: number; gid: number }, env?: (e: string[]) => string[]) => {
+    const b = makeBundle(t, {
+      args: ["sh", "-c", 'echo "$HOME"; env | grep -c ^HOME='],
+      config: (c) => {
+        c.process.user = user;
+        if (env) c.process.env = env(c.process.env);
+      },
+    });
+    const r = tsrun(["run", "--bundle", b.dir, containerId()], { root });
+    t.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  t.equal(home({ uid: 0, gid: 0 }), "/root\n1\n", "root: /root");
+  t.equal(home({ uid: 65534, gid: 65534 }), "/nonexistent\n1\n", "nobody: its passwd entry");
+  t.equal(home({ uid: 4242, gid: 4242 }), "/\n1\n", "no entry: /");
+  t.equal(home({ uid: 0, gid: 0 }, (e) => [...e, "HOME=/custom"]), "/custom\n1\n", "a HOME of its own is kept");
+  t.equal(home({ uid: 0, gid: 0 }, (e) => ["HOME=", ...e]), "/root\n1\n", "an empty HOME is replaced, not added twice");
+
+  const c = running(t);
+  const ex = (args: string[]) => tsrun(["exec", ...args, c.id, "sh", "-c", 'echo "$HOME"'], { root: c.root });
+  t.match(ex(["-u", "65534:65534"]), { code: 0, stdout: "/nonexistent\n" }, "exec: the user's home");
+  t.match(ex([]), { code: 0, stdout: "/root\n" });
+  t.match(ex(["-e", "HOME=/x"]), { code: 0, stdout: "/x\n" });
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
+});
+
+t.test("user namespace: a bind mount source only host root can reach works, and so does exec", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const host = tempDir(t, "tsrun-locked-");
+  const inner = path.join(host, "locked", "inner");
+  fs.mkdirSync(inner, { recursive: true });
+  fs.writeFileSync(path.join(inner, "file"), "behind a locked door\n");
+  fs.chmodSync(path.join(host, "locked"), 0o000);
+  t.teardown(() => fs.chmodSync(path.join(host, "locked"), 0o755));
+  const userns = (c: ConfigObject) => {
+    c.linux.namespaces.push({ type: "user" });
+    c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  };
+  // exec alone (it joined the container's session keyring, then failed to change its permissions)
+  const plain = running(t, userns);
+  t.match(tsrun(["exec", plain.id, "id", "-u"], { root: plain.root }), { code: 0, stdout: "0\n" }, "exec into a user-namespaced container");
+  t.equal(tsrun(["delete", "--force", plain.id], { root: plain.root }).code, 0);
+
+  const c = running(t, (cfg) => {
+    userns(cfg);
+    cfg.mounts.push({ destination: "/home", type: "bind", source: inner, options: ["rbind", "ro"] });
+  });
+  const r = tsrun(["exec", c.id, "sh", "-c", "cat /home/file; id -u; grep -c ' /home ' /proc/self/mountinfo"], { root: c.root });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, "behind a locked door\n0\n1\n", "the mount is there, and exec joins the container (its session keyring too)");
+  const again = tsrun(["exec", "-u", "1000:1000", c.id, "id", "-u"], { root: c.root });
+  t.match(again, { code: 0, stdout: "1000\n" }, "a second exec, as another user");
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
+});
 
 /** The container config without a mount namespace: what needs one left out. */
 function withoutMountNs(c: ConfigObject): void {
@@ -109,6 +201,70 @@ function tsrunIn(holder: number, root: string, args: string[]): TsrunResult {
   });
   return { code: r.status ?? 128, signal: r.signal, stdout: out.read(), stderr: err.read() };
 }
+
+t.test("no mount namespace: the mounts are made in tsrun's own, the process is chrooted, exec too (as runc)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  // A private mount namespace stands in for the host's: the container's mounts land there.
+  const holder = mountNsHolder(t);
+  const ns = fs.readlinkSync(`/proc/${holder}/ns/mnt`);
+  const b = makeBundle(t, { copyRootfs: true, args: ["sleep", "1000"], config: withoutMountNs });
+  const rootfs = path.join(b.dir, "rootfs");
+  const id = containerId();
+  const mountsUnder = () => fs.readFileSync(`/proc/${holder}/mountinfo`, "utf8").split("\n").filter((l) => l.split(" ")[4]?.startsWith(rootfs + "/")).length;
+  const r = tsrunIn(holder, root, ["run", "-d", "--bundle", b.dir, id]);
+  t.equal(r.code, 0, r.stderr);
+  const pid = state(root, id).pid;
+  t.equal(fs.readlinkSync(`/proc/${pid}/ns/mnt`), ns, "the init is in tsrun's mount namespace");
+  t.equal(fs.readlinkSync(`/proc/${pid}/root`), rootfs, "chrooted to the rootfs");
+  t.ok(mountsUnder() >= 4, "proc, the /dev tmpfs and the others are mounted under the rootfs");
+  const e = tsrunIn(holder, root, ["exec", id, "sh", "-c", "test -f /etc/.tsrun-rootfs-stamp && readlink /proc/self/ns/mnt; echo $HOME"]);
+  t.equal(e.code, 0, e.stderr);
+  t.equal(e.stdout, `${ns}\n/root\n`, "exec gets the init's root (runc would leave it the host's)");
+  t.equal(tsrunIn(holder, root, ["delete", "--force", id]).code, 0);
+  t.ok(mountsUnder() > 0, "as with runc, the mounts stay after delete (in that namespace, gone with it)");
+
+  // A create that fails after some of its mounts leaves none behind.
+  const holder2 = mountNsHolder(t);
+  const failing = makeBundle(t, {
+    copyRootfs: true,
+    config: (c) => {
+      withoutMountNs(c);
+      c.mounts.push({ destination: "/mnt", type: "bind", source: "/nonexistent-source", options: ["rbind"] });
+    },
+  });
+  const rootfs2 = path.join(failing.dir, "rootfs");
+  const f = tsrunIn(holder2, root, ["create", "--bundle", failing.dir, containerId()]);
+  t.equal(f.code, 1);
+  t.match(f.stderr, /nonexistent-source/);
+  const left = fs.readFileSync(`/proc/${holder2}/mountinfo`, "utf8").split("\n").filter((l) => l.split(" ")[4]?.startsWith(rootfs2 + "/"));
+  t.same(left, [], "the mounts made before the failure are undone");
+
+  expectCreateRefused(t, root, "a read-only root", (c) => withoutMountNs(c), /config\.json: root\.readonly: needs a mount namespace/);
+  expectCreateRefused(t, root, "rootfsPropagation", (c) => {
+    withoutMountNs(c);
+    c.root.readonly = false;
+    c.linux.rootfsPropagation = "rslave";
+  }, /config\.json: linux\.rootfsPropagation: needs a mount namespace/);
+  expectCreateRefused(t, root, "the host's own mount namespace", (c) => {
+    c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: "/proc/self/ns/mnt" } : n));
+  }, /linux\.namespaces\[\d\]\.path: the mount namespace \/proc\/self\/ns\/mnt is the host's own/);
+});
+
+t.test("a joined mount namespace is set up as the container's own (as runc)", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const holder = mountNsHolder(t);
+  const ns = fs.readlinkSync(`/proc/${holder}/ns/mnt`);
+  const b = makeBundle(t, {
+    args: ["sh", "-c", "readlink /proc/self/ns/mnt; test -f /etc/.tsrun-rootfs-stamp && echo in-rootfs"],
+    config: (c) => (c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: `/proc/${holder}/ns/mnt` } : n))),
+  });
+  const r = tsrun(["run", "--bundle", b.dir, containerId()], { root });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `${ns}\nin-rootfs\n`);
+  t.ok(fs.existsSync(`/proc/${holder}/root/etc/.tsrun-rootfs-stamp`), "as with runc, the namespace's root is now the container's");
+});
 
 t.test("exec --cgroup: a sub-cgroup of the container's, [controller:]path, never outside it", async (t) => {
   leakCheck(t);
@@ -169,6 +325,49 @@ t.test("tsrun spec adds a cgroup namespace only where /sys/fs/cgroup is cgroup v
     const runcNs = (JSON.parse(fs.readFileSync(path.join(theirs, "config.json"), "utf8")) as ConfigObject).linux.namespaces.map((n: { type: string }) => n.type);
     t.equal(ns.includes("cgroup"), runcNs.includes("cgroup"), "as runc spec here");
   }
+});
+
+t.test("a read-only /dev (and a read-only tmpfs with tmpcopyup) works: filled first, read-only after", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const b = makeBundle(t, {
+    copyRootfs: true,
+    args: ["sh", "-c", "ls /dev/null /dev/pts/ptmx /dev/shm >/dev/null && echo filled; touch /dev/x 2>&1; cat /etc/hostname >/dev/null; ls /etc/passwd; touch /etc/y 2>&1; true"],
+    config: (c) => {
+      c.mounts.find((m: { destination: string }) => m.destination === "/dev").options.push("ro");
+      c.mounts.push({ destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["ro", "tmpcopyup", "nosuid"] });
+    },
+  });
+  const r = tsrun(["run", "--bundle", b.dir, containerId()], { root });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^filled\ntouch: \/dev\/x: Read-only file system\n\/etc\/passwd\ntouch: \/etc\/y: Read-only file system\n$/);
+});
+
+t.test("terminal: the pty is the process user's (group and mode as devpts made them); exec -t gets the console size", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const b = makeBundle(t, {
+    args: ["sh", "-c", "ls -ln $(tty) | cut -c1-10; stat -c '%u %g' $(tty)"],
+    config: (c) => {
+      c.process.terminal = true;
+      c.process.user = { uid: 1000, gid: 1000 };
+    },
+  });
+  const rc = receiver(t, tempDir(t, "tsrun-tty-"));
+  const id = containerId();
+  t.equal(tsrun(["create", "--bundle", b.dir, "--console-socket", rc.sock, id], { root }).code, 0);
+  t.equal(tsrun(["start", id], { root }).code, 0);
+  t.match(await rc.out(), /\ncrw--w----\r\n1000 5\r\n/, "uid 1000, gid 5 (tty, from gid=5), mode 0620 (mode=0620)");
+  waitForStatus(root, id, "stopped");
+  t.equal(tsrun(["delete", id], { root }).code, 0);
+
+  // exec -t: the container's process.consoleSize (runc's exec has no flag for it), its owner too.
+  const c = running(t, (cfg) => (cfg.process.consoleSize = { height: 33, width: 111 }));
+  const rx = receiver(t, tempDir(t, "tsrun-tty-"));
+  const e = tsrun(["exec", "-d", "-t", "-u", "1000:1000", "--console-socket", rx.sock, c.id, "sh", "-c", "stty size; stat -c '%u %g' $(tty)"], { root: c.root });
+  t.equal(e.code, 0, e.stderr);
+  t.match(await rx.out(), /\n33 111\r\n1000 5\r\n/);
+  t.equal(tsrun(["delete", "--force", c.id], { root: c.root }).code, 0);
 });
 
 t.test("exit statuses: exec's own failures exit 255; kill --all of a stopped container succeeds (as runc)", async (t) => {
