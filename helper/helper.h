@@ -139,8 +139,9 @@ struct plan_hook {
 	uint32_t timeout; /* seconds, 0: none */
 	const char *path;
 	const char **argv; /* NULL-terminated */
-	const char **envp; /* NULL-terminated */
+	const char **envp; /* NULL-terminated; NULL: the process's environment (START_HOOK_PROCESS_ENV) */
 };
+#define START_HOOK_PROCESS_ENV 0xffffffffu /* START_HOOK nEnv: no env of its own */
 
 /* exec's execCPUAffinity: [0] initial, [1] final */
 struct plan_affinity {

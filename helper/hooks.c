@@ -133,7 +133,7 @@ static int close_from_except(unsigned from, int keep)
 	return close_range(from, ~0u, 0);
 }
 
-static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int err, int report)
+static _Noreturn void hook_child(const struct plan_hook *h, const char *const *envp, int in, int out, int err, int report)
 {
 	int e;
 
@@ -141,7 +141,7 @@ static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int
 		e = errno;
 	} else {
 		reset_signals();
-		execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
+		execve(h->path, (char *const *)h->argv, (char *const *)envp);
 		e = errno;
 	}
 	/* The report pipe is close-on-exec: EOF there means the execve worked. */
@@ -150,7 +150,8 @@ static _Noreturn void hook_child(const struct plan_hook *h, int in, int out, int
 	_exit(127);
 }
 
-static int run_one(const struct plan_hook *h, const char *state, char *detail, size_t dlen)
+/* envp: the hook's own environment, or the process's when it has none (START_HOOK_PROCESS_ENV). */
+static int run_one(const struct plan_hook *h, const char *const *envp, const char *state, char *detail, size_t dlen)
 {
 	int in[2], out[2], err[2], rep[2];
 	struct capture co, ce;
@@ -171,7 +172,7 @@ static int run_one(const struct plan_hook *h, const char *state, char *detail, s
 		return -1;
 	}
 	if (pid == 0)
-		hook_child(h, in[0], out[1], err[1], rep[1]);
+		hook_child(h, envp, in[0], out[1], err[1], rep[1]);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
@@ -301,7 +302,8 @@ int run_start_hooks(const struct plan *p, pid_t host_pid, char *why, size_t whyl
 	char detail[6144];
 
 	for (size_t i = 0; i < p->n_start_hooks; i++) {
-		if (run_one(&p->start_hooks[i], state, detail, sizeof(detail)) < 0) {
+		const struct plan_hook *h = &p->start_hooks[i];
+		if (run_one(h, h->envp ? h->envp : p->env, state, detail, sizeof(detail)) < 0) {
 			snprintf(why, whylen, "error running startContainer hook #%zu: %s", i, detail);
 			free(state);
 			return -1;

@@ -310,9 +310,13 @@ static int parse_record(unsigned tag, unsigned prev_tag, struct cur *c, struct p
 	case TAG_START_HOOK: {
 		struct plan_hook *h = PUSH(p->start_hooks, p->n_start_hooks);
 		uint32_t nargs, nenv;
+		bool inherit;
 		h->timeout = get_u32(c);
 		nargs = get_u32(c);
 		nenv = get_u32(c);
+		inherit = nenv == START_HOOK_PROCESS_ENV;
+		if (inherit)
+			nenv = 0;
 		/* every string takes at least its NUL byte */
 		if (c->bad || nargs > c->left || nenv > c->left - nargs) {
 			c->bad = true;
@@ -320,8 +324,8 @@ static int parse_record(unsigned tag, unsigned prev_tag, struct cur *c, struct p
 		}
 		h->path = get_str(c);
 		h->argv = calloc((size_t)nargs + 1, sizeof(*h->argv));
-		h->envp = calloc((size_t)nenv + 1, sizeof(*h->envp));
-		if (!h->argv || !h->envp)
+		h->envp = inherit ? NULL : calloc((size_t)nenv + 1, sizeof(*h->envp));
+		if (!h->argv || (!inherit && !h->envp))
 			abort();
 		for (uint32_t i = 0; i < nargs; i++)
 			h->argv[i] = get_str(c);

@@ -6,9 +6,9 @@
  *
  * | hook            | run by                          | when                                              | state status |
  * | --------------- | ------------------------------- | ------------------------------------------------- | ------------ |
- * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | creating     |
- * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | creating     |
- * | createContainer | tsrun create, via `tsrun-helper --enter PID`: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | creating |
+ * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | created      |
+ * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | created      |
+ * | createContainer | tsrun create, via `tsrun-helper --enter PID`: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | created |
  * | startContainer  | the init itself (helper/hooks.c), in the container | after the exec.fifo byte, before execve | created |
  * | poststart       | tsrun start, runtime namespace  | once the init executed the user's process (its startContainer hooks passed) | running |
  * | poststop        | tsrun delete (and run, and a failed create), runtime namespace | after the container is gone | stopped |
@@ -18,9 +18,14 @@
  * stops the init and fails start; a poststart hook fails start and stops the container; a
  * poststop hook is a warning and the rest goes on.
  *
- * Two choices where runc differs: the state's pid is always the container process as the host
- * sees it, as the spec says (runc gives createContainer and startContainer hooks the pid inside
- * the container); and a hook without env gets an empty environment, not tsrun's own.
+ * A hook without env gets the environment of whoever runs it, as with runc: tsrun's own for the
+ * hooks of the runtime namespace, the container process's (process.env; HOME too for
+ * startContainer, set by then) for createContainer and startContainer, which runc runs from its
+ * init. Two choices where runc 1.1 differs (docs/compatibility.md): the state's pid is always the
+ * container process as the host sees it, as the spec says (runc gives createContainer and
+ * startContainer hooks the pid inside the container); and the create-time hooks (prestart,
+ * createRuntime, createContainer) see status "created", as runtime.md's lifecycle puts them after
+ * step 2 and crun does (runc 1.1 says "creating").
  *
  * node:child_process, which runs the hooks, is loaded only when a config has hooks.
  */
@@ -33,6 +38,7 @@ import { signalAll } from "../linux/cgroups/index.ts";
 import { helperPath } from "./helper-process.ts";
 import { killInit } from "./destroy.ts";
 import { runHookProcess } from "./hook-process.ts";
+import { processEnv } from "./plan.ts";
 import type { ContainerRecord } from "./state-store.ts";
 import type { HookPoint, LaunchPlan, PlanStartHooks } from "../linux/launch-plan.ts";
 import { HOOK_NAMES, type HookName } from "../spec/constants.ts";
@@ -40,11 +46,11 @@ import type { Spec } from "../spec/generated/types.ts";
 
 export type Hook = NonNullable<NonNullable<Spec["hooks"]>[HookName]>[number];
 
-/** The status runc puts in the state each kind of hook gets. */
+/** The status in the state each kind of hook gets (see the top of this file for the create-time ones). */
 const HOOK_STATUS: Record<HookName, string> = {
-  prestart: "creating",
-  createRuntime: "creating",
-  createContainer: "creating",
+  prestart: "created",
+  createRuntime: "created",
+  createContainer: "created",
   startContainer: "created",
   poststart: "running",
   poststop: "stopped",
@@ -79,9 +85,9 @@ function argvOf(hook: Hook): string[] {
 }
 
 /** KEY=VALUE strings as an environment object; the last of a repeated key wins. */
-function envObject(env: string[] | undefined): Record<string, string> {
+function envObject(env: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const kv of env ?? []) {
+  for (const kv of env) {
     const eq = kv.indexOf("=");
     if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
@@ -91,8 +97,17 @@ function envObject(env: string[] | undefined): Record<string, string> {
 interface RunOptions {
   /** Working directory of the hook (runtime namespace hooks); absent: tsrun's own. */
   cwd?: string;
+  /** The environment of a hook without env: tsrun's own when absent. */
+  inheritedEnv?: string[];
   /** Run in a container process's cgroups and namespaces through `tsrun-helper --enter`. */
   enter?: { pid: number; cwd: string; cgroupProcs: string[] };
+}
+
+/** tsrun's own environment, what a runtime-namespace hook without env inherits (as from runc). */
+function runtimeEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 function describe(text: string): string {
@@ -115,7 +130,7 @@ async function runHook(name: HookName, index: number, hook: Hook, state: string,
   const r = await runHookProcess(file, args, {
     ...(argv0 !== undefined ? { argv0 } : {}),
     input: state,
-    env: envObject(hook.env),
+    env: hook.env ? envObject(hook.env) : opts.inheritedEnv ? envObject(opts.inheritedEnv) : runtimeEnv(),
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(hook.timeout ? { timeoutMs: hook.timeout * 1000 } : {}),
     // The --enter helper turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
@@ -165,7 +180,8 @@ export function planHooks(record: ContainerRecord, dir: string): Pick<LaunchPlan
     startHooks = {
       statusFifo: startStatusPath(dir),
       state: hookState(record, "startContainer", "@PID@"),
-      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], timeout: h.timeout ?? 0 })),
+      // Without env: the process's environment, which the init has (HOME included) when it runs them.
+      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), ...(h.env ? { env: h.env } : {}), timeout: h.timeout ?? 0 })),
     };
   }
   return {
@@ -187,7 +203,8 @@ export function createHookHandler(record: ContainerRecord, cgroupProcs: string[]
       await runAll("prestart", record, pid, { cwd: record.bundle });
       await runAll("createRuntime", record, pid, { cwd: record.bundle });
     } else if (point === "createContainer") {
-      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs } });
+      const inheritedEnv = record.config.process ? processEnv(record.config.process) : [];
+      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs }, inheritedEnv });
     } else {
       throw new TsrunError(`the helper paused at an unknown hook point ${JSON.stringify(point)}`);
     }

@@ -223,8 +223,8 @@ export interface PlanHook {
   path: string;
   /** The whole argv: argv[0] is the hook's args[0] (its path when the config gives no args). */
   argv: string[];
-  /** "KEY=VALUE" strings: exactly the hook's env, nothing inherited. */
-  env: string[];
+  /** "KEY=VALUE" strings: exactly the hook's env. Absent: the process's environment, as the init has it (HOME included). */
+  env?: string[];
   /** Seconds; killed (SIGKILL) when it runs longer. 0: no limit. */
   timeout: number;
 }

@@ -58,6 +58,9 @@ export const Tag = {
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
+/** START_HOOK nEnv: the hook has no env of its own and gets the process's environment. */
+export const START_HOOK_PROCESS_ENV = 0xffffffff;
+
 export const GENERAL_FOREGROUND = 1;
 export const GENERAL_DEBUG = 2;
 export const GENERAL_NO_PIVOT = 4;
@@ -289,10 +292,10 @@ function encodeStartHooks(w: PlanWriter, s: PlanStartHooks): void {
     const out = p()
       .u32(h.timeout, `${f}.timeout`)
       .u32(h.argv.length, `${f}.argv.length`)
-      .u32(h.env.length, `${f}.env.length`)
+      .u32(h.env ? h.env.length : START_HOOK_PROCESS_ENV, `${f}.env.length`)
       .str(h.path, `${f}.path`);
     h.argv.forEach((a, j) => out.str(a, `${f}.argv[${j}]`));
-    h.env.forEach((e, j) => out.str(e, `${f}.env[${j}]`));
+    h.env?.forEach((e, j) => out.str(e, `${f}.env[${j}]`));
     w.add(Tag.StartHook, out);
   });
 }
