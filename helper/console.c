@@ -96,6 +96,10 @@ int console_setup(int rootfd, const Tsrun__Terminal *t, int console_sock, bool b
 	if (slave < 0)
 		die(ERR(CONSOLE_OPEN_SLAVE), errno, NULL, 0);
 	snprintf(slave_path, sizeof(slave_path), "/dev/pts/%u", ptn);
+	/* As runc: the process's user owns its terminal (devpts gave it to us); the group (tty,
+	 * from the devpts gid= option) and the mode (its mode= option) stay as devpts made them. */
+	if (fchown(slave, t->uid, (gid_t)-1) < 0)
+		die(ERR(CONSOLE_CHOWN), errno, slave_path, t->uid);
 	if (t->height || t->width) {
 		struct winsize ws = {.ws_row = (unsigned short)t->height, .ws_col = (unsigned short)t->width};
 		if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
@@ -130,6 +134,7 @@ int console_setup(int rootfd, const Tsrun__Terminal *t, int console_sock, bool b
 			snprintf(dst, sizeof(dst), "/proc/self/fd/%d", target);
 			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
 				die(ERR(CONSOLE_BIND), errno, slave_path, 0);
+			note_host_mount(target);
 			close(target);
 		}
 		close(dev);

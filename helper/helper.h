@@ -69,7 +69,7 @@ uint32_t launch_new_ns_flags(const Tsrun__Launch *l);
 void join_namespaces(Tsrun__Namespace *const *ns, size_t n);
 void setup_time_ns(const Tsrun__CreatePlan *c);
 void write_id_maps(const Tsrun__CreatePlan *c, pid_t pid);
-void child_enter_userns(const Tsrun__CreatePlan *c);
+void child_enter_userns(const Tsrun__Launch *l);
 pid_t clone_child(uint32_t flags);
 
 /* rootfs.c */
@@ -96,10 +96,20 @@ void idmap_prepare(const Tsrun__CreatePlan *c);
 int idmap_take(size_t mount_index);
 void idmap_close_all(void);
 
+/* hostmounts.c: mounts made in the caller's mount namespace (no mount namespace), undone on failure */
+void host_mounts_track(void);
+void note_host_mount(int fd);
+void host_mount_record(const char *path);
+void host_mounts_undo(void);
+void host_mounts_forget(void);
+
 /* console.c */
 int console_setup(int rootfd, const Tsrun__Terminal *t, int console_sock, bool bind_console);
 void console_proxy_and_wait(int master, pid_t child, int *status);
 int console_connect(const char *path);
+
+/* home.c */
+void process_home(struct run *r);
 
 /* process.c */
 void process_rlimits(const Tsrun__Process *proc);
@@ -134,7 +144,7 @@ bool sealed_rerun(void);
 
 /* hooks.c: startContainer hooks in the init; the enter mode for createContainer hooks */
 char *render_pid_token(const char *text, pid_t pid);
-void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd);
+void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd, char *const *process_env);
 _Noreturn void enter_main(const Tsrun__EnterPlan *e, int report_fd);
 
 /* netdev.c: host network devices moved into the container's network namespace */

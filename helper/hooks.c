@@ -111,7 +111,7 @@ static int close_from_except(unsigned from, int keep)
 	return close_range(from, ~0u, 0);
 }
 
-static _Noreturn void hook_child(const Tsrun__Hook *h, int in, int out, int err, int report)
+static _Noreturn void hook_child(const Tsrun__Hook *h, char *const *envp, int in, int out, int err, int report)
 {
 	int e;
 
@@ -119,7 +119,7 @@ static _Noreturn void hook_child(const Tsrun__Hook *h, int in, int out, int err,
 		e = errno;
 	} else {
 		reset_signals();
-		execve(h->path, null_terminated(h->argv, h->n_argv), null_terminated(h->env, h->n_env));
+		execve(h->path, null_terminated(h->argv, h->n_argv), envp);
 		e = errno;
 	}
 	/* The report pipe is close-on-exec: EOF there means the execve worked. */
@@ -129,8 +129,8 @@ static _Noreturn void hook_child(const Tsrun__Hook *h, int in, int out, int err,
 }
 
 /* Runs one hook to its end; false when it failed, with how in *end (its captured output
- * pointing into co and ce). */
-static bool run_one(const Tsrun__Hook *h, const char *state, Tsrun__HookEnd *end, struct capture *co, struct capture *ce)
+ * pointing into co and ce). envp: the hook's environment. */
+static bool run_one(const Tsrun__Hook *h, char *const *envp, const char *state, Tsrun__HookEnd *end, struct capture *co, struct capture *ce)
 {
 	int in[2], out[2], err[2], rep[2];
 	size_t slen = strlen(state), off = 0;
@@ -149,7 +149,7 @@ static bool run_one(const Tsrun__Hook *h, const char *state, Tsrun__HookEnd *end
 		return false;
 	}
 	if (pid == 0)
-		hook_child(h, in[0], out[1], err[1], rep[1]);
+		hook_child(h, envp, in[0], out[1], err[1], rep[1]);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
@@ -288,7 +288,7 @@ static void write_outcome(int status_fd, const Tsrun__HookOutcome *o)
 
 /* In the init, after the exec.fifo byte: each hook in order. The first failure is written to
  * the status fifo and ends the init; all passing is written as ok. */
-void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd)
+void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd, char *const *process_env)
 {
 	char *state = render_pid_token(h ? h->state : "", host_pid);
 	Tsrun__HookOutcome o = TSRUN__HOOK_OUTCOME__INIT;
@@ -297,7 +297,9 @@ void run_start_hooks(const Tsrun__StartHooks *h, pid_t host_pid, int status_fd)
 	for (size_t i = 0; h && i < h->n_hooks; i++) {
 		static struct capture co, ce;
 		Tsrun__HookEnd end = TSRUN__HOOK_END__INIT;
-		if (!run_one(h->hooks[i], state, &end, &co, &ce)) {
+		const Tsrun__Hook *hook = h->hooks[i];
+		char *const *envp = hook->process_env ? process_env : null_terminated(hook->env, hook->n_env);
+		if (!run_one(hook, envp, state, &end, &co, &ce)) {
 			o.index = (uint32_t)i;
 			o.end = &end;
 			write_outcome(status_fd, &o);

@@ -12,6 +12,10 @@
  *
  * The container's init inherits the detached trees and moves each onto its destination, which
  * it resolved inside the rootfs (rootfs.c, mount_one), in the order of the mounts.
+ *
+ * Bind mounts with a detached_source (a container with a user namespace) get the same detached
+ * copy without a mapping: host root takes the source here, which the init, root only of its
+ * user namespace, may not reach (a parent directory only host root can search).
  */
 #include "helper.h"
 
@@ -110,26 +114,35 @@ static int mapping_userns(const Tsrun__Mount *m, size_t index)
 	return nsfd;
 }
 
-/* One mount's detached, id-mapped copy of its source. Failures carry the mount's index. */
+/* A detached copy of a bind mount's source (open_tree), given the propagation a bind made in
+ * the container's mount namespace would get (TypeScript chose it): the copy joins the source's
+ * peer group if that is shared. Failures carry the mount's index. */
+static int clone_source(const Tsrun__Mount *m, size_t index, uint32_t propagation, Tsrun__ErrorCode open_err,
+			Tsrun__ErrorCode prop_err)
+{
+	struct mount_attr attr;
+	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0);
+	int tree = open_tree(AT_FDCWD, m->source, flags);
+
+	if (tree < 0)
+		die(open_err, errno, m->destination, (int64_t)index);
+	if (propagation) {
+		memset(&attr, 0, sizeof(attr));
+		attr.propagation = propagation;
+		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+			die(prop_err, errno, m->destination, (int64_t)index);
+	}
+	return tree;
+}
+
+/* One mount's detached, id-mapped copy of its source. */
 static int prepare_one(const Tsrun__CreatePlan *c, size_t index, int *nsfds)
 {
 	const Tsrun__Mount *m = c->mounts[index];
 	const Tsrun__MountIdmap *im = m->idmap;
 	struct mount_attr attr;
-	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0);
-	int tree = open_tree(AT_FDCWD, m->source, flags);
+	int tree = clone_source(m, index, im->tree_propagation, ERR(IDMAP_OPEN_TREE), ERR(IDMAP_PROPAGATION));
 	int64_t ix = (int64_t)index;
-
-	if (tree < 0)
-		die(ERR(IDMAP_OPEN_TREE), errno, m->destination, ix);
-	/* The copy joins the source's peer group if that is shared: TypeScript chose what a bind
-	 * made in the container's mount namespace would get. */
-	if (im->tree_propagation) {
-		memset(&attr, 0, sizeof(attr));
-		attr.propagation = im->tree_propagation;
-		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-			die(ERR(IDMAP_PROPAGATION), errno, m->destination, ix);
-	}
 
 	if (im->userns_path[0]) {
 		nsfds[index] = open(im->userns_path, O_RDONLY | O_CLOEXEC);
@@ -160,30 +173,39 @@ static int prepare_one(const Tsrun__CreatePlan *c, size_t index, int *nsfds)
 	return tree;
 }
 
+/* Host side, before any namespace is joined: the sources of idmapped mounts and of mounts with
+ * a detached_source, each a detached tree the init moves onto its destination (mount_one). */
 void idmap_prepare(const Tsrun__CreatePlan *c)
 {
 	int *nsfds;
 	bool any = false;
 
 	for (size_t i = 0; i < c->n_mounts; i++)
-		any = any || c->mounts[i]->idmap;
+		any = any || c->mounts[i]->idmap || c->mounts[i]->detached_source;
 	if (!any)
 		return;
 	set_stage(STAGE(MOUNTS));
 	g_trees = calloc(c->n_mounts, sizeof(*g_trees));
 	nsfds = calloc(c->n_mounts, sizeof(*nsfds));
 	if (!g_trees || !nsfds)
-		abort();
+		die(ERR(OUT_OF_MEMORY), ENOMEM, NULL, 0);
 	g_n_trees = c->n_mounts;
 	for (size_t i = 0; i < c->n_mounts; i++)
 		g_trees[i] = nsfds[i] = -1;
 	for (size_t i = 0; i < c->n_mounts; i++) {
-		if (!c->mounts[i]->idmap)
+		const Tsrun__Mount *m = c->mounts[i];
+		if (!m->idmap && !m->detached_source)
 			continue;
-		if (!(c->mounts[i]->flags & MS_BIND))
-			die(ERR(IDMAP_NOT_BIND), 0, c->mounts[i]->destination, (int64_t)i);
-		g_trees[i] = prepare_one(c, i, nsfds);
-		progress("idmapped mount %s prepared", c->mounts[i]->destination);
+		if (!(m->flags & MS_BIND))
+			die(ERR(IDMAP_NOT_BIND), 0, m->destination, (int64_t)i);
+		if (m->idmap) {
+			g_trees[i] = prepare_one(c, i, nsfds);
+			progress("idmapped mount %s prepared", m->destination);
+		} else {
+			g_trees[i] = clone_source(m, i, m->detached_source->tree_propagation, ERR(DETACHED_SOURCE_OPEN_TREE),
+						  ERR(DETACHED_SOURCE_PROPAGATION));
+			progress("source of the mount on %s taken", m->destination);
+		}
 	}
 	for (size_t i = 0; i < c->n_mounts; i++)
 		if (nsfds[i] >= 0)

@@ -43,6 +43,7 @@ struct launch {
 	int fifo;                     /* exec.fifo (create), or -1 */
 	int status_fd;                /* the startContainer hooks' status fifo (create), or -1 */
 	int pidfd_sock;               /* where a pidfd of the process goes, or -1 */
+	int exec_root;                /* exec, container without a mount namespace: its init's root, or -1 */
 	int cg_fds[64];               /* cgroup.procs files, opened on the host side */
 	size_t n_cg;
 	pid_t pid;
@@ -84,7 +85,13 @@ static void open_host_side(struct launch *l)
 	const Tsrun__CreatePlan *c = l->r.create;
 
 	set_stage(STAGE(HOST_SIDE));
-	l->console_child = l->console_parent = l->fifo = l->status_fd = l->pidfd_sock = -1;
+	l->console_child = l->console_parent = l->fifo = l->status_fd = l->pidfd_sock = l->exec_root = -1;
+	if (l->r.exec && l->r.exec->root[0]) {
+		/* The container has no mount namespace to join: the process gets its init's root. */
+		l->exec_root = open(l->r.exec->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (l->exec_root < 0)
+			die(ERR(EXEC_ROOT_OPEN), errno, l->r.exec->root, 0);
+	}
 	if (l->r.proc->terminal) {
 		if (ln->console_socket[0]) {
 			l->console_child = console_connect(ln->console_socket);
@@ -135,6 +142,8 @@ static void open_host_side(struct launch *l)
 static void parent_close_child_side(struct launch *l)
 {
 	close(l->sp_child);
+	if (l->exec_root >= 0)
+		close(l->exec_root);
 	if (l->console_child >= 0)
 		close(l->console_child);
 	if (l->fifo >= 0)
@@ -257,6 +266,9 @@ static bool relay(struct launch *l)
 			if (g_die_hook)
 				g_die_hook();
 			_exit(1);
+		case TSRUN__FROM_HELPER__EVENT_MOUNTED:
+			host_mount_record(ev->mounted); /* kept here, not passed on */
+			break;
 		case TSRUN__FROM_HELPER__EVENT_HOOK:
 			/* the child waits for the answer: nothing follows this frame */
 			if (g_report_fd >= 0)
@@ -310,8 +322,10 @@ static _Noreturn void parent_finish(struct launch *l)
 {
 	int master = -1, st = 0;
 
-	/* from Ready on, exec.fifo and the status fifo are the container's */
+	/* from Ready on, exec.fifo, the status fifo and mounts in our namespace are the container's */
 	g_unlink_on_die[0] = g_unlink_on_die[1] = NULL;
+	host_mounts_forget();
+	g_die_hook = NULL;
 	set_stage(STAGE(WAIT));
 	/* Once the process is set up (create: waiting on exec.fifo), as runc sends it. */
 	send_pidfd(l);
@@ -406,6 +420,7 @@ static const char *child_process_setup(const struct run *r)
 	bool filter_here = filter && !r->proc->no_new_privileges;
 
 	set_stage(STAGE(PROCESS));
+	process_home((struct run *)r); /* this process's own copy of the run: its env may grow */
 	process_replace_null_fds(r->launch);
 	process_rlimits(r->proc);
 	if (r->proc->umask)
@@ -447,7 +462,7 @@ static _Noreturn void child_create(struct launch *l)
 	int slave = -1;
 
 	child_begin(l);
-	child_enter_userns(c);
+	child_enter_userns(c->launch);
 	if (setsid() < 0)
 		die(ERR(SETSID), errno, NULL, 0);
 	process_join_keyring(r);
@@ -507,7 +522,7 @@ static _Noreturn void child_create(struct launch *l)
 		 * `tsrun start` waits on the status fifo (also for poststart hooks, which must run
 		 * once the process is executed): the outcome, then EOF when the execve closes it. */
 		late_filter(r);
-		run_start_hooks(c->start_hooks, g_host_pid, l->status_fd);
+		run_start_hooks(c->start_hooks, g_host_pid, l->status_fd, r->envp);
 		reset_signals();
 		process_exec(r, path);
 	}
@@ -521,6 +536,12 @@ static _Noreturn void child_exec(struct launch *l)
 	const struct run *r = &l->r;
 
 	child_begin(l);
+	child_enter_userns(r->launch);
+	if (l->exec_root >= 0) {
+		if (fchdir(l->exec_root) < 0 || chroot(".") < 0)
+			die(ERR(CHROOT), errno, r->exec->root, 0);
+		close(l->exec_root);
+	}
 	if (setsid() < 0)
 		die(ERR(SETSID), errno, NULL, 0);
 	process_join_keyring(r);
@@ -562,6 +583,8 @@ static _Noreturn void run(struct launch *l)
 		child_exec(l);
 	}
 	g_kill_on_die = l->pid;
+	if (create && !launch_has_ns(r->launch, CLONE_NEWNS))
+		g_die_hook = host_mounts_undo; /* runs once the child is killed and reaped */
 	parent_close_child_side(l);
 	idmap_close_all(); /* the init has its own copies of the detached trees */
 	if (create)

@@ -234,10 +234,12 @@ void write_id_maps(const Tsrun__CreatePlan *c, pid_t pid)
 	write_map(pid, "gid_map", c->gid_mappings, c->n_gid_mappings);
 }
 
-/* Child, new user namespace, maps written: become root of the namespace. */
-void child_enter_userns(const Tsrun__CreatePlan *c)
+/* Child in a user namespace (a new one, its maps written; or one joined, exec too): become root
+ * of the namespace, as runc does, so that what the process sets up before its user switch (the
+ * pty, the session keyring) belongs to ids the namespace maps. */
+void child_enter_userns(const Tsrun__Launch *l)
 {
-	if (!launch_new_ns(c->launch, CLONE_NEWUSER))
+	if (!launch_has_ns(l, CLONE_NEWUSER))
 		return;
 	if (setresgid(0, 0, 0) < 0)
 		die(ERR(USERNS_SETRESGID_ROOT), errno, NULL, 0);

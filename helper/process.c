@@ -48,7 +48,9 @@ void process_oom(const Tsrun__Process *proc)
 #define KEY_OTH_SEARCH 0x00000008u
 
 /* Join (creating if needed) the container's own session keyring, so that it does not share
- * the caller's: done in the container's user namespace, before the user switch. */
+ * the caller's: done in the container's user namespace, before the user switch. Its permissions
+ * are set once, by the init that creates it (as runc): exec only joins it, and could not change
+ * them in a user namespace (only the keyring's owner may, which an exec'd process is not). */
 void process_join_keyring(const struct run *r)
 {
 	const char *name = r->launch->session_keyring;
@@ -63,6 +65,8 @@ void process_join_keyring(const struct run *r)
 			return;
 		die(ERR(KEYRING_JOIN), errno, name, 0);
 	}
+	if (!r->create)
+		return;
 	/* KEYCTL_DESCRIBE gives "type;uid;gid;perm;description", perm in hex. */
 	long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof(desc) - 1);
 	if (n < 0)
@@ -160,8 +164,10 @@ static void caps_final(void)
 	for (unsigned c = 0; c < 64; c++) {
 		if (!(final_amb & (1ull << c)))
 			continue;
+		/* As runc: a capability that cannot be raised is a warning (TypeScript left out those
+		 * missing from the inheritable or permitted set; securebits may still refuse one). */
 		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-			die(ERR(CAPABILITY_AMBIENT_RAISE), errno, NULL, c);
+			warn_event(WARN(AMBIENT_CAPABILITY_NOT_RAISED), NULL, (int64_t)errno << 32 | c);
 	}
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -419,6 +420,21 @@ void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 	unsigned long prop = c->rootfs_propagation;
 
 	set_stage(STAGE(ROOTFS));
+	if (!launch_has_ns(c->launch, CLONE_NEWNS)) {
+		/* No mount namespace: this is the caller's. As runc, the mounts are made in it, under
+		 * the rootfs, and the process is chrooted there; unlike runc, the propagation of its
+		 * "/" is left alone and the rootfs is not bound on itself (both would change the host
+		 * for good; TypeScript refuses rootfsPropagation and a read-only root here). Each
+		 * mount is reported to the helper's parent, which undoes them if the create fails. */
+		host_mounts_track();
+		rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rc->rootfd < 0)
+			die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
+		if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
+			die(ERR(MOUNT_ID), errno, c->rootfs, 0);
+		g_have_rootfs_mnt = true;
+		return;
+	}
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
 		die(ERR(ROOTFS_PROPAGATION), errno, "/", prop);
 	/* Only a recursive slave/private change leaves no shared mount between / and the rootfs. */
@@ -513,9 +529,8 @@ static void copy_tree(int from, int to, const char *where, int depth)
 	closedir(dir);
 }
 
-/* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. */
-/* tree: an idmapped mount's detached copy of its source (idmap.c), or -1. Failures carry the
- * mount's index: TypeScript names its source and destination. */
+/* tree: the detached copy of its source taken on the host side (idmap.c), or -1. Failures
+ * carry the mount's index: TypeScript names its source and destination. */
 static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 {
 	char target[64];
@@ -548,7 +563,7 @@ static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 	PROCFD(target, fd);
 	if (tree >= 0) {
 		if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-			die(ERR(MOUNT_IDMAPPED_MOVE), errno, m->destination, ix);
+			die(m->idmap ? ERR(MOUNT_IDMAPPED_MOVE) : ERR(DETACHED_SOURCE_MOVE), errno, m->destination, ix);
 		close(tree);
 	} else if (bind) {
 		if (mount(m->source, target, NULL, m->flags, NULL) < 0)
@@ -559,6 +574,7 @@ static void mount_one(int rootfd, const Tsrun__Mount *m, size_t index, int tree)
 		if (strcmp(m->fstype, "tmpfs") == 0)
 			note_own_tmpfs(rootfd, m->destination);
 	}
+	note_host_mount(fd);
 	close(fd);
 	if (before >= 0) {
 		int after = open_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY, 0);
@@ -710,6 +726,7 @@ static void make_device(int rootfd, const Tsrun__Device *d)
 		PROCFD(target, t);
 		if (mount(d->path, target, NULL, MS_BIND, NULL) < 0)
 			die(ERR(DEVICE_BIND), errno, d->path, 0);
+		note_host_mount(t);
 		close(t);
 	} else {
 		if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0)
@@ -865,8 +882,25 @@ static void mask_path(int rootfd, int nullfd, const char *path)
 	close(fd);
 }
 
+/* Mount.readonly_late: the mount (a read-only /dev or tmpfs, mounted writable) becomes read-only
+ * now that it is filled, keeping its other per-mount flags (as runc's remountReadonly). */
+static void readonly_late(int rootfd, const Tsrun__Mount *m)
+{
+	const unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+	unsigned long flags = ((m->flags & MS_BIND) ? m->remount_flags : m->flags) & keep;
+	char target[64];
+	int fd = open_in_root(rootfd, m->destination, O_PATH, 0);
+
+	if (fd < 0)
+		die(ERR(READONLY_LATE_OPEN), errno, m->destination, 0);
+	PROCFD(target, fd);
+	if (remount_bind(target, flags | MS_RDONLY) < 0)
+		die(ERR(READONLY_LATE_REMOUNT), errno, m->destination, 0);
+	close(fd);
+}
+
 /* Before pivot_root, with the host's /proc for the magic links: sysctls (the container's
- * /proc/sys, which shows our namespaces), read-only paths, masked paths. */
+ * /proc/sys, which shows our namespaces), read-only paths, masked paths, late read-only mounts. */
 void rootfs_finish_paths(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
 	set_stage(STAGE(PATHS));
@@ -880,14 +914,23 @@ void rootfs_finish_paths(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 			mask_path(rc->rootfd, nullfd, c->masked_paths[i]);
 		close(nullfd);
 	}
+	for (size_t i = c->n_mounts; i-- > 0;)
+		if (c->mounts[i]->readonly_late)
+			readonly_late(rc->rootfd, c->mounts[i]);
 }
 
 void rootfs_pivot(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
+	bool mntns = launch_has_ns(c->launch, CLONE_NEWNS);
+
 	set_stage(STAGE(PIVOT));
 	if (fchdir(rc->rootfd) < 0)
 		die(ERR(PIVOT_CHDIR_ROOTFS), errno, c->rootfs, 0);
-	if (c->no_pivot) {
+	if (!mntns) {
+		/* the caller's mount namespace: pivot_root or a move would change its root */
+		if (chroot(".") < 0)
+			die(ERR(CHROOT), errno, c->rootfs, 0);
+	} else if (c->no_pivot) {
 		hide_host_proc_and_sys(c->rootfs);
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			die(ERR(NO_PIVOT_MOVE), errno, c->rootfs, 0);
@@ -919,12 +962,16 @@ void rootfs_pivot(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 	/* The root mount itself only (TypeScript chose it: the recursive part was applied to the
 	 * host's / before the container's mounts were made, and a mount's own propagation option
 	 * must win over it). */
-	if (c->root_propagation_after && mount(NULL, "/", NULL, c->root_propagation_after, NULL) < 0)
+	if (mntns && c->root_propagation_after && mount(NULL, "/", NULL, c->root_propagation_after, NULL) < 0)
 		die(ERR(PIVOT_ROOT_PROPAGATION), errno, "/", c->root_propagation_after);
 }
 
 void rootfs_after_pivot(const Tsrun__CreatePlan *c)
 {
-	if (c->readonly_root && remount_bind("/", MS_RDONLY) < 0)
+	if (!c->readonly_root)
+		return;
+	if (!launch_has_ns(c->launch, CLONE_NEWNS))
+		die(ERR(READONLY_ROOT_NO_MNTNS), 0, "/", 0);
+	if (remount_bind("/", MS_RDONLY) < 0)
 		die(ERR(REMOUNT_ROOT_READONLY), errno, "/", 0);
 }

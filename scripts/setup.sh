@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # uidmap: newuidmap/newgidmap, for rootless containers mapping more than the caller's own id.
 # protobuf-compiler, protobuf-c-compiler, libprotobuf-c-dev, libprotobuf-dev: the boundary (boundary/helper.proto).
-packages=(build-essential pkg-config libseccomp-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev busybox-static python3 iproute2 util-linux uidmap runc crun)
+# strace: tests/integration/runc-compat.test.ts traces the cgroup writes of a device update.
+packages=(build-essential pkg-config libseccomp-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev busybox-static python3 iproute2 util-linux uidmap runc crun strace)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null || missing+=(nodejs npm)

@@ -15,6 +15,11 @@ export interface CommandSpec {
   maxOperands: number;
   /** Everything after the first operand is passed through (exec's command, ps's options). */
   stopAtFirstOperand?: boolean;
+  /**
+   * The exit status of a failure once the command runs (its arguments parsed): runc's exec
+   * exits 255 for its own errors, so that callers can tell them from the process's status.
+   */
+  failureStatus?: number;
   options: OptionSpec[];
   load: () => Promise<CommandModule>;
 }
@@ -62,7 +67,7 @@ const UPDATE_FLAG_HELP: Record<string, string> = {
 export const COMMANDS: CommandSpec[] = [
   {
     name: "create", summary: "create a container from a bundle, its process waiting for start",
-    operands: "<container-id>", minOperands: 1, maxOperands: 1,
+    operands: "<container-id> [bundle]", minOperands: 1, maxOperands: 2,
     options: [bundle, consoleSocket, pidfdSocket, pidFile, noPivot, noNewKeyring, preserveFds],
     load: () => import("./commands/create.ts"),
   },
@@ -73,7 +78,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "run", summary: "create and start a container, and by default wait for it",
-    operands: "<container-id>", minOperands: 1, maxOperands: 1,
+    operands: "<container-id> [bundle]", minOperands: 1, maxOperands: 2,
     options: [
       bundle, consoleSocket, pidfdSocket, pidFile, noPivot, noNewKeyring, preserveFds,
       { name: "detach", short: "d", type: "boolean", description: "return once the container is started" },
@@ -101,7 +106,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "exec", summary: "run a new process inside a running container",
-    operands: "<container-id> <command> [args...]", minOperands: 1, maxOperands: -1, stopAtFirstOperand: true,
+    operands: "<container-id> <command> [args...]", minOperands: 1, maxOperands: -1, stopAtFirstOperand: true, failureStatus: 255,
     options: [
       consoleSocket, pidfdSocket, pidFile, preserveFds,
       { name: "process", short: "p", type: "string", arg: "FILE", description: "the process as runtime-spec process JSON (instead of a command line)" },
@@ -116,7 +121,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: "ignore-paused", type: "boolean", description: "exec even if the container is paused" },
       { name: "apparmor", type: "string", arg: "PROFILE", description: "AppArmor profile for the process (refused where AppArmor is not enabled)" },
       { name: "process-label", type: "string", arg: "LABEL", description: "SELinux label for the process (refused: tsrun does not set SELinux labels)" },
-      { name: "cgroup", type: "string", arg: "PATH", description: "accepted for compatibility", ignored: true },
+      { name: "cgroup", type: "strings", arg: "[CONTROLLER:]PATH", description: "run the process in this existing sub-cgroup of the container's cgroup" },
     ],
     load: () => import("./commands/exec.ts"),
   },

@@ -7,7 +7,7 @@ import { COMMANDS, GLOBAL_OPTIONS, findCommand, type CommandSpec } from "./comma
 import { str, bool, type GlobalOptions } from "./context.ts";
 import { configureLog, logDebug, logError, closeLog, isDebug, writeOut, type LogFormat } from "../log.ts";
 import { TsrunError } from "../errors.ts";
-import { VERSION, SPEC_VERSION } from "../version.ts";
+import { VERSION, SPEC_VERSION, COMMIT } from "../version.ts";
 import { defaultStateRoot, runningInUserNs } from "../linux/rootless.ts";
 import { takeCallerFds } from "../linux/caller-fds.ts";
 
@@ -67,7 +67,9 @@ async function dispatch(argv: string[]): Promise<number> {
   configureLog({ file: str(g.values, "log"), format: logFormat as LogFormat, debug: bool(g.values, "debug") });
   logDebug(`main: arguments parsed (timeOrigin ${performance.timeOrigin.toFixed(3)})`);
   if (bool(g.values, "version")) {
-    writeOut(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
+    const { libseccompVersion } = await import("../linux/helper-path.ts");
+    // runc's lines, which callers parse (Docker takes "<name> version <v>" and "commit: <c>").
+    writeOut(`tsrun version ${VERSION}\ncommit: ${COMMIT}\nspec: ${SPEC_VERSION}\nlibseccomp: ${(await libseccompVersion()) ?? "unknown"}\n`);
     return 0;
   }
   const [name, ...rest] = g.operands;
@@ -93,24 +95,41 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   const mod = await command.load();
   logDebug("command module loaded");
-  return mod.run({ global: globalOptions(g.values), values: parsed.values, operands: parsed.operands });
+  try {
+    return await mod.run({ global: globalOptions(g.values), values: parsed.values, operands: parsed.operands });
+  } catch (err) {
+    if (command.failureStatus === undefined) throw err;
+    throw new CommandFailure(err, command.failureStatus);
+  }
+}
+
+/** A failure of a command that has its own failure status (CommandSpec.failureStatus). */
+class CommandFailure extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly exitCode: number,
+  ) {
+    super("command failed");
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
   takeCallerFds(process.env);
   try {
     return await dispatch(argv);
-  } catch (err) {
+  } catch (caught) {
+    const failure = caught instanceof CommandFailure ? caught : undefined;
+    const err = failure ? failure.error : caught;
     if (err instanceof TsrunError) {
       // Several problems (config.json) are several complete lines: each is its own log entry,
       // so a caller showing the last error line still shows a whole message.
       for (const line of err.message.split("\n")) logError(line);
-      return err.exitCode;
+      return failure?.exitCode ?? err.exitCode;
     }
     const e = err as Error;
     logError(`internal error: ${e?.message ?? String(err)}`);
     if (isDebug() && e?.stack) process.stderr.write(e.stack + "\n");
-    return 1;
+    return failure?.exitCode ?? 1;
   } finally {
     logDebug("main done");
     closeLog();

@@ -8,7 +8,7 @@ import { TsrunError, errnoName, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { resolveRootfs } from "../spec/check-bundle.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, sharedCgroups, type CgroupState } from "../linux/cgroups/index.ts";
+import { planCgroup, claimCgroup, createCgroup, procsFiles, sharedCgroups, refuseUnavailableUnified, type CgroupState } from "../linux/cgroups/index.ts";
 import { procStat } from "../linux/proc.ts";
 import { checkPreservedFds } from "../linux/caller-fds.ts";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
@@ -107,6 +107,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
+  refuseUnavailableUnified(config.linux?.resources?.unified);
   const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
   const rdtConfig = config.linux?.intelRdt;

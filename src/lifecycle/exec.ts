@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
 import { validateProcess } from "../spec/validate.ts";
-import { procsFiles } from "../linux/cgroups/index.ts";
+import { procsFiles, subCgroupProcs, type CgroupState } from "../linux/cgroups/index.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import { planProcess, planSeccomp, sessionKeyringName, planContainerPersonality, planLaunch, planNamespaces } from "./plan.ts";
 import { planMemoryPolicy } from "../linux/mempolicy.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
@@ -46,6 +47,8 @@ export interface ExecOptions {
   processLabel?: string;
   preserveFds: number;
   ignorePaused: boolean;
+  /** --cgroup: sub-cgroups of the container's to run the process in (runc's `[controller:]path`). */
+  cgroups?: string[];
   debug: boolean;
   /** Rootless cgroups: a cgroup this user cannot move the process into is skipped, as runc does. */
   rootless?: RootlessContext;
@@ -60,6 +63,8 @@ function readProcessFile(path: string): ConfigProcess {
     if (err instanceof SyntaxError) throw new TsrunError(`${path}: invalid JSON: ${err.message}`);
     throw new TsrunError(`${path}: ${errnoText(err)}`);
   }
+  // As runc: a process without "user" runs as 0:0 (Go's zero value), not as the container's user.
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw) && !("user" in raw)) raw = { ...raw, user: { uid: 0, gid: 0 } };
   const { process: p, problems, warnings } = validateProcess(raw);
   if (problems.length || !p) throw new TsrunError(problems.map((pr) => formatProblem(pr, "process.json")).join("\n"));
   for (const w of warnings) logWarn(formatProblem(w, "process.json"));
@@ -99,8 +104,8 @@ function processFromFlags(base: ConfigProcess | undefined, o: ExecOptions): Conf
   if (o.args.length === 0) throw new TsrunError("exec: expects <container-id> <command> [args...], or --process FILE");
   const p: ConfigProcess = structuredClone(base);
   p.args = o.args;
+  // As runc: the container's process.consoleSize stays, so `exec -t` gets that size.
   p.terminal = o.tty;
-  delete p.consoleSize;
   if (o.cwd) p.cwd = o.cwd;
   p.env = withEnv(p.env ?? [], o.env);
   if (o.user) {
@@ -114,6 +119,13 @@ function processFromFlags(base: ConfigProcess | undefined, o: ExecOptions): Conf
   }
   if (o.noNewPrivs) p.noNewPrivileges = true;
   return p;
+}
+
+/** The cgroup.procs files the process joins: the container's cgroups, or --cgroup's sub-cgroups of them. */
+function cgroupProcs(cgroup: CgroupState | undefined, sub: string[]): string[] {
+  if (sub.length === 0) return cgroup ? procsFiles(cgroup) : [];
+  if (!cgroup || !hasCgroupDirs(cgroup)) throw new TsrunError("--cgroup: the container has no cgroup");
+  return subCgroupProcs(cgroup, sub);
 }
 
 /** process.execCPUAffinity (exec only: the runtime-spec says it does not apply to the init). */
@@ -146,7 +158,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
         path: `/proc/${record.pid}/ns/${NS_FILE[ns.type as NamespaceType]}`,
       }))),
       // The Intel RDT tasks files after the cgroup ones: the helper writes the pid to each, in order.
-      cgroupProcs: [...(record.cgroup ? procsFiles(record.cgroup) : []), ...rdtTasksFiles(record.intelRdt)],
+      cgroupProcs: [...cgroupProcs(record.cgroup, o.cgroups ?? []), ...rdtTasksFiles(record.intelRdt)],
       process: planProcess(proc, logWarn),
       consoleSocket: o.consoleSocket,
       pidfdSocket: o.pidfdSocket ? resolve(o.pidfdSocket) : undefined,
@@ -157,6 +169,8 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     }),
     cpuAffinity: execCpuAffinity(proc),
     cgroupProcsOptional: o.rootless?.cgroups === true,
+    // Without a mount namespace to join, the process gets the init's root (runc leaves it the host's).
+    root: record.config.linux?.namespaces?.some((ns) => ns.type === "mount") ? "" : `/proc/${record.pid}/root`,
   };
   // In the foreground the handlers are in place before the process exists: it may run (and be
   // signalled by a caller that saw its output) before tsrun has read the helper's "ready".

@@ -6,9 +6,9 @@
  *
  * | hook            | run by                          | when                                              | state status |
  * | --------------- | ------------------------------- | ------------------------------------------------- | ------------ |
- * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | creating     |
- * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | creating     |
- * | createContainer | tsrun create, via the helper's enter mode: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | creating |
+ * | prestart        | tsrun create, runtime namespace | init paused after its mounts, before pivot_root   | created      |
+ * | createRuntime   | tsrun create, runtime namespace | same pause, after the prestart hooks              | created      |
+ * | createContainer | tsrun create, via the helper's enter mode: the init's cgroups and namespaces (path resolved before pivot_root, as on the host) | a second pause, right after | created |
  * | startContainer  | the init itself (helper/hooks.c), in the container | after the exec.fifo byte, before execve | created |
  * | poststart       | tsrun start, runtime namespace  | once the init executed the user's process (its startContainer hooks passed) | running |
  * | poststop        | tsrun delete (and run, and a failed create), runtime namespace | after the container is gone | stopped |
@@ -18,9 +18,14 @@
  * stops the init and fails start; a poststart hook fails start and stops the container; a
  * poststop hook is a warning and the rest goes on.
  *
- * Two choices where runc differs: the state's pid is always the container process as the host
- * sees it, as the spec says (runc gives createContainer and startContainer hooks the pid inside
- * the container); and a hook without env gets an empty environment, not tsrun's own.
+ * A hook without env gets the environment of whoever runs it, as with runc: tsrun's own for the
+ * hooks of the runtime namespace, the container process's (process.env; HOME too for
+ * startContainer, set by then) for createContainer and startContainer, which runc runs from its
+ * init. Two choices where runc 1.1 differs (docs/compatibility.md): the state's pid is always the
+ * container process as the host sees it, as the spec says (runc gives createContainer and
+ * startContainer hooks the pid inside the container); and the create-time hooks (prestart,
+ * createRuntime, createContainer) see status "created", as runtime.md's lifecycle puts them after
+ * step 2 and crun does (runc 1.1 says "creating").
  *
  * node:child_process, which runs the hooks, is loaded only when a config has hooks.
  */
@@ -36,6 +41,7 @@ import { CLONE_FLAGS, NS_FILE, type NamespaceType } from "../linux/namespaces.ts
 import { helperPath } from "./helper-process.ts";
 import { killInit } from "./destroy.ts";
 import { runHookProcess, type HookProcessResult } from "./hook-process.ts";
+import { processEnv } from "./plan.ts";
 import type { ContainerRecord } from "./state-store.ts";
 import { FromHelperReader, readEvents, toHelperFrame } from "../boundary/frames.ts";
 import { failureText, hookFailureText } from "../boundary/wording.ts";
@@ -45,11 +51,11 @@ import type { Spec } from "../spec/generated/types.ts";
 
 export type Hook = NonNullable<NonNullable<Spec["hooks"]>[HookName]>[number];
 
-/** The status runc puts in the state each kind of hook gets. */
+/** The status in the state each kind of hook gets (see the top of this file for the create-time ones). */
 const HOOK_STATUS: Record<HookName, string> = {
-  prestart: "creating",
-  createRuntime: "creating",
-  createContainer: "creating",
+  prestart: "created",
+  createRuntime: "created",
+  createContainer: "created",
   startContainer: "created",
   poststart: "running",
   poststop: "stopped",
@@ -84,9 +90,9 @@ function argvOf(hook: Hook): string[] {
 }
 
 /** KEY=VALUE strings as an environment object; the last of a repeated key wins. */
-function envObject(env: string[] | undefined): Record<string, string> {
+function envObject(env: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const kv of env ?? []) {
+  for (const kv of env) {
     const eq = kv.indexOf("=");
     if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
@@ -96,6 +102,8 @@ function envObject(env: string[] | undefined): Record<string, string> {
 interface RunOptions {
   /** Working directory of the hook (runtime namespace hooks); absent: tsrun's own. */
   cwd?: string;
+  /** The environment of a hook without env: tsrun's own when absent. */
+  inheritedEnv?: string[];
   /** Run in a container process's cgroups and namespaces through the helper's enter mode. */
   enter?: { pid: number; cwd: string; cgroupProcs: string[]; config: Spec };
 }
@@ -133,6 +141,13 @@ function hookEnd(r: HookProcessResult, hook: Hook): HookEnd | undefined {
   return { how: { $case: "signal", value: (r.signal && SIGNALS[r.signal]) || 0 }, ...out };
 }
 
+/** tsrun's own environment, what a runtime-namespace hook without env inherits (as from runc). */
+function runtimeEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
 /** Runs one hook to its end; throws a TsrunError in runc's words when it fails. */
 async function runHook(name: HookName, index: number, hook: Hook, state: string, opts: RunOptions): Promise<void> {
   const argv = argvOf(hook);
@@ -146,7 +161,7 @@ async function runHook(name: HookName, index: number, hook: Hook, state: string,
   const r = await runHookProcess(enter ? helperPath() : hook.path, enter ? ["3"] : argv.slice(1), {
     ...(enter ? {} : { argv0: argv[0] }),
     input: state,
-    env: envObject(hook.env),
+    env: hook.env ? envObject(hook.env) : opts.inheritedEnv ? envObject(opts.inheritedEnv) : runtimeEnv(),
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(hook.timeout ? { timeoutMs: hook.timeout * 1000 } : {}),
     // The enter mode turns SIGTERM into the hook's SIGKILL and reaps it (helper/hooks.c).
@@ -201,7 +216,8 @@ export function planHooks(record: ContainerRecord, dir: string): Pick<CreatePlan
     startHooks = {
       statusFifo: startStatusPath(dir),
       state: hookState(record, "startContainer", "@PID@"),
-      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], timeoutSeconds: h.timeout ?? 0 })),
+      // Without env: the process's environment, which the init has (HOME included) when it runs them.
+      hooks: start.map((h) => ({ path: h.path, argv: argvOf(h), env: h.env ?? [], processEnv: h.env === undefined, timeoutSeconds: h.timeout ?? 0 })),
     };
   }
   return { hookPoints, startHooks };
@@ -223,7 +239,8 @@ export function createHookHandler(
       await runAll("prestart", record, pid, { cwd: record.bundle });
       await runAll("createRuntime", record, pid, { cwd: record.bundle });
     } else {
-      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs, config } });
+      const inheritedEnv = record.config.process ? processEnv(record.config.process) : [];
+      await runAll("createContainer", record, pid, { enter: { pid, cwd: record.rootfs, cgroupProcs, config }, inheritedEnv });
     }
   };
 }

@@ -1,6 +1,6 @@
 /** kill: a signal to the init, or with --all to every process in the container's cgroup. */
 import { TsrunError, errnoText } from "../errors.ts";
-import { signalAll, thaw } from "../linux/cgroups/index.ts";
+import { cgroupExists, signalAll, thaw } from "../linux/cgroups/index.ts";
 import { loadContainer } from "./status.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import { pidsInPidNamespaceOf } from "../linux/proc.ts";
@@ -9,6 +9,12 @@ const SIGKILL = 9;
 
 export function killContainer(root: string, id: string, signal: number, all: boolean): void {
   const { record, status } = loadContainer(root, id);
+  if (all && status === "stopped") {
+    // As runc: --all signals what is left in the cgroup of a stopped container (processes that
+    // outlived an init without its own pid namespace), and succeeds when nothing is left.
+    if (record.cgroup && cgroupExists(record.cgroup)) signalAll(record.cgroup, signal);
+    return;
+  }
   if (status !== "created" && status !== "running" && status !== "paused") throw new TsrunError("container not running");
   if (all && (!record.cgroup || !hasCgroupDirs(record.cgroup))) {
     // No cgroup (rootless without a delegated one): every process of its pid namespace.

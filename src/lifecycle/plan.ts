@@ -3,7 +3,7 @@
  * Every default and every decision of how a config field becomes syscalls is made here.
  */
 import { statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, posix } from "node:path";
 import { TsrunError } from "../errors.ts";
 import { parseMountOptions, MS } from "../linux/mount-options.ts";
 import { resolveCapabilities } from "../linux/capabilities.ts";
@@ -84,14 +84,19 @@ function searchPath(env: string[]): string[] {
   return path.split(":").filter((d) => d !== "");
 }
 
+/** process.env as the process gets it: PATH added when missing (as runc's default). */
+export function processEnv(p: ConfigProcess): string[] {
+  const env = p.env ?? [];
+  return env.some((e) => e.startsWith("PATH=")) ? env : [...env, DEFAULT_PATH];
+}
+
 export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefix = "process"): Process {
   const rlimits: Rlimit[] = (p.rlimits ?? []).map((r, i) => {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new TsrunError(`config.json: ${prefix}.rlimits[${i}].type: unknown rlimit ${JSON.stringify(r.type)}`);
     return { resource, soft: toUint64(r.soft), hard: toUint64(r.hard) };
   });
-  const given = p.env ?? [];
-  const env = given.some((e) => e.startsWith("PATH=")) ? given : [...given, DEFAULT_PATH];
+  const env = processEnv(p);
   // The spec's Windows fields: nothing on Linux reads them.
   if (p.commandLine !== undefined) warn(`${prefix}.commandLine is for Windows: ignored on Linux (${prefix}.args is run)`);
   if (p.user.username !== undefined) warn(`${prefix}.user.username is for Windows: ignored on Linux (${prefix}.user.uid and gid are used)`);
@@ -106,6 +111,8 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     args: p.args ?? [],
     env,
     searchPath: searchPath(env),
+    // As runc: HOME from the container's /etc/passwd when process.env has none (or an empty one).
+    homeFromPasswd: !env.some((e) => e.startsWith("HOME=") && e.length > 5),
     cwd: p.cwd,
     uid: p.user.uid,
     gid: p.user.gid,
@@ -115,7 +122,7 @@ export function planProcess(p: ConfigProcess, warn: (msg: string) => void, prefi
     noNewPrivileges: p.noNewPrivileges === true,
     capabilities,
     oomScoreAdj: p.oomScoreAdj,
-    terminal: p.terminal === true ? { height: p.consoleSize?.height ?? 0, width: p.consoleSize?.width ?? 0, uid: p.user.uid, gid: p.user.gid } : undefined,
+    terminal: p.terminal === true ? { height: p.consoleSize?.height ?? 0, width: p.consoleSize?.width ?? 0, uid: p.user.uid } : undefined,
     scheduler: p.scheduler ? planScheduler(p.scheduler, prefix) : undefined,
     ioPriority: p.ioPriority ? planIoPriority(p.ioPriority, prefix) : undefined,
     apparmorProfile: apparmorProfile ?? "",
@@ -185,6 +192,11 @@ function planIdmap(
   throw new TsrunError(`${where}.options: "${rec ? "ridmap" : "idmap"}" needs uidMappings and gidMappings on the mount, or a user namespace with mappings for the container`);
 }
 
+/** "/dev", "//dev/", "/dev/." all name /dev. */
+function isDev(destination: string): boolean {
+  return posix.normalize(`/${destination}/`) === "/dev/";
+}
+
 function planMount(m: ConfigMount, index: number, bundle: string, userns: ContainerUserns | undefined, treePropagation: number): Mount {
   const where = `config.json: mounts[${index}]`;
   const opts = parseMountOptions(m.options);
@@ -193,20 +205,30 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
   if (bind && source && !source.startsWith("/")) source = join(bundle, source);
   if (!bind && !m.type) throw new TsrunError(`${where}.type: a mount that is not a bind mount needs a type`);
   if (opts.copyUp && m.type !== "tmpfs") throw new TsrunError(`${where}.options: tmpcopyup is only for tmpfs mounts`);
-  const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : opts.flags;
+  const idmap = planIdmap(m, opts.idmap?.recursive, bind, where, userns, treePropagation);
+  // As runc: /dev is filled (devices, links, the console) and a tmpfs maybe copied up before it
+  // becomes read-only, so a read-only one is mounted writable and made read-only at the end.
+  const readonlyLate = (opts.flags & MS.RDONLY) !== 0 && (isDev(m.destination) || (!bind && m.type === "tmpfs"));
+  const mountFlags = readonlyLate ? opts.flags & ~MS.RDONLY : opts.flags;
+  const flags = bind ? MS.BIND | (opts.recursiveBind ? MS.REC : 0) : mountFlags;
+  // In a user namespace the init may not reach a source only host root can: the source is taken
+  // on the host side (as runc and crun do). Not for an unprivileged tsrun, which reaches no more.
+  const detached = bind && !idmap && userns !== undefined && (process.geteuid?.() ?? 0) === 0;
   return {
     source,
     destination: m.destination,
     fstype: bind ? "" : m.type ?? "",
     flags,
-    remountFlags: bind ? opts.flags : 0,
+    remountFlags: bind ? mountFlags : 0,
     propagation: opts.propagation,
     recAttrSet: opts.recAttrSet,
     recAttrClr: opts.recAttrClr,
     data: opts.data.join(","),
     destIsFile: bind && !isDirectory(source),
     copyUp: opts.copyUp === true,
-    idmap: planIdmap(m, opts.idmap?.recursive, bind, where, userns, treePropagation),
+    idmap,
+    detachedSource: detached ? { treePropagation } : undefined,
+    readonlyLate,
   };
 }
 
@@ -214,7 +236,7 @@ function planMount(m: ConfigMount, index: number, bundle: string, userns: Contai
 function plainMount(source: string, destination: string, fstype: string, flags: number, remountFlags: number, data: string): Mount {
   return {
     source, destination, fstype, flags, remountFlags, propagation: [], recAttrSet: 0, recAttrClr: 0, data,
-    destIsFile: false, copyUp: false, idmap: undefined,
+    destIsFile: false, copyUp: false, idmap: undefined, detachedSource: undefined, readonlyLate: false,
   };
 }
 
@@ -309,7 +331,13 @@ export function planCreate(input: CreatePlanInput): CreatePlan {
   const namespaces = configNamespaces(linux);
   const has = (t: NamespaceType) => namespaces.some((n) => n.type === t);
   const hasNew = (t: NamespaceType) => namespaces.some((n) => n.type === t && !n.path);
-  if (!hasNew("mount")) throw new TsrunError("config.json: linux.namespaces: a new mount namespace is required (the rootfs is set up in it)");
+  if (!has("mount")) {
+    // As runc: the mounts are made in tsrun's own mount namespace (under the rootfs) and the
+    // process is chrooted. What would change the host's own mounts is refused (runc ignores a
+    // read-only root there and makes the host's "/" rslave).
+    if (config.root?.readonly) throw new TsrunError('config.json: root.readonly: needs a mount namespace (no "mount" in linux.namespaces): it would make the host\'s mount read-only');
+    if (linux.rootfsPropagation) throw new TsrunError('config.json: linux.rootfsPropagation: needs a mount namespace (no "mount" in linux.namespaces): it would change the host\'s "/"');
+  }
   refuseHostNamespaceSettings(namespaces, {
     hostname: config.hostname, domainname: config.domainname, sysctl: linux.sysctl, netDevices: Object.keys(linux.netDevices ?? {}),
   });

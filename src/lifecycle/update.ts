@@ -6,10 +6,11 @@
 import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
-import { applyResources, type Resources } from "../linux/cgroups/index.ts";
+import { applyResources, refuseUnavailableUnified, type Resources } from "../linux/cgroups/index.ts";
 import { parseJsonText, validateConfig } from "../spec/validate.ts";
 import { loadContainer } from "./status.ts";
 import { rootlessResources } from "./rootless.ts";
+import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import type { RootlessContext } from "../linux/rootless.ts";
 import { writeRecord, containerDir } from "./state-store.ts";
@@ -98,10 +99,13 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
     resources = parseResourcesJson(text, source);
   }
   resources = resourcesFromFlags(resources, opts.flags);
+  refuseUnavailableUnified(resources.unified, opts.resourcesFile === "-" ? "stdin" : opts.resourcesFile ?? "resources", "");
   // Intel RDT first: a schema the host refuses is found before any cgroup file changes.
   const rdt = rdtFromFlags(opts.flags);
   if (rdt) updateIntelRdt(record.intelRdt, rdt, probeResctrl());
-  applyResources(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
+  // As at create: the default devices stay allowed whatever the new rules say.
+  const applied: Resources = resources.devices ? withDefaultDeviceRules(resources as Resources) : (resources as Resources);
+  applyResources(record.cgroup, rootlessResources(applied, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   if (rdt) linux.intelRdt = { ...linux.intelRdt, ...rdt };

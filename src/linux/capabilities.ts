@@ -58,11 +58,21 @@ export function resolveCapabilities(sets: CapabilitySets, warn: (msg: string) =>
     }
     return out;
   };
+  const inheritable = resolve(sets.inheritable, "inheritable");
+  const permitted = resolve(sets.permitted, "permitted");
+  // The kernel raises an ambient capability only when it is both inheritable and permitted.
+  // runc warns for each one it cannot raise and goes on (`runc spec` lists ambient capabilities
+  // without inheritable ones); so does tsrun, before anything runs.
+  const ambient = resolve(sets.ambient, "ambient").filter((n) => {
+    if (inheritable.includes(n) && permitted.includes(n)) return true;
+    warn(`process.capabilities.ambient: can't raise ambient capability ${CAPABILITIES[n]}: operation not permitted (it is not in both the inheritable and the permitted set): skipped`);
+    return false;
+  });
   return {
     bounding: resolve(sets.bounding, "bounding"),
     effective: resolve(sets.effective, "effective"),
-    inheritable: resolve(sets.inheritable, "inheritable"),
-    permitted: resolve(sets.permitted, "permitted"),
-    ambient: resolve(sets.ambient, "ambient"),
+    inheritable,
+    permitted,
+    ambient,
   };
 }

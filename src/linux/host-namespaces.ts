@@ -1,7 +1,8 @@
 /**
  * A namespace "joined" by path may be tsrun's own, that is the host's (/proc/self/ns/uts, or
  * /proc/1/ns/net). Settings the config gives for such a namespace would change the host: a
- * hostname, a network sysctl. tsrun refuses them (runc only checks network sysctls).
+ * hostname, a network sysctl, the rootfs set up (pivot_root) in the host's mount namespace. tsrun
+ * refuses them (runc only checks network sysctls).
  */
 import { statSync } from "node:fs";
 import { TsrunError } from "../errors.ts";
@@ -34,6 +35,13 @@ export function refuseHostNamespaceSettings(
     const ns = namespaces.find((n) => n.type === type);
     return ns?.path && isOwnNamespace(type, ns.path) ? ns.path : undefined;
   };
+  const mnt = host("mount");
+  if (mnt) {
+    // runc sets the rootfs up in a joined mount namespace as in its own: here that would pivot
+    // the host's root away from under every process of the host.
+    const i = namespaces.findIndex((n) => n.type === "mount");
+    throw new TsrunError(`config.json: linux.namespaces[${i}].path: the mount namespace ${mnt} is the host's own: the container's root would replace the host's (leave "mount" out to run without a mount namespace)`);
+  }
   const uts = host("uts");
   for (const field of ["hostname", "domainname"] as const) {
     if (settings[field] !== undefined && uts) {

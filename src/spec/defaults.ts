@@ -3,7 +3,9 @@
  * at least as tight. Differences from runc 1.1's output, all tighter or newer:
  *   - ociVersion 1.3.0;
  *   - no inheritable or ambient capabilities (runc 1.1 puts the three defaults in ambient);
- *   - a cgroup namespace, so /sys/fs/cgroup shows only the container's cgroup;
+ *   - a cgroup namespace only where /sys/fs/cgroup is cgroup v2 (the caller says: cgroupNamespace),
+ *     as runc: on cgroup v1 and hybrid hosts the /sys/fs/cgroup mount shows the container's own
+ *     cgroups without one;
  *   - /sys/devices/virtual/powercap masked (RAPL energy counters, CVE-2020-8694), as newer
  *     runc and containerd do;
  *   - rootless: no /sys/fs/cgroup mount (an unprivileged user cannot mount cgroupfs there).
@@ -32,6 +34,8 @@ export const DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/p
 export interface DefaultSpecOptions {
   /** Like `runc spec --rootless`: a user namespace mapping the caller to root, no network namespace. */
   rootless: boolean;
+  /** Add a cgroup namespace: runc does on hosts whose /sys/fs/cgroup is cgroup v2 only. */
+  cgroupNamespace: boolean;
   /** process.args; ["sh"] when not given. */
   args?: string[];
   /** Host ids mapped to root in the rootless variant; the caller's effective ids when not given. */
@@ -83,9 +87,15 @@ export function defaultSpec(opts: DefaultSpecOptions): Spec {
     hostname: "tsrun",
     mounts,
     linux: {
-      namespaces: opts.rootless
-        ? [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }, { type: "user" }]
-        : [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }],
+      namespaces: [
+        { type: "pid" },
+        ...(opts.rootless ? [] : [{ type: "network" as const }]),
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        ...(opts.cgroupNamespace ? [{ type: "cgroup" as const }] : []),
+        ...(opts.rootless ? [{ type: "user" as const }] : []),
+      ],
       maskedPaths: [...DEFAULT_MASKED_PATHS],
       readonlyPaths: [...DEFAULT_READONLY_PATHS],
     },

@@ -101,7 +101,6 @@ const TYPE_WORDS: Record<string, string> = {
 
 /** Patterns of the schemas, said in words. */
 const PATTERN_WORDS: Record<string, string> = {
-  "^[rwm]{0,3}$": 'must be made of "r", "w" and "m" (e.g. "rwm")',
   "^[1-9][0-9]*[KMGTPE]?B$": 'must be a size with a unit prefix, e.g. "2MB" or "1GB"',
   "^MB:[^\\n]*$": 'must start with "MB:" and be a single line',
   "^[\\s\\S]": "must not be empty",
@@ -700,6 +699,15 @@ function checkResources(c: Collector, res: Obj): void {
       c.error(R("rdma", dev), "needs hcaHandles or hcaObjects (or both)");
     }
   }
+
+  // runc takes r, w and m in any order and repeated, and passes other characters on to the
+  // kernel (which ignores what follows three characters); the spec allows only r, w and m.
+  arr(get(res, "devices"))?.forEach((d, i) => {
+    const access = str(get(obj(d), "access"));
+    if (access === undefined) return;
+    if (!/[rwm]/.test(access)) c.error(R("devices", i, "access"), `must contain r, w or m (got ${JSON.stringify(access)})`);
+    else if (/[^rwm]/.test(access)) c.warn(R("devices", i, "access"), `characters other than r, w and m are ignored (got ${JSON.stringify(access)})`);
+  });
 
   for (const [key] of entries(obj(get(res, "unified")))) {
     if (key.includes("/") || key.includes("\0")) c.error(R("unified", key), "must be a file name of the cgroup directory (no \"/\")");

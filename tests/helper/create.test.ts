@@ -385,7 +385,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0,
         recAttrClr: 0,
         data: "",
-        destIsFile: false, copyUp: false, idmap: undefined,
+        destIsFile: false, copyUp: false, idmap: undefined, detachedSource: undefined, readonlyLate: false,
       });
       p.mounts.push({
         source: path.join(src, "file"),
@@ -397,7 +397,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0,
         recAttrClr: 0,
         data: "",
-        destIsFile: true, copyUp: false, idmap: undefined,
+        destIsFile: true, copyUp: false, idmap: undefined, detachedSource: undefined, readonlyLate: false,
       });
       p.mounts.push({
         source: src,
@@ -409,7 +409,7 @@ t.test("bind mounts with remount flags, propagation and recursive attributes", a
         recAttrSet: 0x1 /* MOUNT_ATTR_RDONLY */,
         recAttrClr: 0,
         data: "",
-        destIsFile: false, copyUp: false, idmap: undefined,
+        destIsFile: false, copyUp: false, idmap: undefined, detachedSource: undefined, readonlyLate: false,
       });
     },
   );

@@ -117,6 +117,8 @@ export function mnt(destination: string, fstype: string, source: string, flags: 
     destIsFile: false,
     copyUp: false,
     idmap: undefined,
+    detachedSource: undefined,
+    readonlyLate: false,
     ...extra,
   };
 }
@@ -182,6 +184,7 @@ export function baseProcess(args: string[]): Process {
     scheduler: undefined,
     ioPriority: undefined,
     apparmorProfile: "",
+    homeFromPasswd: false,
   };
 }
 
@@ -255,8 +258,8 @@ export function basePlan(rootfs: string, args: string[], over: PlanOver = {}): C
 
 /** A process in the running container whose init is pid, joining these of its namespaces. */
 export function execPlan(pid: number, args: string[], types: NamespaceType[], over: Partial<Launch> & Partial<Omit<ExecPlan, "launch">> = {}): ExecPlan {
-  const { cpuAffinity, cgroupProcsOptional, ...launch } = over;
-  return { launch: baseLaunch(args, { namespaces: namespaces(types, pid), ...launch }), cpuAffinity, cgroupProcsOptional: cgroupProcsOptional ?? false };
+  const { cpuAffinity, cgroupProcsOptional, root, ...launch } = over;
+  return { launch: baseLaunch(args, { namespaces: namespaces(types, pid), ...launch }), cpuAffinity, cgroupProcsOptional: cgroupProcsOptional ?? false, root: root ?? "" };
 }
 
 /** The plan's process, to change in a test. */

@@ -173,7 +173,7 @@ t.test("/dev/console and /dev/ptmx symlinks in the rootfs never reach the host",
     t.teardown(() => py.kill("SIGKILL"));
     await new Promise<void>((resolve) => py.stdout!.once("data", () => resolve()));
     p.mounts = p.mounts.filter((m) => m.destination !== "/dev");
-    p.launch!.process!.terminal = { height: 0, width: 0, uid: 0, gid: 0 };
+    p.launch!.process!.terminal = { height: 0, width: 0, uid: 0 };
     p.launch!.foreground = false;
     p.launch!.consoleSocket = sock;
     return { out, done: new Promise((resolve) => py.on("exit", resolve)) };

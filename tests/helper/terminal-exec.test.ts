@@ -46,7 +46,7 @@ t.test("terminal with a console socket: master sent with the slave path, /dev/co
     foreground: false,
     consoleSocket: rcv.sock,
   });
-  proc(plan).terminal = { height: 40, width: 100, uid: 0, gid: 0 };
+  proc(plan).terminal = { height: 40, width: 100, uid: 0 };
   const r = await runHelper(plan);
   t.equal(r.code, 0, r.error ?? "");
   startFifo(f);
@@ -60,7 +60,7 @@ t.test("terminal with a console socket: master sent with the slave path, /dev/co
 t.test("terminal in the foreground without a console socket: the helper proxies stdio", async (t) => {
   const f = fifoPath();
   const plan = basePlan(rootfs, ["sh"], { execFifo: f });
-  proc(plan).terminal = { height: 30, width: 90, uid: 0, gid: 0 };
+  proc(plan).terminal = { height: 30, width: 90, uid: 0 };
   const r = await runHelper(plan, {
     onReady: () => startFifo(f),
     stdin: "stty size; echo from-$((6*7)); exit 3\n",
@@ -73,7 +73,7 @@ t.test("terminal in the foreground without a console socket: the helper proxies 
 
 t.test("a detached terminal without a console socket is refused", async (t) => {
   const plan = basePlan(rootfs, ["true"], { execFifo: fifoPath(), foreground: false });
-  proc(plan).terminal = { height: 0, width: 0, uid: 0, gid: 0 };
+  proc(plan).terminal = { height: 0, width: 0, uid: 0 };
   const r = await runHelper(plan);
   t.match(r.error, /^cannot allocate a pseudo-TTY without a console socket/);
   t.equal(r.code, 1);
@@ -152,7 +152,7 @@ t.test("exec: with a terminal, proxied in the foreground", async (t) => {
   const pid = await runningContainer();
   t.teardown(() => killPid(pid));
   const plan = execPlan(pid, ["sh", "-c", "tty; exit 5"], CTR_NS);
-  proc(plan).terminal = { height: 0, width: 0, uid: 0, gid: 0 };
+  proc(plan).terminal = { height: 0, width: 0, uid: 0 };
   const r = await runHelper(plan);
   t.equal(r.exit, 5, r.error ?? "");
   t.match(r.stdout, /^\/dev\/pts\/\d+\r\n/);

@@ -12,7 +12,7 @@ import { VERSION } from "../../src/version.ts";
 const COMMANDS = ["create", "start", "run", "exec", "state", "kill", "delete", "list", "pause", "resume", "ps", "spec", "check", "features"];
 
 t.test("version and help", async (t) => {
-  t.match(tsrun(["--version"]), { code: 0, stdout: /^tsrun version \d+\.\d+\.\d+\nspec: 1\.3\.0\n$/ });
+  t.match(tsrun(["--version"]), { code: 0, stdout: /^tsrun version \d+\.\d+\.\d+\ncommit: \S+\nspec: 1\.3\.0\nlibseccomp: \d+\.\d+\.\d+\n$/ });
   const help = tsrun(["--help"]);
   t.equal(help.code, 0);
   for (const c of COMMANDS) t.match(help.stdout, new RegExp(`^   ${c}\\s`, "m"), `help lists ${c}`);
@@ -149,8 +149,9 @@ t.test("features is valid JSON describing this build", async (t) => {
   t.same(f.linux.apparmor, { enabled: true }, "AppArmor profiles are applied (where the host has AppArmor)");
   t.same(f.linux.selinux, { enabled: false }, "SELinux labels are not");
   t.same(f.linux.intelRdt, { enabled: true, schemata: true, monitoring: true });
-  t.same(f.linux.netDevices, { enabled: false }, "not implemented yet");
-  t.same(f.linux.memoryPolicy, { modes: [], flags: [] }, "not implemented yet");
+  t.same(f.linux.netDevices, { enabled: true });
+  t.same(f.linux.memoryPolicy.modes, ["MPOL_BIND", "MPOL_DEFAULT", "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"]);
+  t.same(f.linux.memoryPolicy.flags, ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]);
   t.same(f.potentiallyUnsafeConfigAnnotations, [], "no config annotation changes what tsrun does");
 });
 

@@ -84,8 +84,8 @@ t.test("--env, --cwd, --user and --additional-gids", async (t) => {
   t.equal(env.code, 0, env.stderr);
   t.same(
     env.stdout.trim().split("\n"),
-    ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb", `${TAG_ENV}=${TEST_TAG}`, "NEW=one two"],
-    "the container's env, overridden in place and extended",
+    ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb", `${TAG_ENV}=${TEST_TAG}`, "NEW=one two", "HOME=/root"],
+    "the container's env, overridden in place and extended (HOME from /etc/passwd, as runc)",
   );
   const cwd = tsrun(["exec", "--cwd", "/tmp", c.id, "pwd"], { root: c.root });
   t.equal(cwd.stdout, "/tmp\n", "--cwd");
@@ -142,7 +142,7 @@ t.test("--process FILE gives the whole process", async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, "from-file\n/tmp\n5\n6 7\n");
   fs.writeFileSync(file, JSON.stringify({ cwd: "/", user: { uid: 0, gid: 0 } }));
-  t.match(tsrun(["exec", "--process", file, c.id], { root: c.root }), { code: 1, stderr: /process\.json/ }, "an invalid process is refused");
+  t.match(tsrun(["exec", "--process", file, c.id], { root: c.root }), { code: 255, stderr: /process\.json/ }, "an invalid process is refused");
   t.equal(c.done(), 0);
 });
 
@@ -196,7 +196,7 @@ t.test("exit codes: the process's own, and 128+signal when it is killed", async 
   t.equal(tsrun(["exec", c.id, "true"], { root: c.root }).code, 0);
   t.equal(tsrun(["exec", c.id, "sh", "-c", "kill -9 $$"], { root: c.root }).code, 137, "SIGKILL: 137");
   t.equal(tsrun(["exec", c.id, "sh", "-c", "kill -TERM $$"], { root: c.root }).code, 143, "SIGTERM: 143");
-  t.match(tsrun(["exec", c.id, "no-such-cmd"], { root: c.root }), { code: 1, stderr: /executable file not found in \$PATH/ });
+  t.match(tsrun(["exec", c.id, "no-such-cmd"], { root: c.root }), { code: 255, stderr: /executable file not found in \$PATH/ });
   t.equal(c.done(), 0);
 });
 
@@ -239,7 +239,7 @@ t.test("--tty with --console-socket: the pty master goes to the socket", async (
   const text = fs.readFileSync(out, "utf8");
   t.match(text, /^payload=/, "one message with the master");
   t.match(text, /\/dev\/pts\/\d+\r\nstdin-is-a-tty\r\nhello-42\r\n/, "the process's output through the pty");
-  t.match(tsrun(["exec", "--tty", "--detach", c.id, "true"], { root: c.root }), { code: 1, stderr: /cannot allocate tty if tsrun will detach without setting console socket/ });
+  t.match(tsrun(["exec", "--tty", "--detach", c.id, "true"], { root: c.root }), { code: 255, stderr: /cannot allocate tty if tsrun will detach without setting console socket/ });
   t.equal(c.done(), 0);
 });
 
@@ -260,7 +260,7 @@ t.test("exec into a paused container needs --ignore-paused, and runs once resume
   leakCheck(t);
   const c = running(t);
   t.equal(tsrun(["pause", c.id], { root: c.root }).code, 0);
-  t.match(tsrun(["exec", c.id, "true"], { root: c.root }), { code: 1, stderr: /cannot exec in a paused container/ });
+  t.match(tsrun(["exec", c.id, "true"], { root: c.root }), { code: 255, stderr: /cannot exec in a paused container/ });
   const pending = tsrunAsync(["exec", "--ignore-paused", c.id, "sh", "-c", "echo ran"], { root: c.root });
   sleepMs(300);
   t.equal(tsrun(["resume", c.id], { root: c.root }).code, 0);
@@ -277,8 +277,8 @@ t.test("exec into a stopped or missing container", async (t) => {
   const id = containerId();
   t.equal(tsrun(["run", "--keep", "--bundle", bundle.dir, id], { root }).code, 0);
   t.equal(state(root, id).status, "stopped");
-  t.match(tsrun(["exec", id, "true"], { root }), { code: 1, stderr: /cannot exec in a stopped container/ });
-  t.match(tsrun(["exec", containerId(), "true"], { root }), { code: 1, stderr: /container does not exist/ });
+  t.match(tsrun(["exec", id, "true"], { root }), { code: 255, stderr: /cannot exec in a stopped container/ });
+  t.match(tsrun(["exec", containerId(), "true"], { root }), { code: 255, stderr: /container does not exist/ });
   t.equal(tsrun(["delete", id], { root }).code, 0);
 });
 
@@ -287,12 +287,12 @@ t.test("--apparmor and --process-label are refused where the host has no AppArmo
   const c = running(t);
   const marker = `/proc/${c.pid}/root/exec-ran`;
   const aa = tsrun(["exec", "--apparmor", "tsrun-test-profile", c.id, "touch", "/exec-ran"], { root: c.root });
-  t.same({ code: aa.code, stderr: aa.stderr }, { code: 1, stderr: "tsrun: exec --apparmor: apparmor: config provided but apparmor not supported\n" }, "runc's words for a profile AppArmor cannot apply");
+  t.same({ code: aa.code, stderr: aa.stderr }, { code: 255, stderr: "tsrun: exec --apparmor: apparmor: config provided but apparmor not supported\n" }, "runc's words for a profile AppArmor cannot apply");
   const label = tsrun(["exec", "--process-label", "system_u:system_r:container_t:s0", c.id, "true"], { root: c.root });
-  t.same({ code: label.code, stderr: label.stderr }, { code: 1, stderr: "tsrun: exec --process-label: selinux label is specified in config, but selinux is disabled or not supported\n" });
+  t.same({ code: label.code, stderr: label.stderr }, { code: 255, stderr: "tsrun: exec --process-label: selinux label is specified in config, but selinux is disabled or not supported\n" });
   const file = path.join(tempDir(t), "process.json");
   fs.writeFileSync(file, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 } }));
-  t.match(tsrun(["exec", "--process", file, "--apparmor", "p", c.id], { root: c.root }), { code: 1, stderr: /^tsrun: exec --apparmor: apparmor: config provided/ }, "also over --process");
+  t.match(tsrun(["exec", "--process", file, "--apparmor", "p", c.id], { root: c.root }), { code: 255, stderr: /^tsrun: exec --apparmor: apparmor: config provided/ }, "also over --process");
   t.notOk(fs.existsSync(marker), "nothing ran");
   t.same(tsrun(["ps", "--format", "json", c.id], { root: c.root }).stdout.trim(), JSON.stringify([c.pid]), "only the init is in the container");
   t.equal(c.done(), 0);

@@ -192,7 +192,7 @@ t.test("every hook at its moment, in its namespaces, with its state, argv and en
   const log = readLog(h).filter((e) => e.name !== "user");
   t.same(log.map((e) => e.name), ["prestart-1", "prestart-2", "createRuntime", "createContainer", "startContainer", "poststart", "poststop-1", "poststop-2"]);
   const status: Record<string, string> = {
-    "prestart-1": "creating", "prestart-2": "creating", createRuntime: "creating", createContainer: "creating",
+    "prestart-1": "created", "prestart-2": "created", createRuntime: "created", createContainer: "created",
     startContainer: "created", poststart: "running", "poststop-1": "stopped", "poststop-2": "stopped",
   };
   for (const e of log) {
@@ -215,21 +215,50 @@ t.test("every hook at its moment, in its namespaces, with its state, argv and en
   t.match(by("poststart").target, /^(sh|sleep) /, "poststart runs once the user's process has been executed");
 });
 
-t.test("a hook given by its path alone gets argv [path] and an empty environment", async (t) => {
+t.test("a hook without env gets the environment of who runs it, as with runc", async (t) => {
   leakCheck(t);
   const root = testRoot(t);
   const h = hookDir(t);
-  const bare = path.join(h.dir, "bare.sh");
-  fs.writeFileSync(bare, `#!/bin/sh\nexec 3</proc/self/cmdline 4</proc/self/environ\n{ tr '\\0' '|' <&3; echo; tr '\\0' '|' <&4; echo; cat; } > ${h.dir}/bare.out\n`, { mode: 0o755 });
-  const bundle = makeBundle(t, { config: (c) => (c.hooks = { createRuntime: [{ path: bare }] }) });
+  // Written where each kind of hook finds it: the host dir, also at /home in the container.
+  // argv and environment as the kernel handed them over (NUL-separated), the state from stdin
+  const bare = (name: string, dir: string) =>
+    `#!/bin/sh\nexec 3</proc/self/cmdline 4</proc/self/environ\ncat <&3 > ${dir}/${name}.argv; cat <&4 > ${dir}/${name}.env; cat > ${dir}/${name}.state\n`;
+  for (const name of ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]) {
+    fs.writeFileSync(path.join(h.dir, `${name}.sh`), bare(name, h.dir), { mode: 0o755 });
+  }
+  fs.writeFileSync(path.join(h.dir, "startContainer.sh"), bare("startContainer", IN_CONTAINER), { mode: 0o755 });
+  for (const f of ["argv", "env", "state"]) {
+    fs.writeFileSync(path.join(h.dir, `startContainer.${f}`), "");
+    fs.chmodSync(path.join(h.dir, `startContainer.${f}`), 0o666); // written by the container's user
+  }
+  const hooks: Partial<Record<HookName, HookDef[]>> = {};
+  for (const name of ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] as const) hooks[name] = [{ path: path.join(h.dir, `${name}.sh`) }];
+  hooks.startContainer = [{ path: `${IN_CONTAINER}/startContainer.sh` }];
+  const bundle = makeBundle(t, {
+    config: (c) => {
+      withHooks(h, hooks, ["sleep", "1000"])(c);
+      c.process.user = { uid: 65534, gid: 65534 };
+    },
+  });
   const id = containerId();
-  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root }).code, 0);
-  const [argv, env, stdin] = fs.readFileSync(path.join(h.dir, "bare.out"), "utf8").split("\n");
+  const mark = { TSRUN_HOOK_MARK: "from-the-caller" };
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root, env: mark }).code, 0);
+  t.equal(tsrun(["start", id], { root, env: mark }).code, 0);
+  t.equal(tsrun(["delete", "--force", id], { root, env: mark }).code, 0);
+  const read = (name: string) => {
+    const file = (f: string) => fs.readFileSync(path.join(h.dir, `${name}.${f}`), "utf8");
+    return { argv: file("argv").split("\0").slice(0, -1), env: file("env").split("\0").slice(0, -1), state: JSON.parse(file("state")) as Record<string, unknown> };
+  };
   // The kernel runs a #! script as `/bin/sh PATH`: argv[0] of the exec was the path.
-  t.equal(argv, `/bin/sh|${bare}|`);
-  t.equal(env, "", "nothing of tsrun's environment leaks into a hook");
-  t.match(JSON.parse(stdin!), { id, status: "creating", bundle: bundle.dir });
-  t.equal(tsrun(["delete", id], { root }).code, 0);
+  t.same(read("createRuntime").argv, ["/bin/sh", path.join(h.dir, "createRuntime.sh")], "argv is [path]");
+  for (const name of ["prestart", "createRuntime", "poststart", "poststop"]) {
+    t.ok(read(name).env.includes("TSRUN_HOOK_MARK=from-the-caller"), `${name}: tsrun's own environment`);
+  }
+  const processEnv = bundle.config.process.env as string[];
+  t.same(read("createContainer").env, processEnv, "createContainer: the process's environment, as runc's init has it then");
+  t.same(read("startContainer").env, [...processEnv, "HOME=/nonexistent"], "startContainer: the process's environment, HOME from /etc/passwd included");
+  const status = Object.fromEntries(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"].map((n) => [n, read(n).state.status]));
+  t.same(status, { prestart: "created", createRuntime: "created", createContainer: "created", startContainer: "created", poststart: "running", poststop: "stopped" });
 });
 
 t.test("a failing or timed-out create hook fails create, leaves nothing behind, and runs poststop", async (t) => {

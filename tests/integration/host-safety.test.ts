@@ -325,7 +325,7 @@ t.test("--preserve-fds N passes exactly the caller's fds 3..3+N-1, and refuses w
   const id = containerId();
   t.equal(call(["run", "-d", "--bundle", bundle.dir, id], []).code, 0);
   const execMissing = call(["exec", "--preserve-fds", "2", id, "true"], [files[0]!.fd]);
-  t.equal(execMissing.code, 1);
+  t.equal(execMissing.code, 255, "exec's own errors exit 255, as runc's");
   t.match(execMissing.stderr, /--preserve-fds 2: fd 4 was not passed to tsrun/);
   t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
   for (const f of files) fs.closeSync(f.fd);

@@ -18,16 +18,17 @@ const CRASH_SIGNS: RegExp[] = [
  * Why r is not a clean success or a clean failure, or undefined when it is. `codes` are the
  * exit statuses that are not a crash in themselves (a foreground `run` passes on its process's).
  */
-export function crashSign(r: TsrunResult, codes: readonly number[] = [0, 1]): string | undefined {
+export function crashSign(r: TsrunResult, codes: readonly number[] = [0, 1, 255]): string | undefined {
   for (const re of CRASH_SIGNS) {
     const m = re.exec(r.stderr) ?? re.exec(r.stdout);
     if (m) return `output matches ${re}: ${JSON.stringify(m.input.slice(Math.max(0, m.index - 80), m.index + 160))}`;
   }
   if (r.signal) return `tsrun was killed by ${r.signal}`;
   if (!codes.includes(r.code)) return `exit status ${r.code}`;
-  if (r.code === 1 && r.stderr.trim() === "") return "failed without saying why";
+  // 255: exec's own failures (as runc's exec).
+  if ((r.code === 1 || r.code === 255) && r.stderr.trim() === "") return "failed without saying why";
   // Every line of a failure is tsrun's own one-line message (config errors: one line per problem).
-  if (r.code === 1) {
+  if (r.code === 1 || r.code === 255) {
     const stray = r.stderr.split("\n").filter((l) => l && !/^tsrun: /.test(l) && !/^config\.json: /.test(l));
     if (stray.length) return `stderr lines not from tsrun: ${JSON.stringify(stray.slice(0, 3))}`;
   }

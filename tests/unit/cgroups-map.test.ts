@@ -1,6 +1,6 @@
 import t from "tap";
 import { TsrunError } from "../../src/errors.ts";
-import { devicesListMatches, devicesRestrict, normalizeDeviceRules, v1DeviceWrites } from "../../src/linux/cgroups/devices.ts";
+import { devicesRestrict, normalizeDeviceRules, parseDevicesList, v1DeviceWrites, v1TransitionWrites, type DevState } from "../../src/linux/cgroups/devices.ts";
 import { blkioWeightToIoWeight, mapResources, sharesToWeight, type CgroupWrite, type Hier, type HostView } from "../../src/linux/cgroups/map.ts";
 import { cleanCgroupPath, findHierarchies, parseMountinfo, parseProcSelfCgroup, planPaths } from "../../src/linux/cgroups/parse.ts";
 import type { Resources } from "../../src/linux/cgroups/resources.ts";
@@ -319,9 +319,9 @@ t.test("device rules: cgroup v1 writes", async (t) => {
     ["devices.deny a", "devices.deny a", "devices.allow c 1:3 rwm", "devices.allow c 136:* rwm", "devices.allow c 5:1 rw"],
   );
   t.notOk(final.defaultAllow);
-  t.ok(devicesListMatches(final, "c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\n"));
-  t.notOk(devicesListMatches(final, "c 1:3 rwm\nc 136:* rwm\n"));
-  t.notOk(devicesListMatches(final, "a *:* rwm\n"));
+  t.same(v1TransitionWrites(parseDevicesList("c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\n"), final), [], "the list shows the state: nothing to write");
+  t.same(v1TransitionWrites(parseDevicesList("c 1:3 rwm\nc 136:* rwm\n"), final).map((w) => `${w.file} ${w.value}`), ["devices.allow c 5:1 rw"]);
+  t.equal(parseDevicesList("a *:* rwm\n"), undefined, "a default-allow list hides its exceptions");
 
   // A later wider deny removes every narrower exception it covers, access bit by bit.
   const w2 = v1DeviceWrites([...DEFAULT_RULES, { allow: false, type: "c", major: 1, access: "w" }, { allow: false, type: "c", access: "m" }]);
@@ -329,13 +329,13 @@ t.test("device rules: cgroup v1 writes", async (t) => {
     w2.writes.slice(5).map((w) => `${w.file} ${w.value}`),
     ["devices.deny c 1:3 w", "devices.deny c 1:3 m", "devices.deny c 136:* m"],
   );
-  t.ok(devicesListMatches(w2.final, "c 1:3 r\nc 136:* rw\nc 5:1 rw\n"));
+  t.same(v1TransitionWrites(parseDevicesList("c 1:3 r\nc 136:* rw\nc 5:1 rw\n"), w2.final), []);
 
   // Allow everything, then deny some: exceptions of a default-allow list.
   const w3 = v1DeviceWrites([{ allow: true }, { allow: false, type: "b", major: 8, minor: 0, access: "w" }]);
   t.same(w3.writes.map((w) => `${w.file} ${w.value}`), ["devices.deny a", "devices.allow a", "devices.deny b 8:0 w"]);
   t.ok(w3.final.defaultAllow);
-  t.notOk(devicesListMatches(w3.final, "a *:* rwm\n"), "a default-allow list with exceptions cannot be compared");
+  t.same(v1TransitionWrites(parseDevicesList("a *:* rwm\n"), w3.final).map((w) => `${w.file} ${w.value}`), ["devices.allow a", "devices.deny b 8:0 w"], "a default-allow list with exceptions cannot be compared: it starts over");
 
   // A hole in a wider earlier rule is not expressible: an error, never a wider permission.
   t.throws(() => v1DeviceWrites([{ allow: false }, { allow: true, type: "c", access: "rwm" }, { allow: false, type: "c", major: 1, minor: 3, access: "rwm" }]), /cannot be expressed by the cgroup v1 devices controller/);
@@ -347,7 +347,10 @@ t.test("device rules: cgroup v1 writes", async (t) => {
     { allow: true, type: "c", major: 1, minor: -1, access: "rm" },
   ]);
   t.throws(() => normalizeDeviceRules([{ allow: true, type: "x" }]), /invalid device type/);
-  t.throws(() => normalizeDeviceRules([{ allow: true, access: "rwx" }]), /invalid device access/);
+  t.same(normalizeDeviceRules([{ allow: true, type: "c", major: 1, minor: 3, access: "mwrw" }])[0]?.access, "rwm", "any order, repeats: as runc");
+  t.same(normalizeDeviceRules([{ allow: true, type: "c", major: 1, minor: 3, access: "rwx" }])[0]?.access, "rw", "other characters are ignored (validation warns)");
+  t.throws(() => normalizeDeviceRules([{ allow: true, access: "x" }]), /invalid device access/);
+  t.throws(() => normalizeDeviceRules([{ allow: true, access: "" }]), /invalid device access/);
   t.throws(() => normalizeDeviceRules([{ allow: true, major: -5 }]), /invalid device number/);
 
   t.notOk(devicesRestrict([{ allow: true }]));
@@ -355,9 +358,34 @@ t.test("device rules: cgroup v1 writes", async (t) => {
   t.ok(devicesRestrict(DEFAULT_RULES));
 });
 
+t.test("device rules: cgroup v1 transition (runc's rule)", async (t) => {
+  const state = (list: string): DevState => parseDevicesList(list)!;
+  const show = (from: DevState | undefined, rules: typeof DEFAULT_RULES) => v1TransitionWrites(from, v1DeviceWrites(rules).final).map((w) => `${w.file} ${w.value}`);
+  // Kept devices are never denied on the way: drops first, then additions, no "a".
+  t.same(show(state("c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\nc 4:7 rw\n"), [...DEFAULT_RULES, { allow: true, type: "b", major: 8, minor: 0, access: "r" }]), [
+    "devices.deny c 4:7 rw",
+    "devices.allow b 8:0 r",
+  ]);
+  // Partial changes of one device: only the bits that differ.
+  t.same(show(state("c 1:3 rw\nc 136:* rwm\nc 5:1 rwm\n"), DEFAULT_RULES), ["devices.deny c 5:1 m", "devices.allow c 1:3 m"]);
+  // A new default (deny-all to allow-all) or an unreadable current state starts over with "a".
+  t.same(show(state("c 1:3 rwm\n"), [{ allow: true, access: "rwm" }]), ["devices.allow a"]);
+  t.same(show(undefined, DEFAULT_RULES), ["devices.deny a", "devices.allow c 1:3 rwm", "devices.allow c 136:* rwm", "devices.allow c 5:1 rw"]);
+  t.same(show(state(""), DEFAULT_RULES), ["devices.allow c 1:3 rwm", "devices.allow c 136:* rwm", "devices.allow c 5:1 rw"], "from deny-all: no \"a\" write");
+});
+
 t.test("mapResources: device rules per host", async (t) => {
   const v1 = host({ v1: ALL_V1, files: { "v1:devices:devices.list": "a *:* rwm\n" } });
-  t.equal(mapResources({ devices: DEFAULT_RULES }, v1, () => {}).length, 5);
+  t.same(
+    mapResources({ devices: DEFAULT_RULES }, v1, () => {}).map((w) => `${w.file} ${w.value}`),
+    ["devices.deny a", "devices.allow c 1:3 rwm", "devices.allow c 136:* rwm", "devices.allow c 5:1 rw"],
+  );
+  const running = host({ v1: ALL_V1, files: { "v1:devices:devices.list": "c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\nc 4:7 rw\n" } });
+  t.same(
+    mapResources({ devices: DEFAULT_RULES }, running, () => {}).map((w) => `${w.file} ${w.value}`),
+    ["devices.deny c 4:7 rw"],
+    "an update never denies everything first: the devices it keeps stay usable throughout",
+  );
   const same = host({ v1: ALL_V1, files: { "v1:devices:devices.list": "c 1:3 rwm\nc 136:* rwm\nc 5:1 rw\n" } });
   t.same(mapResources({ devices: DEFAULT_RULES }, same, () => {}), [], "an unchanged list is not rewritten");
   const v2 = mapResources({ devices: DEFAULT_RULES }, host({ v2: ALL_V2 }), () => {});

@@ -7,9 +7,9 @@ import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, def
 import type { Spec } from "../../src/spec/generated/types.ts";
 import { loadConfigFile, validateConfig } from "../../src/spec/validate.ts";
 
-for (const rootless of [false, true]) {
-  t.test(`defaultSpec({ rootless: ${rootless} }) validates`, async (t) => {
-    const s = defaultSpec({ rootless });
+for (const [rootless, cgroupNamespace] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+  t.test(`defaultSpec({ rootless: ${rootless}, cgroupNamespace: ${cgroupNamespace} }) validates`, async (t) => {
+    const s = defaultSpec({ rootless, cgroupNamespace });
     const r = validateConfig(s);
     t.same(r.problems, [], "no problems");
     t.same(r.warnings, [], "no warnings");
@@ -22,7 +22,7 @@ for (const rootless of [false, true]) {
 }
 
 t.test("contents of the default spec", async (t) => {
-  const s = defaultSpec({ rootless: false });
+  const s = defaultSpec({ rootless: false, cgroupNamespace: true });
   t.equal(s.ociVersion, "1.3.0");
   const p = s.process!;
   t.equal(p.terminal, true);
@@ -43,6 +43,7 @@ t.test("contents of the default spec", async (t) => {
   t.same(s.mounts?.find((m) => m.destination === "/sys")?.options, ["nosuid", "noexec", "nodev", "ro"]);
   t.same(s.mounts?.find((m) => m.destination === "/sys/fs/cgroup")?.options, ["nosuid", "noexec", "nodev", "relatime", "ro"]);
   t.same(s.linux?.namespaces?.map((n) => n.type), ["pid", "network", "ipc", "uts", "mount", "cgroup"]);
+  t.same(defaultSpec({ rootless: false, cgroupNamespace: false }).linux?.namespaces?.map((n) => n.type), ["pid", "network", "ipc", "uts", "mount"], "cgroup namespace only when asked (cgroup v2 hosts)");
   t.same(s.linux?.maskedPaths, [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
     "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "/sys/devices/virtual/powercap",
@@ -51,23 +52,24 @@ t.test("contents of the default spec", async (t) => {
   t.same(s.linux?.resources, { devices: [{ allow: false, access: "rwm" }] });
   t.equal(s.linux?.uidMappings, undefined);
 
-  t.same(defaultSpec({ rootless: false, args: ["/bin/echo", "hi"] }).process?.args, ["/bin/echo", "hi"]);
-  t.same(defaultSpec({ rootless: false, args: [] }).process?.args, ["sh"]);
-  const a = defaultSpec({ rootless: false });
+  t.same(defaultSpec({ rootless: false, cgroupNamespace: true, args: ["/bin/echo", "hi"] }).process?.args, ["/bin/echo", "hi"]);
+  t.same(defaultSpec({ rootless: false, cgroupNamespace: true, args: [] }).process?.args, ["sh"]);
+  const a = defaultSpec({ rootless: false, cgroupNamespace: true });
   a.linux!.maskedPaths!.push("/x");
   a.process!.capabilities!.bounding!.push("CAP_SYS_ADMIN");
-  t.same(defaultSpec({ rootless: false }).linux?.maskedPaths, [...DEFAULT_MASKED_PATHS], "each call returns fresh arrays");
-  t.same(defaultSpec({ rootless: false }).process?.capabilities?.bounding, [...DEFAULT_CAPABILITIES]);
+  t.same(defaultSpec({ rootless: false, cgroupNamespace: true }).linux?.maskedPaths, [...DEFAULT_MASKED_PATHS], "each call returns fresh arrays");
+  t.same(defaultSpec({ rootless: false, cgroupNamespace: true }).process?.capabilities?.bounding, [...DEFAULT_CAPABILITIES]);
 });
 
 t.test("contents of the rootless default spec", async (t) => {
-  const s = defaultSpec({ rootless: true });
+  const s = defaultSpec({ rootless: true, cgroupNamespace: true });
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
   t.same(s.linux?.namespaces?.map((n) => n.type), ["pid", "ipc", "uts", "mount", "cgroup", "user"]);
+  t.same(defaultSpec({ rootless: true, cgroupNamespace: false }).linux?.namespaces?.map((n) => n.type), ["pid", "ipc", "uts", "mount", "user"]);
   t.same(s.linux?.uidMappings, [{ containerID: 0, hostID: euid, size: 1 }]);
   t.same(s.linux?.gidMappings, [{ containerID: 0, hostID: egid, size: 1 }]);
-  t.same(defaultSpec({ rootless: true, uid: 1000, gid: 100 }).linux?.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
+  t.same(defaultSpec({ rootless: true, cgroupNamespace: false, uid: 1000, gid: 100 }).linux?.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
   t.same(s.mounts?.find((m) => m.destination === "/sys"), {
     destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"],
   });
@@ -94,7 +96,7 @@ const sorted = (xs: readonly string[] | undefined): string[] => [...(xs ?? [])].
 for (const rootless of [false, true]) {
   t.test(`at least as tight as runc spec${rootless ? " --rootless" : ""}`, { skip: RUNC ? false : "runc is not installed" }, async (t) => {
     const theirs = runcSpec(t, rootless);
-    const ours = defaultSpec({ rootless });
+    const ours = defaultSpec({ rootless, cgroupNamespace: (theirs.linux?.namespaces ?? []).some((n) => n.type === "cgroup") });
     t.same(validateConfig(theirs).problems, [], "runc's own spec validates too");
 
     const tc = theirs.process?.capabilities ?? {};

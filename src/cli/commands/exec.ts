@@ -26,6 +26,7 @@ export function run(ctx: CommandContext): Promise<number> {
     processLabel: str(v, "process-label"),
     preserveFds: parsePreserveFds(str(v, "preserve-fds")),
     ignorePaused: bool(v, "ignore-paused"),
+    cgroups: strs(v, "cgroup"),
     debug: ctx.global.debug,
     rootless: rootlessContext(ctx.global.rootless),
   });

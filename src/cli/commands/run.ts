@@ -4,6 +4,6 @@ import { createOptions, withRootless } from "./create.ts";
 
 export function run(ctx: CommandContext): Promise<number> {
   const detach = bool(ctx.values, "detach");
-  const opts = createOptions(ctx, !detach);
+  const opts = createOptions(ctx, !detach, "run");
   return withRootless(ctx, opts, () => runContainer({ ...opts, detach, keep: bool(ctx.values, "keep") }));
 }

@@ -49,10 +49,15 @@ function num(v: number | undefined, where: string): number {
   return v;
 }
 
+/**
+ * As runc: r, w and m in any order, repeated or not; other characters are ignored (validation
+ * warns about them, the spec allows only r, w, m). Without any of r, w, m the rule is an error.
+ */
 function accessOf(a: string | undefined, where: string): string {
   if (a === undefined) return "rwm";
-  if (a === "" || /[^rwm]/.test(a)) throw new TsrunError(`${where}.access: invalid device access ${JSON.stringify(a)} (a non-empty combination of r, w, m)`);
-  return ["r", "w", "m"].filter((c) => a.includes(c)).join("");
+  const access = ["r", "w", "m"].filter((c) => a.includes(c)).join("");
+  if (access === "") throw new TsrunError(`${where}.access: invalid device access ${JSON.stringify(a)} (a non-empty combination of r, w, m)`);
+  return access;
 }
 
 /** Validates the rules and expands "a" rules that are not "everything" into a "b" and a "c" rule. */
@@ -137,12 +142,47 @@ export function v1DeviceWrites(rules: readonly DeviceRule[]): { writes: DevWrite
   return { writes, final: state };
 }
 
-/** Does a devices.list text show exactly this state? (Default-allow lists hide their exceptions.) */
-export function devicesListMatches(final: DevState, listText: string): boolean {
-  const lines = listText.split("\n").map((l) => l.trim()).filter(Boolean);
-  if (final.defaultAllow) return final.exceptions.size === 0 && lines.length === 1 && lines[0] === "a *:* rwm";
-  const want = new Set([...final.exceptions.values()].map(formatDevice));
-  return lines.length === want.size && lines.every((l) => want.has(l));
+/**
+ * The state a devices.list text shows, or undefined when it cannot tell: a default-allow list
+ * shows only "a *:* rwm", whatever it denies.
+ */
+export function parseDevicesList(listText: string): DevState | undefined {
+  const state: DevState = { defaultAllow: false, exceptions: new Map() };
+  for (const line of listText.split("\n").map((l) => l.trim()).filter(Boolean)) {
+    const m = /^([abc]) (\*|[0-9]+):(\*|[0-9]+) ([rwm]+)$/.exec(line);
+    if (!m || m[1] === "a") return undefined;
+    const e: DevException = { type: m[1] as "b" | "c", major: m[2] === "*" ? -1 : Number(m[2]), minor: m[3] === "*" ? -1 : Number(m[3]), access: accessOf(m[4], "devices.list") };
+    state.exceptions.set(`${e.type} ${n(e.major)}:${n(e.minor)}`, e);
+  }
+  return state;
+}
+
+/**
+ * The writes that take a v1 devices cgroup from `current` (parsed from its devices.list) to
+ * `target` with no moment in which a device both allow: runc's minimal transition. Only when the
+ * default changes, or the current state cannot be read (a default-allow list), does it start
+ * over with "a" (which drops every exception at once); otherwise it takes away the access the
+ * target no longer gives, then adds what it gives anew, and a device kept in both keeps its access
+ * throughout.
+ */
+export function v1TransitionWrites(current: DevState | undefined, target: DevState): DevWrite[] {
+  const fileFor = (allow: boolean): DevWrite["file"] => (allow ? "devices.allow" : "devices.deny");
+  const writes: DevWrite[] = [];
+  let old = current?.exceptions ?? new Map<string, DevException>();
+  if (current === undefined || current.defaultAllow !== target.defaultAllow) {
+    writes.push({ file: fileFor(target.defaultAllow), value: "a" });
+    old = new Map();
+  }
+  const minus = (a: string, b: string): string => [...a].filter((c) => !b.includes(c)).join("");
+  for (const [key, e] of old) {
+    const dropped = minus(e.access, target.exceptions.get(key)?.access ?? "");
+    if (dropped) writes.push({ file: fileFor(target.defaultAllow), value: formatDevice({ ...e, access: dropped }) });
+  }
+  for (const [key, e] of target.exceptions) {
+    const gained = minus(e.access, old.get(key)?.access ?? "");
+    if (gained) writes.push({ file: fileFor(!target.defaultAllow), value: formatDevice({ ...e, access: gained }) });
+  }
+  return writes;
 }
 
 /** Whether the rules restrict anything at all (false: the end state is "allow everything"). */

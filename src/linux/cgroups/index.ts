@@ -18,7 +18,7 @@
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
 import { helperPath } from "../helper-path.ts";
@@ -112,6 +112,27 @@ export function primeCgroupFile(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * linux.resources.unified keys this host's cgroup v2 cannot have, found before anything is made:
+ * a key belongs to the controller its name starts with, which must be one cgroup v2 manages here
+ * (not one a v1 hierarchy holds, as on hybrid hosts), unless it is a core file ("cgroup.*", or
+ * one every cgroup2 dir has, such as "memory.pressure"). One error line per key, by JSON path.
+ */
+export function refuseUnavailableUnified(unified: Record<string, string> | undefined, source = "config.json", prefix = "linux.resources."): void {
+  const keys = Object.keys(unified ?? {});
+  if (keys.length === 0) return;
+  const v2 = findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"))).v2;
+  const available = new Set(v2 ? words(readOpt(join(v2.mountPoint, "cgroup.controllers"))) : []);
+  const problems: string[] = [];
+  for (const key of keys) {
+    const controller = key.split(".", 1)[0]!;
+    if (v2 && (controller === "cgroup" || available.has(controller) || (!key.includes("/") && existsSync(join(v2.mountPoint, key))))) continue;
+    const why = v2 ? `the ${controller} controller is not a cgroup v2 controller on this host (cgroup v2 here has: ${[...available].join(", ") || "none"})` : "this host has no cgroup v2";
+    problems.push(`${source}: ${prefix}unified[${JSON.stringify(key)}]: ${why}`);
+  }
+  if (problems.length) throw new TsrunError(problems.join("\n"));
 }
 
 /** The dirs mkdir -p would make for dir, parents first. */
@@ -307,6 +328,69 @@ export function createCgroup(state: CgroupState, resources: Resources | undefine
   }
   next.created.push(...created);
   return next;
+}
+
+/**
+ * exec --cgroup, as runc: `[controller[,controller]:]path`, repeatable; without a controller (then
+ * the only one) the path applies to every hierarchy. The process joins that existing sub-cgroup
+ * of the container's cgroup instead of the cgroup itself. A path is always below the container's
+ * cgroup: a leading "/" is dropped (as runc's path.Join does), and ".." that would climb out of
+ * it, or a directory that resolves elsewhere, is refused. Returns the cgroup.procs files to join.
+ */
+export function subCgroupProcs(state: CgroupState, args: string[]): string[] {
+  const subs = new Map<string, string>(); // controller ("" for all) -> path below the container's cgroup
+  for (const arg of args) {
+    const parts = arg.split(":");
+    if (parts.length > 2) throw new TsrunError(`invalid --cgroup argument: ${arg}`);
+    const path = parts[parts.length - 1]!;
+    const clean: string[] = [];
+    for (const c of path.split("/")) {
+      if (c === "" || c === ".") continue;
+      if (c !== "..") clean.push(c);
+      else if (clean.pop() === undefined) throw new TsrunError(`invalid --cgroup argument: ${arg} (it leaves the container's cgroup)`);
+    }
+    if (parts.length === 1) {
+      if (args.length !== 1) throw new TsrunError(`invalid --cgroup argument: ${arg} (missing <controller>: prefix)`);
+      subs.set("", clean.join("/"));
+      continue;
+    }
+    for (const controller of parts[0]!.split(",")) {
+      if (controller === "") throw new TsrunError(`invalid --cgroup argument: ${arg} (empty <controller> prefix)`);
+      if (subs.has(controller)) throw new TsrunError(`invalid --cgroup argument(s): controller ${controller} specified multiple times`);
+      subs.set(controller, clean.join("/"));
+    }
+  }
+  // Per directory (controllers sharing a v1 hierarchy share one): where the process goes.
+  const target = new Map<string, { sub: string; by: string }>();
+  for (const dir of dirsOf(state)) target.set(dir, { sub: subs.get("") ?? "", by: "" });
+  for (const [controller, sub] of subs) {
+    if (controller === "") continue;
+    const dir = state.v1[controller];
+    if (dir === undefined) throw new TsrunError(`unknown controller ${controller} in --cgroup`);
+    const had = target.get(dir)!;
+    if (had.by !== "" && had.sub !== sub) throw new TsrunError(`invalid --cgroup argument(s): controllers ${had.by} and ${controller} share a hierarchy but were given different paths`);
+    target.set(dir, { sub, by: controller });
+  }
+  return [...target].map(([dir, { sub }]) => {
+    if (sub === "") return join(dir, "cgroup.procs");
+    const want = join(dir, sub);
+    let real: string;
+    try {
+      real = realpathSync(want);
+      if (!statSync(real).isDirectory()) throw new TsrunError(`--cgroup: ${want}: not a directory`);
+    } catch (e) {
+      if (e instanceof TsrunError) throw e;
+      throw new TsrunError(`--cgroup: ${want}: ${errText(e)}`);
+    }
+    const base = realpathSync(dir);
+    if (!real.startsWith(base + "/")) throw new TsrunError(`--cgroup: ${want} resolves to ${real}, outside the container's cgroup ${base}`);
+    return join(real, "cgroup.procs");
+  });
+}
+
+/** Whether any of the container's cgroup dirs is still there. */
+export function cgroupExists(state: CgroupState): boolean {
+  return dirsOf(state).some((d) => existsSync(d));
 }
 
 /** Every cgroup.procs file the container's pid must be written to (one per hierarchy). */
@@ -576,7 +660,10 @@ export function destroyCgroup(state: CgroupState): void {
       sleepMs(delay);
     }
   }
-  removeCreated(claimed ? [...new Set([...state.created, ...claimed])] : state.created, new Set(leaves), deadline);
+  // The container's own dirs go whoever made them (runc removes a cgroupsPath the caller made
+  // beforehand too); of their parents only those this container made.
+  const owned = claimed ? [...new Set([...state.created, ...claimed])] : [...new Set([...state.created, ...leaves])];
+  removeCreated(owned, new Set(leaves), deadline);
 }
 
 function source(state: CgroupState, v1Name: string, v2File: string): StatSource | undefined {

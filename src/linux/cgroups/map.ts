@@ -7,7 +7,7 @@
  */
 import { TsrunError } from "../../errors.ts";
 import { deviceProgram } from "./device-program.ts";
-import { devicesListMatches, devicesRestrict, v1DeviceWrites } from "./devices.ts";
+import { devicesRestrict, parseDevicesList, v1DeviceWrites, v1TransitionWrites } from "./devices.ts";
 import type { Resources, ThrottleDevice } from "./resources.ts";
 import type { WarnFn } from "./types.ts";
 
@@ -310,11 +310,12 @@ export function mapResources(r: Resources, host: HostView, warn: WarnFn): Cgroup
   if (r.devices && r.devices.length > 0) {
     const rules = r.devices;
     if (host.v1.has("devices")) {
-      const { writes, final } = v1DeviceWrites(rules);
+      // From what the cgroup allows now, the fewest writes and never a moment without a device
+      // that both the old and the new rules allow (an update of a running container).
+      const { final } = v1DeviceWrites(rules);
       const current = host.read("v1", "devices", "devices.list");
-      // Rewriting an unchanged list would briefly deny every device to a running container (update).
-      if (current === undefined || !devicesListMatches(final, current)) {
-        for (const d of writes) out.push({ hierarchy: "v1", controller: "devices", file: d.file, value: d.value });
+      for (const d of v1TransitionWrites(current === undefined ? undefined : parseDevicesList(current), final)) {
+        out.push({ hierarchy: "v1", controller: "devices", file: d.file, value: d.value });
       }
     } else if (host.v2) {
       // cgroup v2: an eBPF device program attached to the container's cgroup2 dir, replacing

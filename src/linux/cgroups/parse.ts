@@ -36,6 +36,13 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
+/** Whether the host is cgroup v2 only: /sys/fs/cgroup itself is a cgroup2 mount (not v1 or hybrid). */
+export function isUnifiedHierarchy(mounts: MountEntry[]): boolean {
+  let last: MountEntry | undefined;
+  for (const m of mounts) if (m.mountPoint === "/sys/fs/cgroup") last = m;
+  return last?.fsType === "cgroup2";
+}
+
 export interface V1Hierarchy {
   /** Controllers bound to this hierarchy, named hierarchies as "name=systemd". */
   controllers: string[];
