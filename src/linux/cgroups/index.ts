@@ -660,10 +660,9 @@ export function destroyCgroup(state: CgroupState): void {
       sleepMs(delay);
     }
   }
-  // The container's own dirs go whoever made them (runc removes a cgroupsPath the caller made
-  // beforehand too); of their parents only those this container made.
-  const owned = claimed ? [...new Set([...state.created, ...claimed])] : [...new Set([...state.created, ...leaves])];
-  removeCreated(owned, new Set(leaves), deadline);
+  // Only what this container made (runtime.md, delete: resources not created by the container
+  // MUST NOT be deleted; runc 1.1 also removes a cgroupsPath the caller made beforehand).
+  removeCreated(claimed ? [...new Set([...state.created, ...claimed])] : state.created, new Set(leaves), deadline);
 }
 
 function source(state: CgroupState, v1Name: string, v2File: string): StatSource | undefined {
