@@ -557,6 +557,24 @@ static _Noreturn void run(struct launch *l)
 	parent_finish(l);
 }
 
+/* --hold: what a systemd scope holds until the container's init is in it. systemd refuses to
+ * start a scope without a process, and the init must be placed in the scope's cgroups by the
+ * helper before it unshares its cgroup namespace, so the scope is made around this process.
+ * It exits when its stdin reaches end of file: tsrun closes it, or tsrun is gone. */
+static _Noreturn void hold_main(void)
+{
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	for (;;) {
+		ssize_t n = read(0, &c, 1);
+		if (n == 0)
+			_exit(0);
+		if (n < 0 && errno != EINTR)
+			_exit(1);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct plan plan;
@@ -571,12 +589,15 @@ int main(int argc, char **argv)
 		ensure_sealed_exe(argc, argv);
 		enter_main(argc, argv);
 	}
+	if (argc == 2 && strcmp(argv[1], "--hold") == 0)
+		hold_main();
 	if (argc >= 2 && (strcmp(argv[1], "--device-filter") == 0 || strcmp(argv[1], "--device-filter-count") == 0))
 		device_filter_main(argc, argv);
 	if (argc != 2) {
 		fprintf(stderr, "usage: tsrun-helper SYNC_FD\n"
 				"       tsrun-helper --enter PID [--cwd DIR] [--cgroup-procs FILE]... -- PATH ARGV0 [ARG]...\n"
-				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n");
+				"       tsrun-helper --device-filter CGROUP_DIR < PROGRAM\n"
+				"       tsrun-helper --hold   (until stdin is closed: holds a systemd scope)\n");
 		return 2;
 	}
 	fd = strtol(argv[1], &end, 10);

@@ -7,7 +7,8 @@ import { dirname, join, resolve, basename } from "node:path";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
+import { claimCgroup, procsFiles, primeCgroupAttach, type CgroupState } from "../linux/cgroups/index.ts";
+import { planContainerCgroup, makeContainerCgroup } from "../linux/cgroups/driver.ts";
 import { procStat } from "../linux/proc.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
@@ -105,7 +106,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   // Planned before the id is taken. The claim names the cgroup dirs that do not exist yet:
   // those a create killed half-way may have made, for delete to remove.
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
-  const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
+  const planned = await planContainerCgroup({
+    id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups, unprivileged: opts.rootless?.unprivileged,
+  });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
   const self = procStat(process.pid);
   const dir = lockNewContainer(opts.root, opts.id);
@@ -129,12 +132,23 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   };
   let helper: HelperRun | undefined;
   let launched = false;
+  let releaseCgroup = async (): Promise<void> => {};
   try {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
     logDebug("state dir locked, cgroup planned, first state write");
-    cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
+    const made = await makeContainerCgroup(cgroup, {
+      id: opts.id,
+      resources: rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless),
+      warn: logWarn,
+      save: (s) => {
+        record.cgroup = s;
+        writeRecord(dir, record, dirIdentity);
+      },
+    });
+    releaseCgroup = made.release;
+    cgroup = made.state;
     record.cgroup = cgroup;
     // After the mkdirs: the pending write holds cgroup_mutex, which they would wait for.
     primeCgroupAttach();
@@ -154,6 +168,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     launched = true;
     helper = await launchHelper(plan, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
+    await releaseCgroup();
     const stat = procStat(helper.pid);
     if (!stat) throw new TsrunError("container init exited during create");
     record.pid = helper.pid;
@@ -170,7 +185,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } catch (err) {
     helper?.abort();
     try {
-      if (isOwnStateDir(opts.root, record, dirIdentity)) destroyContainer(opts.root, record);
+      await releaseCgroup();
+      if (isOwnStateDir(opts.root, record, dirIdentity)) await destroyContainer(opts.root, record);
     } catch (cleanupErr) {
       logWarn((cleanupErr as Error).message);
     }

@@ -1,5 +1,5 @@
 /** Removing what create made: the processes, the cgroup, the state directory. Idempotent. */
-import { destroyCgroup } from "../linux/cgroups/index.ts";
+import { destroyContainerCgroup } from "../linux/cgroups/driver.ts";
 import { isSameLiveProcess, sleepMs } from "../linux/proc.ts";
 import { TsrunError, errnoText } from "../errors.ts";
 import { removeContainerDir, type ContainerRecord } from "./state-store.ts";
@@ -20,12 +20,12 @@ export function killInit(record: ContainerRecord): void {
  * Kills what is left, removes the cgroup, then the state directory. If the cgroup cannot be
  * removed the state directory stays, so that a later `delete --force` can finish the job.
  */
-export function destroyContainer(root: string, record: ContainerRecord): void {
+export async function destroyContainer(root: string, record: ContainerRecord): Promise<void> {
   killInit(record);
   crashPoint("delete-killed");
   if (record.cgroup) {
     try {
-      destroyCgroup(record.cgroup);
+      await destroyContainerCgroup(record.cgroup);
     } catch (err) {
       throw new TsrunError(`cannot remove the cgroup of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
     }

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
-import { applyResources, type Resources } from "../linux/cgroups/index.ts";
+import type { Resources } from "../linux/cgroups/index.ts";
+import { updateContainerCgroup } from "../linux/cgroups/driver.ts";
 import { parseJsonText, validateConfig } from "../spec/validate.ts";
 import { loadContainer } from "./status.ts";
 import { rootlessResources } from "./rootless.ts";
@@ -74,7 +75,7 @@ export function resourcesFromFlags(base: LinuxResources, flags: Record<string, s
   return r;
 }
 
-export function updateContainer(root: string, id: string, opts: UpdateFlags): void {
+export async function updateContainer(root: string, id: string, opts: UpdateFlags): Promise<void> {
   const { record, status } = loadContainer(root, id);
   if (status === "stopped" || status === "creating") throw new TsrunError("container not running");
   if (!record.cgroup || !hasCgroupDirs(record.cgroup)) {
@@ -92,7 +93,7 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
     resources = parseResourcesJson(text, source);
   }
   resources = resourcesFromFlags(resources, opts.flags);
-  applyResources(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
+  await updateContainerCgroup(record.cgroup, rootlessResources(resources as Resources, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   writeRecord(containerDir(root, id), record);
