@@ -123,6 +123,7 @@ const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) =
 /** A systemd driver record: a scope's name, its slice, a manager's private socket (delete stops that unit). */
 function systemdUnitOf(v: unknown): boolean {
   if (!isObject(v) || typeof v.unit !== "string" || typeof v.slice !== "string" || typeof v.socket !== "string") return false;
+  if (v.started !== undefined && typeof v.started !== "boolean") return false;
   return /^[A-Za-z0-9:_.\\-]+\.scope$/.test(v.unit) && /^[A-Za-z0-9:_.\\-]+\.slice$/.test(v.slice) && v.socket.startsWith("/") && v.socket.endsWith("/systemd/private") && !v.socket.includes("/../");
 }
 

@@ -35,6 +35,11 @@ export interface SystemdUnit {
   slice: string;
   /** The manager's private socket: /run/systemd/private, or a user manager's. */
   socket: string;
+  /**
+   * Set once this container's create has started the unit. Until then the name may be another
+   * container's unit (StartTransientUnit refuses a name in use): a failed create must not touch it.
+   */
+  started?: boolean;
 }
 
 /** Called with a one-line message for a setting that is skipped rather than applied. */

@@ -28,6 +28,7 @@ import { dirOf, findHierarchies, parseMountinfo } from "../parse.ts";
 import type { Resources } from "../resources.ts";
 import type { CgroupState, SystemdUnit, WarnFn } from "../types.ts";
 import { SystemdBus, SystemdCallError } from "./bus.ts";
+import { crashPoint } from "../../../lifecycle/crash-point.ts";
 import { deviceProperties, propertiesForWrites, scopeProperties, type UnitProperty } from "./properties.ts";
 
 const SIGKILL = 9;
@@ -136,10 +137,15 @@ export async function startScope(planned: CgroupState, opts: { id: string; resou
         throw again;
       }
     }
+    // Ours from now on. Had tsrun died before this, the placeholder would die with it and systemd
+    // would remove the empty scope by itself.
+    const started: CgroupState = { ...planned, systemd: { ...unitOf(planned), started: true } };
+    opts.save(started);
+    crashPoint("create-unit-started");
     const cgroup = await bus.unitControlGroup(unit);
     if (!cgroup) throw new TsrunError(`systemd: unit ${unit} has no cgroup`);
     logDebug(`systemd: ${unit} started, cgroup ${cgroup}`);
-    const withDirs = dirsForUnitCgroup(planned, cgroup);
+    const withDirs = dirsForUnitCgroup(started, cgroup);
     // The dirs systemd made hold the placeholder; the others are made here, and claimed first.
     const madeByUnit = new Set(dirsOfState(withDirs).filter((d) => existsSync(d)));
     const claimed = claimCgroup(withDirs);
@@ -180,7 +186,9 @@ function rmdirIfThere(dir: string): void {
  * a create that died at any point (the unit name is on record before the unit exists).
  */
 export async function destroyScope(state: CgroupState): Promise<void> {
-  const { unit, socket } = unitOf(state);
+  const { unit, socket, started } = unitOf(state);
+  // Never started by this container: the unit of that name (if any) is not its to stop.
+  if (!started) return destroyCgroup(state);
   const bus = await SystemdBus.connect(socket);
   try {
     // The dirs on record first (this thaws a frozen container, which systemd would not), then
