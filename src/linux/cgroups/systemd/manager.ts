@@ -96,8 +96,12 @@ async function applyScopeResources(bus: SystemdBus, state: CgroupState, resource
       if (freezeFirst) thaw(state);
     }
   }
+  // On cgroup v2 systemd attaches a device program of its own for DevicePolicy; tsrun's replaces
+  // it (as runc's does): systemd 252 does not rebuild its program when DeviceAllow changes, so an
+  // update of device rules would otherwise not take effect.
   applyWrites(state, mapResources(resources, hostView(state), warn));
 }
+
 
 export interface StartedScope {
   state: CgroupState;
