@@ -138,6 +138,9 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
   const nspawnArgs = [
     "--keep-unit", "--register=no", "--volatile=yes", "-D", "/", "--private-network", `--machine=${name}`, "--console=passive",
     `--bind-ro=${REPO}`, `--bind=${share}`, ...(rootfs.startsWith(REPO + "/") ? [] : [`--bind-ro=${rootfs}`]),
+    // Keyrings are not namespaced, so nspawn's filter refuses their calls; a runtime's init joins
+    // a session keyring of its own (runc and tsrun fail on EPERM), as it does on a real host.
+    "--system-call-filter=keyctl add_key request_key",
     "--boot", "systemd.firstboot=off", ...MASKED.map((u) => `systemd.mask=${u}`),
   ];
   // The shell moves itself into the host's cgroups, then becomes nspawn.
