@@ -5,6 +5,7 @@ import t, { type Test } from "tap";
 import fs from "node:fs";
 import path from "node:path";
 import { makeBundle, type Bundle } from "../lib/bundle.ts";
+import { rootlessConfig } from "../lib/rootless.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { bootSystemdHost, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
 import { TEST_TAG, containerId, type TsrunResult } from "../lib/tsrun.ts";
@@ -216,6 +217,18 @@ async function suite(host: SystemdHost): Promise<void> {
       ok(t, ts(["delete", "--force", id]), `${point}: delete --force`);
       nothingLeft(t, id);
     }
+  });
+
+  t.test("rootless on this layout: refused in one line (a user's manager cannot delegate v1 controllers)", async (t) => {
+    leakCheck(t);
+    const id = containerId();
+    const b = bundle(t, ["true"]);
+    b.config = rootlessConfig({ name: "sdtest", uid: 4242, gid: 4242, subuid: { start: 0, count: 0 }, subgid: { start: 0, count: 0 }, xdg: "/tmp" }, ["true"]);
+    fs.writeFileSync(b.configPath, JSON.stringify(b.config));
+    const r = host.run(["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", "env", "XDG_RUNTIME_DIR=/tmp", host.tsrunPath, "--root", "/tmp/tsrun-rootless", "--systemd-cgroup", "create", "--bundle", b.dir, id]);
+    t.equal(r.code, 1);
+    t.match(r.stderr, /^tsrun: systemd cgroup driver: a user's systemd manager can delegate cgroups only on the unified hierarchy \(cgroup v2 alone\), and this host mounts cgroup v1 controllers: run as root, or without --systemd-cgroup\n$/);
+    t.equal(host.run(["sh", "-c", "ls /tmp/tsrun-rootless 2>/dev/null"]).stdout, "", "no state");
   });
 }
 

@@ -5,6 +5,7 @@
 import t, { type Test } from "tap";
 import fs from "node:fs";
 import { makeBundle, type Bundle } from "../lib/bundle.ts";
+import { rootlessConfig } from "../lib/rootless.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { bootSystemdHost, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
 import { TEST_TAG, containerId, type TsrunResult } from "../lib/tsrun.ts";
@@ -25,6 +26,7 @@ async function suite(host: SystemdHost): Promise<void> {
   const ok = (tt: Test, r: TsrunResult, what: string): boolean => tt.equal(r.code, 0, `${what}: ${r.stderr.trim()}`);
   const bundle = (tt: Test, args: string[], config?: (c: Record<string, any>) => void): Bundle =>
     makeBundle(tt, { parent: host.share, args, config: (c) => config?.(c) });
+  const TSRUN_IN = host.tsrunPath;
   const controllers = inside("cat /sys/fs/cgroup/cgroup.controllers").trim().split(/\s+/).filter(Boolean);
 
   const nothingLeft = (tt: Test, id: string): void => {
@@ -113,5 +115,39 @@ async function suite(host: SystemdHost): Promise<void> {
     t.match(r.stdout, /^k-refused$/m);
     t.match(r.stderr, /Operation not permitted/);
     nothingLeft(t, id);
+  });
+
+  t.test("rootless: a user's own systemd manager makes the scope", async (t) => {
+    leakCheck(t);
+    // A user of the systemd host only, with a user manager as user@.service runs one (no PAM
+    // here: the host's /etc is empty), its cgroup delegated.
+    const uid = 4242;
+    const xdg = `/run/user/${uid}`;
+    const manager = `systemd-user-${uid}.service`;
+    const setup = host.run(["sh", "-c", `grep -q '^sdtest:' /etc/passwd || { echo 'sdtest:x:${uid}:${uid}::/tmp:/bin/sh' >> /etc/passwd; echo 'sdtest:x:${uid}:' >> /etc/group; }; mkdir -p ${xdg} && chown ${uid}:${uid} ${xdg} && chmod 700 ${xdg}`]);
+    t.equal(setup.code, 0, setup.stderr);
+    const started = host.run(["systemd-run", `--unit=${manager}`, `--uid=${uid}`, `--gid=${uid}`, "-p", "Delegate=yes", "-p", "Type=notify", `--setenv=XDG_RUNTIME_DIR=${xdg}`, "/lib/systemd/systemd", "--user"]);
+    if (!t.equal(started.code, 0, `user manager: ${started.stderr}`)) return;
+    t.teardown(() => void sd(["stop", manager]));
+    const asUser = (cmd: string[]): TsrunResult => host.run(["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "env", `XDG_RUNTIME_DIR=${xdg}`, ...cmd]);
+    // tsrun runs in the user's session, as a user's shell would: in a scope of the user's manager
+    // (moving a process into a cgroup needs the common parent's cgroup.procs to be the user's).
+    const inSession = (args: string[]): TsrunResult => asUser(["systemd-run", "--user", "--scope", "--quiet", TSRUN_IN, ...args]);
+    const id = containerId("rootless");
+    const unit = `tsrun-${id}.scope`;
+    const b = makeBundle(t, { parent: host.share, args: ["sleep", "1000"] });
+    b.config = rootlessConfig({ name: "sdtest", uid, gid: uid, subuid: { start: 0, count: 0 }, subgid: { start: 0, count: 0 }, xdg }, ["sleep", "1000"]);
+    fs.writeFileSync(b.configPath, JSON.stringify(b.config));
+    if (!ok(t, inSession(["--systemd-cgroup", "run", "-d", "--bundle", b.dir, id]), "run -d as the user")) return;
+    const status = asUser(["systemctl", "--user", "status", unit, "--no-pager"]);
+    t.match(status.stdout, /Active: active \(running\)/, "systemctl --user status shows the scope");
+    t.match(status.stdout, new RegExp(`CGroup: /system\\.slice/${manager.replace(/[.]/g, "\\.")}/user\\.slice/${unit.replace(/[.+]/g, "\\$&")}`), "in the user manager's user.slice");
+    ok(t, asUser([TSRUN_IN, "pause", id]), "pause");
+    t.equal(JSON.parse(asUser([TSRUN_IN, "state", id]).stdout).status, "paused");
+    ok(t, asUser([TSRUN_IN, "resume", id]), "resume");
+    t.match(inSession(["exec", id, "echo", "exec-ok"]), { code: 0, stdout: "exec-ok\n" }, "exec");
+    ok(t, asUser([TSRUN_IN, "delete", "--force", id]), "delete --force");
+    t.equal(asUser(["systemctl", "--user", "list-units", "--all", "--plain", "--no-legend", unit]).stdout.trim(), "", "no unit left");
+    t.equal(inside(`find /sys/fs/cgroup -name '${unit}'`).trim(), "", "no cgroup dir left");
   });
 }

@@ -37,6 +37,8 @@ export interface SystemdHost {
   spawn(cmd: string[], opts?: { env?: Record<string, string> }): ChildProcess;
   /** `tsrun ARGS` inside (the worktree's build). */
   tsrun(args: string[], opts?: RunOptions): TsrunResult;
+  /** The tsrun executable tsrun() runs. */
+  tsrunPath: string;
   stop(): Promise<void>;
 }
 
@@ -260,5 +262,6 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
     name, pid, unified: opts.unified, share, cgroupDirs: dirs, run, stop,
     spawn: (cmd, o = {}) => spawn("nsenter", nsenterArgs(pid, cmd), { env: { ...process.env, [TAG_ENV]: TEST_TAG, ...o.env }, stdio: ["ignore", "pipe", "pipe"] }),
     tsrun: (args, o = {}) => run([TSRUN, ...args], o),
+    tsrunPath: TSRUN,
   };
 }
