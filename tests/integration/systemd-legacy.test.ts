@@ -7,10 +7,10 @@ import path from "node:path";
 import { makeBundle, type Bundle } from "../lib/bundle.ts";
 import { rootlessConfig } from "../lib/rootless.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { bootSystemdHost, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
+import { bootSystemdHost, legacyLayoutSkip, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
 import { TEST_TAG, containerId, type TsrunResult } from "../lib/tsrun.ts";
 
-const skip = systemdHostSkip();
+const skip = systemdHostSkip() ?? legacyLayoutSkip();
 if (skip) {
   t.plan(0, skip);
 } else {

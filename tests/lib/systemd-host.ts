@@ -58,6 +58,12 @@ export function systemdHostSkip(): string | undefined {
   return undefined;
 }
 
+/** Why systemd's legacy/hybrid layout cannot be booted here (nspawn gives it only on a host with cgroup v1 controllers). */
+export function legacyLayoutSkip(): string | undefined {
+  const h = findHierarchies(parseMountinfo(fs.readFileSync("/proc/self/mountinfo", "utf8")));
+  return h.v1.some((x) => x.controllers.includes("memory")) ? undefined : "this machine has no cgroup v1 memory hierarchy: systemd's legacy/hybrid layout cannot be booted here";
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let hosts = 0;
 

@@ -10,10 +10,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { CriClient, NamespaceMode, podSandboxConfig } from "./cri.ts";
 import { IMAGE, buildImageArchive, callLines, makeWorkspace, sleep, skipReason } from "./lib.ts";
-import { bootSystemdHost, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
+import { bootSystemdHost, legacyLayoutSkip, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
 import type { TsrunResult } from "../lib/tsrun.ts";
 
-const skip = systemdHostSkip() ?? skipReason("containerd and podman", ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "conmon"]);
+const skip = systemdHostSkip() ?? legacyLayoutSkip() ?? skipReason("containerd and podman", ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "conmon"]);
 if (skip) {
   t.plan(0, skip);
 } else {
