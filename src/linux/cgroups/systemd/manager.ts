@@ -117,6 +117,7 @@ export interface StartedScope {
 export async function startScope(planned: CgroupState, opts: { id: string; resources: Resources | undefined; warn: WarnFn; save(state: CgroupState): void }): Promise<StartedScope> {
   const { unit, slice, socket } = unitOf(planned);
   const bus = await SystemdBus.connect(socket);
+  logDebug(`systemd: connected to ${socket}`);
   let holder: HeldProcess | undefined;
   const release = async () => {
     const h = holder;
@@ -125,6 +126,7 @@ export async function startScope(planned: CgroupState, opts: { id: string; resou
   };
   try {
     holder = spawnHeld(helperPath(), ["--hold"]);
+    logDebug(`systemd: placeholder ${holder.pid}`);
     const props = scopeProperties({ id: opts.id, slice, pid: holder.pid, unified: planned.version === "v2" });
     try {
       await bus.startTransientUnit(unit, props);
@@ -146,6 +148,7 @@ export async function startScope(planned: CgroupState, opts: { id: string; resou
     const started: CgroupState = { ...planned, systemd: { ...unitOf(planned), started: true } };
     opts.save(started);
     crashPoint("create-unit-started");
+    logDebug(`systemd: ${unit} on record`);
     const cgroup = await bus.unitControlGroup(unit);
     if (!cgroup) throw new TsrunError(`systemd: unit ${unit} has no cgroup`);
     logDebug(`systemd: ${unit} started, cgroup ${cgroup}`);
