@@ -137,6 +137,8 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
       for (const f of ["cpuset.cpus", "cpuset.mems"]) fs.writeFileSync(path.join(d, f), fs.readFileSync(path.join(path.dirname(d), f), "utf8").trim());
     }
   }
+  // nspawn makes these on the machine; removed again (when empty) if they were not there before.
+  const nspawnDirs = ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn", "/run/systemd/nspawn-root"].filter((d) => !fs.existsSync(d));
   const log = fs.openSync(path.join(share, "nspawn.log"), "w");
   // Unset: nspawn's own choice, here the hybrid layout of this machine.
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -194,6 +196,13 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
     }
     for (const d of dirs) removeCgroupTree(d);
     fs.rmSync(path.join("/run/systemd/nspawn/propagate", name), { recursive: true, force: true });
+    for (const d of nspawnDirs) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // not empty (another systemd host of this machine uses it), or gone
+      }
+    }
     removeTree(share);
   };
   t.teardown(stop);
