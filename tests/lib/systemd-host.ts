@@ -117,6 +117,11 @@ function procsIn(dirs: string[]): number[] {
   return [...pids];
 }
 
+/** The dirs (that exist) not inside the repository, which is bound anyway: a $TSRUN_BIN elsewhere, say. */
+function outsideRepo(dirs: string[]): string[] {
+  return [...new Set(dirs)].filter((d) => fs.existsSync(d) && d !== REPO && !d.startsWith(REPO + "/"));
+}
+
 function nsenterArgs(pid: number, cmd: string[]): string[] {
   return ["-t", String(pid), "-a", "--", ...cmd];
 }
@@ -147,7 +152,7 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
   if (opts.unified) env.SYSTEMD_NSPAWN_UNIFIED_HIERARCHY = "1";
   const nspawnArgs = [
     "--keep-unit", "--register=no", "--volatile=yes", "-D", "/", "--private-network", `--machine=${name}`, "--console=passive",
-    `--bind-ro=${REPO}`, `--bind=${share}`, ...(rootfs.startsWith(REPO + "/") ? [] : [`--bind-ro=${rootfs}`]),
+    `--bind-ro=${REPO}`, `--bind=${share}`, ...outsideRepo([rootfs, path.dirname(TSRUN), path.resolve(path.dirname(TSRUN), "../libexec/tsrun")]).map((d) => `--bind-ro=${d}`),
     // Keyrings are not namespaced, so nspawn's filter refuses their calls; a runtime's init joins
     // a session keyring of its own (runc and tsrun fail on EPERM), as it does on a real host.
     "--system-call-filter=keyctl add_key request_key",
