@@ -97,7 +97,11 @@ state = "${dir}/state"
       t.match(sd(["show", scope, "--property=MemoryLimit"]).stdout, `MemoryLimit=${64 << 20}`, "its memory limit is the scope's property");
       t.equal(host.run(["cat", `/sys/fs/cgroup/memory/${podSlice.replace(/^systemd-kubepods-/, "systemd.slice/systemd-kubepods.slice/systemd-kubepods-")}/${scope}/memory.limit_in_bytes`]).stdout.trim(), String(64 << 20), "and its cgroup's");
       t.match(await cri.execSync(cid, ["sh", "-c", "echo exec-ok; cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]), { stdout: `exec-ok\n${64 << 20}\n`, exitCode: 0 }, "ExecSync");
+      await cri.updateMemoryLimit(cid, 96 << 20);
+      t.match(sd(["show", scope, "--property=MemoryLimit"]).stdout, `MemoryLimit=${96 << 20}`, "UpdateContainerResources: tsrun update set the scope's property");
+      t.match(await cri.execSync(cid, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]), { stdout: `${96 << 20}\n` }, "and the cgroup's limit");
       const calls = callLines(ws);
+      t.ok(calls.some((l) => / update --resources - /.test(l) && l.endsWith(cid)), "through tsrun update");
       t.ok(calls.some((l) => l.includes(" --systemd-cgroup ") && / create --bundle /.test(l) && l.endsWith(podId)), "the sandbox created by tsrun --systemd-cgroup");
       t.ok(calls.some((l) => l.includes(" --systemd-cgroup ") && / create --bundle /.test(l) && l.endsWith(cid)), "the container too");
       await cri.stopContainer(cid, 0);
