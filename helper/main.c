@@ -602,6 +602,24 @@ static _Noreturn void run(struct launch *l)
 	parent_finish(l);
 }
 
+/* --hold: what a systemd scope holds until the container's init is in it. systemd refuses to
+ * start a scope without a process, and the init must be placed in the scope's cgroups by the
+ * helper before it unshares its cgroup namespace, so the scope is made around this process.
+ * It exits when its stdin reaches end of file: tsrun closes it, or tsrun is gone. */
+static _Noreturn void hold_main(void)
+{
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	for (;;) {
+		ssize_t n = read(0, &c, 1);
+		if (n == 0)
+			_exit(0);
+		if (n < 0 && errno != EINTR)
+			_exit(1);
+	}
+}
+
 /*
  * A no-op move of a throwaway process into the cgroup it is already in (tsrun's own): the first
  * write to a cgroup.procs file after a quiet spell waits for an RCU grace period, and the
@@ -693,11 +711,14 @@ int main(int argc, char **argv)
 		echo_main();
 	if (argc == 2 && strcmp(argv[1], "--libseccomp-version") == 0)
 		libseccomp_version_main();
+	if (argc == 2 && strcmp(argv[1], "--hold") == 0)
+		hold_main();
 	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--prime-cgroup-attach") == 0)) {
 		fprintf(stderr, "usage: tsrun-helper FD [--prime-cgroup-attach CGROUP_PROCS]   (a ToHelper frame on FD, docs/boundary.md)\n"
 				"       tsrun-helper --device-filter-count CGROUP_DIR\n"
 				"       tsrun-helper --echo\n"
-				"       tsrun-helper --libseccomp-version\n");
+				"       tsrun-helper --libseccomp-version\n"
+				"       tsrun-helper --hold   (until stdin is closed: holds a systemd scope)\n");
 		return 2;
 	}
 	fd = strtol(argv[1], &end, 10);

@@ -8,8 +8,8 @@
  * changes namespace); nothing is changed yet, so a create that fails earlier leaves the device
  * as it was. After the clone and before the init goes on: each device set down (nothing on the
  * host keeps using it meanwhile) and moved and renamed in one RTM_NEWLINK (set up again if the
- * move fails), then its addresses added again by a short child that entered the container's
- * network namespace. After that the runtime does not manage the device: the kernel
+ * move fails), then its addresses added again and, if it was up, set up again, by a short child
+ * that entered the container's network namespace. After that the runtime does not manage the device: the kernel
  * gives a physical one back to the host when that namespace goes away and destroys a virtual one.
  */
 #include "helper.h"
@@ -198,9 +198,10 @@ void netdev_prepare(const Tsrun__CreatePlan *c)
 	}
 }
 
-/* In a child that entered the container's network namespace: the noted addresses again.
+/* In a child that entered the container's network namespace: the noted addresses again, and
+ * the device up again if it was up on the host (the spec: its attributes are preserved).
  * Returns 0, or an errno with *which set to the device's index. */
-static int add_addresses(const Tsrun__CreatePlan *c, size_t *which)
+static int restore_attributes(const Tsrun__CreatePlan *c, size_t *which)
 {
 	struct request r;
 	int nl = nl_open();
@@ -211,7 +212,7 @@ static int add_addresses(const Tsrun__CreatePlan *c, size_t *which)
 		const struct noted_dev *d = &g_devs[i];
 		int ifindex = (int)if_nametoindex(c->net_devices[i]->name);
 		*which = i;
-		if (d->n_addrs > 0 && ifindex == 0)
+		if (ifindex == 0)
 			return errno;
 		for (size_t k = 0; k < d->n_addrs; k++) {
 			const struct noted_addr *a = &d->addrs[k];
@@ -227,6 +228,13 @@ static int add_addresses(const Tsrun__CreatePlan *c, size_t *which)
 			ifa->ifa_index = (unsigned)ifindex;
 			add_attr(&r, IFA_LOCAL, a->bytes, a->len);
 			add_attr(&r, IFA_ADDRESS, a->bytes, a->len);
+			if (nl_talk(nl, &r, NULL, NULL) < 0)
+				return errno;
+		}
+		if (d->was_up) {
+			link_request(&r, ifindex);
+			((struct ifinfomsg *)NLMSG_DATA(&r.h))->ifi_flags = IFF_UP;
+			((struct ifinfomsg *)NLMSG_DATA(&r.h))->ifi_change = IFF_UP;
 			if (nl_talk(nl, &r, NULL, NULL) < 0)
 				return errno;
 		}
@@ -314,7 +322,7 @@ void netdev_move(const Tsrun__CreatePlan *c, pid_t pid)
 		}
 		progress("network device %s moved in as %s (%zu addresses to add)", nd->host_name, nd->name, g_devs[i].n_addrs);
 	}
-	err = in_container_netns(c, pid, add_addresses, &which);
+	err = in_container_netns(c, pid, restore_attributes, &which);
 	if (err)
 		die(ERR(NETDEV_ADD_ADDRESS), err, c->net_devices[which]->name, (int64_t)which);
 	close(g_nl);

@@ -307,7 +307,7 @@ const FAILURES: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, (f: Failure, 
       ? { full: `linux.netDevices["${f.path}"]: the container's network namespace has a device named ${name} already` }
       : `linux.netDevices["${f.path}"]: move it into the container's network namespace as ${name}`;
   },
-  [ErrorCode.NETDEV_ADD_ADDRESS]: (f) => `linux.netDevices: add the addresses of ${f.path} back in the container's network namespace`,
+  [ErrorCode.NETDEV_ADD_ADDRESS]: (f) => `linux.netDevices: restore the addresses and up state of ${f.path} in the container's network namespace`,
   [ErrorCode.NETDEV_OPEN_NETNS]: (f) => `linux.netDevices: open the network namespace ${f.path}`,
   [ErrorCode.PIDFD_SOCKET_CONNECT]: (f) => `connect to pidfd socket ${f.path}`,
   [ErrorCode.PIDFD_OPEN]: (f) => `pidfd_open of process ${f.value}`,

@@ -9,6 +9,8 @@
  *           the init and said its pid, not ready yet), create-helper-ready,
  *           create-record-complete, create-pid-file
  *   delete: delete-killed, delete-cgroup-destroyed, delete-before-remove-dir
+ * and, only with the systemd driver (so not in CRASH_POINTS, which every create reaches):
+ * create-unit-started (the scope exists, its dirs are not on record yet).
  * Unset (always, outside the tests) this is one environment lookup.
  */
 export const CRASH_POINTS = [

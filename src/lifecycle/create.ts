@@ -8,7 +8,8 @@ import { TsrunError, errnoName, errnoText, formatProblem } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
 import { loadConfigFile } from "../spec/validate.ts";
 import { resolveRootfs } from "../spec/check-bundle.ts";
-import { planCgroup, claimCgroup, createCgroup, procsFiles, sharedCgroups, refuseUnavailableUnified, type CgroupState } from "../linux/cgroups/index.ts";
+import { claimCgroup, procsFiles, sharedCgroups, refuseUnavailableUnified, type CgroupState } from "../linux/cgroups/index.ts";
+import { planContainerCgroup, makeContainerCgroup } from "../linux/cgroups/driver.ts";
 import { procStat } from "../linux/proc.ts";
 import { checkPreservedFds } from "../linux/caller-fds.ts";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
@@ -108,7 +109,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   // those a create killed half-way may have made, for delete to remove.
   const idMapHelpers = rootlessPreflight(config, opts.rootless);
   refuseUnavailableUnified(config.linux?.resources?.unified);
-  const planned = planCgroup({ id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups });
+  const planned = await planContainerCgroup({
+    id: opts.id, cgroupsPath: config.linux?.cgroupsPath, systemd: opts.systemdCgroup, rootless: opts.rootless?.cgroups, unprivileged: opts.rootless?.unprivileged,
+  });
   let cgroup: CgroupState = claimCgroup(rootlessCgroup(planned, config, opts.rootless));
   const rdtConfig = config.linux?.intelRdt;
   const rdt: RdtPlan | undefined = rdtConfig ? planIntelRdt(opts.id, requestedIntelRdt(rdtConfig), probeResctrl(), { unprivileged: opts.rootless?.unprivileged }) : undefined;
@@ -135,12 +138,23 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   };
   let helper: HelperRun | undefined;
   let launched = false;
+  let releaseCgroup = async (): Promise<void> => {};
   try {
     // Recorded before it exists, so that a create killed half-way can be cleaned up by delete.
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
     logDebug("state dir locked, cgroup planned, first state write");
-    cgroup = createCgroup(cgroup, rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless), logWarn);
+    const made = await makeContainerCgroup(cgroup, {
+      id: opts.id,
+      resources: rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless),
+      warn: logWarn,
+      save: (s) => {
+        record.cgroup = s;
+        writeRecord(dir, record, dirIdentity);
+      },
+    });
+    releaseCgroup = made.release;
+    cgroup = made.state;
     record.cgroup = cgroup;
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-cgroup-created");
@@ -166,6 +180,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     launched = true;
     helper = await launchHelper({ $case: "create", value: plan }, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
+    await releaseCgroup();
     const stat = procStat(helper.pid);
     if (!stat) throw new TsrunError("container init exited during create");
     record.pid = helper.pid;
@@ -182,7 +197,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } catch (err) {
     helper?.abort();
     try {
-      if (isOwnStateDir(opts.root, record, dirIdentity)) destroyContainer(opts.root, record);
+      await releaseCgroup();
+      if (isOwnStateDir(opts.root, record, dirIdentity)) await destroyContainer(opts.root, record);
     } catch (cleanupErr) {
       logWarn((cleanupErr as Error).message);
     }

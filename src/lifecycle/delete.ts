@@ -15,7 +15,7 @@ export async function deleteContainer(root: string, id: string, force: boolean):
     throw new TsrunError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
   if (status === "paused" && record.cgroup) thaw(record.cgroup);
-  destroyContainer(root, record);
+  await destroyContainer(root, record);
   // After the container is gone, before delete returns; failures are only warnings.
   await runPoststopHooks(record);
 }

@@ -1,5 +1,5 @@
 /** Removing what create made: the processes, the cgroup, the state directory. Idempotent. */
-import { destroyCgroup } from "../linux/cgroups/index.ts";
+import { destroyContainerCgroup } from "../linux/cgroups/driver.ts";
 import { destroyIntelRdt } from "../linux/resctrl.ts";
 import { isSameLiveProcess, sleepMs } from "../linux/proc.ts";
 import { TsrunError, errnoText } from "../errors.ts";
@@ -22,12 +22,12 @@ export function killInit(record: ContainerRecord): void {
  * directory. If one of them cannot be removed the state directory stays, so that a later
  * `delete --force` can finish the job.
  */
-export function destroyContainer(root: string, record: ContainerRecord): void {
+export async function destroyContainer(root: string, record: ContainerRecord): Promise<void> {
   killInit(record);
   crashPoint("delete-killed");
   if (record.cgroup) {
     try {
-      destroyCgroup(record.cgroup);
+      await destroyContainerCgroup(record.cgroup);
     } catch (err) {
       throw new TsrunError(`cannot remove the cgroup of ${record.id}: ${err instanceof TsrunError ? err.message : errnoText(err)}`);
     }

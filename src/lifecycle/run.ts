@@ -26,7 +26,7 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
     await startContainer(opts.root, opts.id);
   } catch (err) {
     helper.abort();
-    destroyContainer(opts.root, record);
+    await destroyContainer(opts.root, record);
     await runPoststopHooks(record);
     throw err;
   }
@@ -39,7 +39,7 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
   }
   if (!opts.keep) {
     try {
-      destroyContainer(opts.root, loadContainer(opts.root, opts.id).record);
+      await destroyContainer(opts.root, loadContainer(opts.root, opts.id).record);
     } catch (err) {
       logWarn((err as Error).message);
     }

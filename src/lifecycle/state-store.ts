@@ -122,6 +122,13 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
 
+/** A systemd driver record: a scope's name, its slice, a manager's private socket (delete stops that unit). */
+function systemdUnitOf(v: unknown): boolean {
+  if (!isObject(v) || typeof v.unit !== "string" || typeof v.slice !== "string" || typeof v.socket !== "string") return false;
+  if (v.started !== undefined && typeof v.started !== "boolean") return false;
+  return /^[A-Za-z0-9:_.\\-]+\.scope$/.test(v.unit) && /^[A-Za-z0-9:_.\\-]+\.slice$/.test(v.slice) && v.socket.startsWith("/") && v.socket.endsWith("/systemd/private") && !v.socket.includes("/../");
+}
+
 function cgroupOf(v: unknown): CgroupState | undefined {
   if (!isObject(v) || !isObject(v.v1) || !strings(v.created)) return undefined;
   if (v.version !== "v1" && v.version !== "v2" && v.version !== "hybrid") return undefined;
@@ -129,6 +136,10 @@ function cgroupOf(v: unknown): CgroupState | undefined {
   if (!Object.values(v1).every((d) => typeof d === "string" && d.startsWith("/"))) return undefined;
   if (v.v2 !== undefined && (typeof v.v2 !== "string" || !v.v2.startsWith("/"))) return undefined;
   if (v.claimed !== undefined && !strings(v.claimed)) return undefined;
+  if (v.systemd !== undefined && !systemdUnitOf(v.systemd)) {
+    logWarn(`the state names ${JSON.stringify(v.systemd)} as the container's systemd unit, which is not a scope of a systemd manager: its cgroup is left alone`);
+    return undefined;
+  }
   // Once each: v1 controllers share dirs, and created and claimed repeat them (`list` checks
   // every container's record, three syscalls per dir).
   const dirs = [...new Set([...Object.values(v1), ...(v.v2 ? [v.v2] : []), ...v.created, ...(v.claimed ?? [])] as string[])];

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { TsrunError, errnoText, formatProblem } from "../errors.ts";
 import { logWarn } from "../log.ts";
-import { applyResources, refuseUnavailableUnified, type Resources } from "../linux/cgroups/index.ts";
+import { refuseUnavailableUnified, type Resources } from "../linux/cgroups/index.ts";
+import { updateContainerCgroup } from "../linux/cgroups/driver.ts";
 import { parseJsonText, validateConfig } from "../spec/validate.ts";
 import { loadContainer } from "./status.ts";
 import { rootlessResources } from "./rootless.ts";
@@ -81,7 +82,7 @@ export function resourcesFromFlags(base: LinuxResources, flags: Record<string, s
   return r;
 }
 
-export function updateContainer(root: string, id: string, opts: UpdateFlags): void {
+export async function updateContainer(root: string, id: string, opts: UpdateFlags): Promise<void> {
   const { record, status } = loadContainer(root, id);
   if (status === "stopped" || status === "creating") throw new TsrunError("container not running");
   if (!record.cgroup || !hasCgroupDirs(record.cgroup)) {
@@ -105,7 +106,7 @@ export function updateContainer(root: string, id: string, opts: UpdateFlags): vo
   if (rdt) updateIntelRdt(record.intelRdt, rdt, probeResctrl());
   // As at create: the default devices stay allowed whatever the new rules say.
   const applied: Resources = resources.devices ? withDefaultDeviceRules(resources as Resources) : (resources as Resources);
-  applyResources(record.cgroup, rootlessResources(applied, opts.rootless) ?? {}, logWarn);
+  await updateContainerCgroup(record.cgroup, rootlessResources(applied, opts.rootless) ?? {}, logWarn);
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   if (rdt) linux.intelRdt = { ...linux.intelRdt, ...rdt };

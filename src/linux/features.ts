@@ -36,7 +36,7 @@ export function features(libseccompVersion?: string): Record<string, unknown> {
     linux: {
       namespaces: SUPPORTED_NAMESPACES,
       capabilities: [...CAPABILITIES],
-      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
+      cgroup: { v1: true, v2: true, systemd: true, systemdUser: true, rdma: true },
       seccomp: { enabled: true, ...SECCOMP_FEATURES },
       apparmor: { enabled: true },
       // process.selinuxLabel, exec --process-label and linux.mountLabel are refused where SELinux is enabled.

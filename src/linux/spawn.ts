@@ -23,6 +23,10 @@ interface BunLike {
       onExit(proc: unknown, exitCode: number | null, signalCode: number | string | null, error?: Error): void;
     },
   ): { readonly stdio: (number | null)[]; readonly exitCode: number | null; readonly signalCode: string | null; kill(signal?: string): void };
+  spawn(
+    cmd: string[],
+    opts: { stdin: "pipe"; stdout: "ignore"; stderr: "ignore" },
+  ): { readonly pid: number; readonly stdin: { end(): void }; readonly exited: Promise<number>; kill(signal?: string): void };
   spawnSync(
     cmd: string[],
     opts: { stdin: Uint8Array | "pipe" | "ignore"; stdout: "pipe" | "ignore"; stderr: "pipe" },
@@ -72,6 +76,42 @@ export function runSync(file: string, args: string[], opts: { input?: Uint8Array
   } catch (err) {
     return { error: err as Error, status: null, signal: null, stdout: Buffer.alloc(0), stderr: "" };
   }
+}
+
+// ---------- a process that lives until its stdin is closed ----------
+
+export interface HeldProcess {
+  pid: number;
+  /** Closes its stdin and waits until it has exited. */
+  release(): Promise<void>;
+}
+
+/** Starts file with stdin a pipe (stdout and stderr discarded); it is expected to exit at EOF. */
+export function spawnHeld(file: string, args: string[]): HeldProcess {
+  const bun = bunRuntime();
+  if (bun) {
+    const proc = bun.spawn([file, ...args], { stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+    return {
+      pid: proc.pid,
+      release: async () => {
+        proc.stdin.end();
+        await proc.exited;
+      },
+    };
+  }
+  const child = childProcess().spawn(file, args, { stdio: ["pipe", "ignore", "ignore"] });
+  const exited = new Promise<void>((resolve) => {
+    child.on("exit", () => resolve());
+    child.on("error", () => resolve());
+  });
+  if (child.pid === undefined) throw new Error(`cannot run ${file}`);
+  return {
+    pid: child.pid,
+    release: async () => {
+      child.stdin!.end();
+      await exited;
+    },
+  };
 }
 
 // ---------- the helper, with its sync socket ----------

@@ -24,6 +24,7 @@ import {
   type Resources,
 } from "../../src/linux/cgroups/index.ts";
 import { findHierarchies, parseMountinfo } from "../../src/linux/cgroups/parse.ts";
+import { planContainerCgroup } from "../../src/linux/cgroups/driver.ts";
 
 if (process.getuid?.() !== 0 || !existsSync("/proc/self/cgroup")) {
   t.plan(0, "needs root and cgroups");
@@ -87,13 +88,13 @@ function allDirs(state: CgroupState): string[] {
 const quiet = (): void => {};
 
 t.test("plan on this host", async (t) => {
-  const s = planCgroup({ id: "abc", systemd: false });
+  const s = planCgroup({ id: "abc" });
   t.equal(s.version, hier.v1.length > 0 ? (hier.v2 ? "hybrid" : "v1") : "v2");
   if (s.v1.memory) t.match(s.v1.memory, /\/tsrun\/abc$/);
   if (hier.v2) t.equal(s.v2, join(hier.v2.mountPoint, "tsrun/abc"));
   t.same(s.created, []);
   if (!existsSync("/run/systemd/system")) {
-    t.throws(() => planCgroup({ id: "abc", cgroupsPath: "system.slice:tsrun:abc", systemd: true }), {
+    await t.rejects(planContainerCgroup({ id: "abc", cgroupsPath: "system.slice:tsrun:abc", systemd: true }), {
       message: "systemd cgroup driver: systemd is not running (no /run/systemd/system)",
     });
   }
@@ -101,7 +102,7 @@ t.test("plan on this host", async (t) => {
 
 t.test("create, apply, join, freeze, stats, signal, destroy", async (t) => {
   const root = testRoot(t);
-  const planned = planCgroup({ id: "x", cgroupsPath: `${root}/ctr`, systemd: false });
+  const planned = planCgroup({ id: "x", cgroupsPath: `${root}/ctr` });
   const resources: Resources = {
     memory: { limit: 64 << 20, reservation: 32 << 20, kernel: 1 },
     pids: { limit: 50 },
@@ -210,7 +211,7 @@ t.test("destroy removes exactly what it created", async (t) => {
   // A sibling that existed before: the shared parent and the sibling must stay.
   const mem = hier.v1.find((h) => h.controllers.includes("memory"))?.mountPoint ?? hier.v2!.mountPoint;
   mkdirSync(join(mem, root, "other"), { recursive: true });
-  const state = createCgroup(planCgroup({ id: "y", cgroupsPath: `${root}/ctr`, systemd: false }), undefined, quiet);
+  const state = createCgroup(planCgroup({ id: "y", cgroupsPath: `${root}/ctr` }), undefined, quiet);
   const memDir = state.v1.memory ?? state.v2!;
   t.notOk(state.created.includes(join(mem, root)), "a parent that existed is not recorded");
   // the container makes a sub-cgroup of its own
@@ -228,8 +229,8 @@ t.test("destroy removes exactly what it created", async (t) => {
 
 t.test("a shared parent stays while another container uses it", async (t) => {
   const root = testRoot(t);
-  const a = createCgroup(planCgroup({ id: "a", cgroupsPath: `${root}/a`, systemd: false }), undefined, quiet);
-  const b = createCgroup(planCgroup({ id: "b", cgroupsPath: `${root}/b`, systemd: false }), undefined, quiet);
+  const a = createCgroup(planCgroup({ id: "a", cgroupsPath: `${root}/a` }), undefined, quiet);
+  const b = createCgroup(planCgroup({ id: "b", cgroupsPath: `${root}/b` }), undefined, quiet);
   t.ok(a.created.length > b.created.length, "a made the parent, b did not");
   destroyCgroup(a);
   for (const d of allDirs(b)) t.ok(existsSync(d), `${d} still there`);
@@ -240,7 +241,7 @@ t.test("a shared parent stays while another container uses it", async (t) => {
 
 t.test("a failing create leaves nothing behind", async (t) => {
   const root = testRoot(t);
-  const planned = planCgroup({ id: "z", cgroupsPath: `${root}/ctr`, systemd: false });
+  const planned = planCgroup({ id: "z", cgroupsPath: `${root}/ctr` });
   let err: unknown;
   try {
     createCgroup(planned, { memory: { limit: 64 << 20 }, cpu: { cpus: "999" } }, quiet);
@@ -261,10 +262,10 @@ t.test("a failing create leaves nothing behind", async (t) => {
 
 t.test("joining a cgroup that has processes is refused", async (t) => {
   const root = testRoot(t);
-  const first = createCgroup(planCgroup({ id: "p", cgroupsPath: `${root}/ctr`, systemd: false }), undefined, quiet);
+  const first = createCgroup(planCgroup({ id: "p", cgroupsPath: `${root}/ctr` }), undefined, quiet);
   const child = sleeper(t);
   join2(first, child.pid!);
-  t.throws(() => createCgroup(planCgroup({ id: "q", cgroupsPath: `${root}/ctr`, systemd: false }), undefined, quiet), /is not empty: 1 process\(es\) found/);
+  t.throws(() => createCgroup(planCgroup({ id: "q", cgroupsPath: `${root}/ctr` }), undefined, quiet), /is not empty: 1 process\(es\) found/);
   for (const d of allDirs(first)) t.ok(existsSync(d), "the other one's dirs stay");
   destroyCgroup(first);
   await exited(child);
@@ -294,7 +295,7 @@ t.test("cgroup2 only: cgroup.freeze, cgroup.kill", { skip: hier.v2 ? false : "no
 
 t.test("destroy of a frozen container", async (t) => {
   const root = testRoot(t);
-  const state = createCgroup(planCgroup({ id: "f", cgroupsPath: `${root}/ctr`, systemd: false }), { pids: { limit: 10 } }, quiet);
+  const state = createCgroup(planCgroup({ id: "f", cgroupsPath: `${root}/ctr` }), { pids: { limit: 10 } }, quiet);
   const child = sleeper(t);
   join2(state, child.pid!);
   freeze(state);
@@ -306,7 +307,7 @@ t.test("destroy of a frozen container", async (t) => {
 t.test("OOM kills are counted", async (t) => {
   const root = testRoot(t);
   const memory: Resources["memory"] = { limit: 8 << 20 };
-  const state0 = planCgroup({ id: "o", cgroupsPath: `${root}/ctr`, systemd: false });
+  const state0 = planCgroup({ id: "o", cgroupsPath: `${root}/ctr` });
   const memDir = state0.v1.memory;
   const swapFile = memDir ? "memory.memsw.limit_in_bytes" : "memory.swap.max";
   const memRoot = memDir ? hier.v1.find((h) => h.controllers.includes("memory"))!.mountPoint : hier.v2!.mountPoint;
@@ -328,7 +329,7 @@ t.test("OOM kills are counted", async (t) => {
 
 t.test("SIGKILL to a paused container takes effect", async (t) => {
   const root = testRoot(t);
-  const state = createCgroup(planCgroup({ id: "k", cgroupsPath: `${root}/ctr`, systemd: false }), undefined, quiet);
+  const state = createCgroup(planCgroup({ id: "k", cgroupsPath: `${root}/ctr` }), undefined, quiet);
   const a = sleeper(t);
   const b = sleeper(t);
   join2(state, a.pid!);

@@ -90,6 +90,7 @@ t.test("netDevices: a host device moves into the container's new network namespa
   const r = tsrun(["run", "--bundle", b.dir, containerId()], { root });
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /ctr7 +inet 10\.213\.7\.1\/24 /, "renamed, and its permanent address added again");
+  t.match(r.stdout, /: ctr7@\S+: <[^>]*\bUP\b[^>]*>/, "up, as it was on the host");
   t.notOk(onHost(v.host), "no longer on the host");
   // The container's namespace is gone, and with it (the kernel cleans namespaces up a moment
   // later) the virtual device and its peer.

@@ -19,6 +19,8 @@ export interface BundleOptions {
    * readonly false). Default: root.path is the shared rootfs, read-only.
    */
   copyRootfs?: boolean;
+  /** Where the bundle dir is made; default os.tmpdir(). */
+  parent?: string;
 }
 
 export interface Bundle {
@@ -42,7 +44,7 @@ export function baseConfig(args: string[] = ["/bin/true"]): ConfigObject {
  * baseConfig(opts.args) after opts.config. Removed when t ends (after leakCheck looked).
  */
 export function makeBundle(t: TestLike, opts: BundleOptions = {}): Bundle {
-  const dir = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-")));
+  const dir = realDir(fs.mkdtempSync(path.join(opts.parent ?? os.tmpdir(), "tsrun-test-")));
   removeAtTeardown(t, dir, "bundle");
   // Traversable by the ids a user-namespaced container maps root to.
   fs.chmodSync(dir, 0o711);

@@ -220,6 +220,11 @@ export class CriClient {
     return { state: ContainerState[pbInt(status, 3)] ?? "?", exitCode: pbInt(status, 7), reason: pbString(status, 10), message: pbString(status, 11) };
   }
 
+  /** UpdateContainerResources with a new memory limit (LinuxContainerResources.memory_limit_in_bytes). */
+  async updateMemoryLimit(id: string, bytes: number): Promise<void> {
+    await grpcCall(this.socket, `${RUNTIME}UpdateContainerResources`, pb([1, id], [2, pb([4, bytes])]));
+  }
+
   async execSync(id: string, cmd: string[], timeoutSeconds = 30): Promise<{ stdout: string; stderr: string; exitCode: number }> {
     const r = unpb(await grpcCall(this.socket, `${RUNTIME}ExecSync`, pb([1, id], [2, cmd], [3, timeoutSeconds])));
     return { stdout: pbString(r, 1), stderr: pbString(r, 2), exitCode: pbInt(r, 3) };

@@ -97,8 +97,8 @@ export interface Workspace {
   calls: string;
 }
 
-export function makeWorkspace(name: string): Workspace {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tsrun-mgr-${name}-`));
+export function makeWorkspace(name: string, parent = os.tmpdir()): Workspace {
+  const dir = fs.mkdtempSync(path.join(parent, `tsrun-mgr-${name}-`));
   fs.chmodSync(dir, 0o755);
   fs.mkdirSync(path.join(dir, "bin"));
   const wrapper = path.join(dir, "bin", "tsrun");

@@ -13,7 +13,9 @@
  *   controller is mounted (hybrid hosts too); otherwise an eBPF device program
  *   (device-program.ts) that the helper attaches to the cgroup2 dir (a DeviceFilterPlan),
  *   replacing the one attached before. Allow-all needs nothing.
- * - The systemd driver is not implemented: it fails clearly, never falls back to cgroupfs.
+ * - The systemd driver (--systemd-cgroup, systemd/) has systemd make the container's scope and
+ *   then uses this module for everything done in the scope's dirs; driver.ts decides which
+ *   driver a container has.
  * - Stats numbers are doubles: values above 2^53 (unlimited limits) are approximate.
  *
  * Import cost matters (`state` and `list` only need isFrozen): nothing here runs at import time.
@@ -59,14 +61,10 @@ function words(text: string | undefined): string[] {
 }
 
 /**
- * Where the container's cgroups are (no filesystem changes). Default path "/tsrun/<id>";
- * a relative cgroupsPath is below the caller's own cgroup in each hierarchy.
+ * Where the container's cgroups are with the cgroupfs driver (no filesystem changes). Default
+ * path "/tsrun/<id>"; a relative cgroupsPath is below the caller's own cgroup in each hierarchy.
  */
-export function planCgroup(opts: { id: string; cgroupsPath?: string; systemd: boolean; rootless?: boolean }): CgroupState {
-  if (opts.systemd) {
-    if (!existsSync("/run/systemd/system")) throw new TsrunError("systemd cgroup driver: systemd is not running (no /run/systemd/system)");
-    throw new TsrunError("systemd cgroup driver: not supported yet (run without --systemd-cgroup to use the cgroupfs driver)");
-  }
+export function planCgroup(opts: { id: string; cgroupsPath?: string; rootless?: boolean }): CgroupState {
   const mounts = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
   const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
   return planPaths(opts, findHierarchies(mounts), self);
@@ -296,9 +294,10 @@ function removeTree(dir: string, deadline: number): void {
 
 /**
  * Makes the container's cgroup dirs and applies `resources`. On any failure removes what it made
- * and throws. Returns the state with `created` filled in.
+ * and throws. Returns the state with `created` filled in. A dir that exists already must hold no
+ * process, unless it is in `madeByUnit` (the systemd driver's scope, holding its placeholder).
  */
-export function createCgroup(state: CgroupState, resources: Resources | undefined, warn: WarnFn = defaultWarn): CgroupState {
+export function createCgroup(state: CgroupState, resources: Resources | undefined, warn: WarnFn = defaultWarn, madeByUnit: ReadonlySet<string> = new Set()): CgroupState {
   const created: string[] = [];
   const { claimed: _claimed, ...planned } = state;
   const next: CgroupState = { ...planned, v1: { ...state.v1 }, created: [...state.created] };
@@ -307,7 +306,7 @@ export function createCgroup(state: CgroupState, resources: Resources | undefine
     for (const d of dirs) mkdirP(d, created);
     crashPoint("create-cgroup-dirs");
     for (const d of dirs) {
-      if (created.includes(d)) continue;
+      if (created.includes(d) || madeByUnit.has(d)) continue;
       const n = readProcs(d).length;
       if (n > 0) throw new TsrunError(`cgroup: ${d} is not empty: ${n} process(es) found`);
     }
@@ -402,7 +401,8 @@ function dirFor(state: CgroupState, h: Hier, controller: string): string | undef
   return h === "v1" ? state.v1[controller] : state.v2;
 }
 
-function hostView(state: CgroupState): HostView {
+/** What mapResources needs to know of the container's dirs. */
+export function hostView(state: CgroupState): HostView {
   const view: HostView = {
     v1: new Set(Object.keys(state.v1)),
     exists: (h, c, f) => {
@@ -440,7 +440,11 @@ export function attachDeviceProgram(dir: string, program: Uint8Array): void {
 
 /** Applies linux.resources (create and `update`). Throws a TsrunError naming the file and value. */
 export function applyResources(state: CgroupState, resources: Resources, warn: WarnFn = defaultWarn): void {
-  const writes = mapResources(resources, hostView(state), warn);
+  applyWrites(state, mapResources(resources, hostView(state), warn));
+}
+
+/** Carries out mapResources' writes in the container's dirs. */
+export function applyWrites(state: CgroupState, writes: readonly CgroupWrite[]): void {
   const deferred: CgroupWrite[] = [];
   const check = (w: CgroupWrite, path: string): void => {
     if (!w.verify) return;

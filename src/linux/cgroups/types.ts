@@ -19,6 +19,27 @@ export interface CgroupState {
    * that was there before, which may hold another container's processes).
    */
   claimed?: string[];
+  /**
+   * The systemd driver's unit (--systemd-cgroup): recorded before the unit is started, so that
+   * a create killed half-way leaves its name for delete. Its cgroup dirs (v1, v2) are known
+   * once systemd has made them; `created` then holds only the dirs tsrun made itself (in the
+   * hierarchies systemd does not manage), and systemd removes its own when the unit stops.
+   */
+  systemd?: SystemdUnit;
+}
+
+export interface SystemdUnit {
+  /** The scope, "prefix-name.scope". */
+  unit: string;
+  /** The slice it is in ("system.slice"). */
+  slice: string;
+  /** The manager's private socket: /run/systemd/private, or a user manager's. */
+  socket: string;
+  /**
+   * Set once this container's create has started the unit. Until then the name may be another
+   * container's unit (StartTransientUnit refuses a name in use): a failed create must not touch it.
+   */
+  started?: boolean;
 }
 
 /** Called with a one-line message for a setting that is skipped rather than applied. */
