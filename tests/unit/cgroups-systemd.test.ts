@@ -97,8 +97,11 @@ t.test("propertiesForWrites: cgroup v2", async (t) => {
 
 t.test("the writes of mapResources map to properties (one table of choices)", async (t) => {
   const host: HostView = { v1: new Set(["memory", "cpu", "pids"]), exists: () => true, read: () => undefined };
-  const writes = mapResources({ memory: { limit: 1 << 30 }, cpu: { shares: 256 }, pids: { limit: 0 } }, host, () => {});
+  const writes = mapResources({ memory: { limit: 1 << 30 }, cpu: { shares: 256 }, pids: { limit: -1 } }, host, () => {});
   t.same(asMap(propertiesForWrites(writes, () => undefined)), { MemoryLimit: `t:"${1 << 30}"`, CPUShares: 't:"256"', TasksMax: `t:"${INFINITY}"` });
+  // runtime-spec 1.3.0: 0 is a limit (no new process), only a negative value is unlimited.
+  const none = mapResources({ pids: { limit: 0 } }, host, () => {});
+  t.same(asMap(propertiesForWrites(none, () => undefined)), { TasksMax: 't:"0"' });
 });
 
 t.test("listToMask and quotaPerSec", async (t) => {
@@ -118,7 +121,7 @@ t.test("deviceProperties: the allow list systemd applies is the rules' result", 
     (props[2]![1][1] as [string, string][]).sort(),
     [
       ["block-*", "m"], ["char-*", "m"], ["/dev/char/1:3", "rwm"], ["/dev/char/1:5", "rwm"], ["/dev/char/1:7", "rwm"], ["/dev/char/1:8", "rwm"],
-      ["/dev/char/1:9", "rwm"], ["/dev/char/5:0", "rwm"], ["/dev/char/5:1", "rwm"], ["/dev/char/5:2", "rwm"], ["char-136", "rwm"], ["/dev/char/10:200", "rwm"],
+      ["/dev/char/1:9", "rwm"], ["/dev/char/5:0", "rwm"], ["/dev/char/5:2", "rwm"], ["char-136", "rwm"], ["/dev/char/10:200", "rwm"],
     ].sort(),
   );
   t.same(deviceProperties([{ allow: true, access: "rwm" }, ...DEFAULT_DEVICE_RULES]), [["DevicePolicy", ["s", "auto"]], ["DeviceAllow", ["a(ss)", []]]], "allow all");
