@@ -415,6 +415,17 @@ static void hide_host_proc_and_sys(const char *rootfs)
 	free(points);
 }
 
+/* The rootfs as the fd everything in it is resolved from, and its mount (node_place). */
+static void open_rootfs(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
+{
+	rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rc->rootfd < 0)
+		die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
+	if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
+		die(ERR(MOUNT_ID), errno, c->rootfs, 0);
+	g_have_rootfs_mnt = true;
+}
+
 void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 {
 	unsigned long prop = c->rootfs_propagation;
@@ -427,12 +438,7 @@ void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 		 * for good; TypeScript refuses rootfsPropagation and a read-only root here). Each
 		 * mount is reported to the helper's parent, which undoes them if the create fails. */
 		host_mounts_track();
-		rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (rc->rootfd < 0)
-			die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
-		if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
-			die(ERR(MOUNT_ID), errno, c->rootfs, 0);
-		g_have_rootfs_mnt = true;
+		open_rootfs(c, rc);
 		return;
 	}
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
@@ -442,12 +448,7 @@ void rootfs_prepare(const Tsrun__CreatePlan *c, struct rootfs_ctx *rc)
 		make_rootfs_parent_private(c->rootfs);
 	if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die(ERR(ROOTFS_BIND), errno, c->rootfs, 0);
-	rc->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rc->rootfd < 0)
-		die(ERR(ROOTFS_OPEN), errno, c->rootfs, 0);
-	if (mount_id_of(rc->rootfd, &g_rootfs_mnt) < 0)
-		die(ERR(MOUNT_ID), errno, c->rootfs, 0);
-	g_have_rootfs_mnt = true;
+	open_rootfs(c, rc);
 }
 
 /* tmpcopyup: copies the tree under the directory fd `from` (the directory as it was before
