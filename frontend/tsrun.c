@@ -1,11 +1,14 @@
 /*
- * tsrun's front end: the `tsrun` managers call. A Bun start-up costs about 8 ms of CPU, more
- * than `start` of a container without start hooks needs (one byte into exec.fifo). So this
- * program does that one case itself, from ROOT/ID/start.fast, which create writes only when
- * start has nothing else to do (src/lifecycle/create.ts), and hands everything else, unchanged,
- * to the Bun executable tsrun-main. It decides nothing: whenever the fast path is not certain to
- * do what the TypeScript start would do, it execs tsrun-main, which then gives the same answer
- * and the same error text as before.
+ * tsrun's front end: the `tsrun` managers call. A Bun start-up costs about 4 ms and 8 ms of CPU,
+ * more than the commands that only read or signal need. So this program does four of them
+ * itself, from ROOT/ID/fast, which create writes with everything decided
+ * (src/lifecycle/fast-path.ts): `start` without start hooks (one byte into exec.fifo), `state`
+ * (the text for the status it finds), `kill ID [N]` (one signal to the init) and `delete` of a
+ * stopped container without poststop hooks (rmdir of the listed cgroup dirs, then the state
+ * dir). Everything else, unchanged, goes to the Bun executable tsrun-main. It decides nothing:
+ * whenever a fast path is not certain to do what the TypeScript command would do (an error, an
+ * option it does not know, a status the file has nothing for), it execs tsrun-main, which then
+ * gives the same answer and the same error text as before.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -177,68 +182,171 @@ static const char *parse_digits(const char *p, size_t max_len, const char **digi
   return p;
 }
 
-/*
- * start.fast: "1 PID STARTTIME\n". True when that process is still the container's init and
- * alive (src/linux/proc.ts isSameLiveProcess()).
- */
-static int init_alive(const char *fast_path) {
-  char buf[128];
-  if (read_small(fast_path, buf, sizeof buf) < 0) return 0;
-  if (strncmp(buf, "1 ", 2) != 0) return 0;
-  const char *pid, *start;
-  size_t pid_len, start_len;
-  const char *p = parse_digits(buf + 2, 10, &pid, &pid_len);
-  if (!p || *p != ' ') return 0;
-  p = parse_digits(p + 1, 20, &start, &start_len);
-  if (!p || strcmp(p, "\n") != 0) return 0;
-  if (pid[0] == '0') return 0;
+/* ---- ROOT/ID/fast (src/lifecycle/fast-path.ts) ---------------------------------------------- */
 
-  char stat_path[64], stat[1024];
-  snprintf(stat_path, sizeof stat_path, "/proc/%.*s/stat", (int)pid_len, pid);
-  if (read_small(stat_path, stat, sizeof stat) < 0) return 0;
-  /* The command name (field 2) may hold spaces and parentheses: fields resume after the last ")". */
-  char *f = strrchr(stat, ')');
-  if (!f || f[1] != ' ') return 0;
-  f += 2;
-  if (f[0] == 'Z' || f[0] == 'X' || f[0] == '\0') return 0;
-  for (int field = 3; field < 22; field++) {
-    f = strchr(f, ' ');
-    if (!f) return 0;
-    f++;
-  }
-  return strncmp(f, start, start_len) == 0 && (f[start_len] == ' ' || f[start_len] == '\n' || f[start_len] == '\0');
+#define FAST_MAX (1u << 20)
+#define MAX_DELETE_STEPS 64
+
+struct fast {
+  char *buf;
+  const char *pid, *start_time; /* digits, as /proc/PID/stat has them */
+  size_t pid_len, start_len;
+  int start_ok, delete_ok;
+  const char *freezer_kind, *freezer_file; /* "v1"/"v2" and a NUL-terminated path, or NULL */
+  const char *state[4];                    /* created, running, paused, stopped */
+  size_t state_len[4];
+  long kill_default, kill_max;
+  const char *delete_dir[MAX_DELETE_STEPS]; /* NUL-terminated paths, in order */
+  int delete_leaf[MAX_DELETE_STEPS];
+  size_t n_delete;
+};
+
+enum { ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
+static const char *const STATUS_NAMES[4] = { "created", "running", "paused", "stopped" };
+
+/* A value that must be a plain number as fast-path.ts writes it. */
+static long small_number(const char *v, size_t len) {
+  const char *digits;
+  size_t n;
+  if (len == 0 || len > 6) return -1;
+  const char *end = parse_digits(v, 6, &digits, &n);
+  if (!end || end != v + len) return -1;
+  return strtol(digits, NULL, 10);
 }
 
-int main(int argc, char **argv) {
-  const char *root = NULL, *log = NULL, *log_format = NULL;
-  int i = 1;
-  for (; i < argc && argv[i][0] == '-'; i++) {
-    if (!take_option(argc, argv, &i, "--root", &root) && !take_option(argc, argv, &i, "--log-format", &log_format) &&
-        !take_option(argc, argv, &i, "--log", &log))
-      exec_main(argv);
+/* A value that names a host path: absolute, no NUL. It is made a C string in place. */
+static const char *path_value(char *v, size_t len) {
+  if (len == 0 || v[0] != '/' || memchr(v, '\0', len)) return NULL;
+  v[len] = '\0'; /* the record's own "\n" */
+  return v;
+}
+
+/* Reads and checks ROOT/ID/fast; 0 when it cannot be used as it is. */
+static int read_fast(const char *path, struct fast *f) {
+  memset(f, 0, sizeof *f);
+  f->kill_default = f->kill_max = -1;
+  f->buf = malloc(FAST_MAX);
+  if (!f->buf) return 0;
+  ssize_t n = read_small(path, f->buf, FAST_MAX);
+  if (n < 0) return 0;
+  const char *head = "tsrun-fast 2\n";
+  if (strncmp(f->buf, head, strlen(head)) != 0) return 0;
+  char *p = f->buf + strlen(head), *end = f->buf + n;
+  int have_init = 0;
+  while (p < end) {
+    char *sp = memchr(p, ' ', (size_t)(end - p));
+    if (!sp) return 0;
+    const char *digits;
+    size_t dlen;
+    const char *q = parse_digits(sp + 1, 7, &digits, &dlen);
+    if (!q || *q != '\n') return 0;
+    size_t len = (size_t)strtoul(digits, NULL, 10);
+    char *v = (char *)q + 1;
+    if ((size_t)(end - v) < len + 1 || v[len] != '\n') return 0;
+    size_t nl = (size_t)(sp - p);
+#define NAME(lit) (nl == sizeof(lit) - 1 && memcmp(p, lit, nl) == 0)
+    if (NAME("init")) {
+      const char *r = parse_digits(v, 10, &f->pid, &f->pid_len);
+      if (!r || *r != ' ') return 0;
+      r = parse_digits(r + 1, 20, &f->start_time, &f->start_len);
+      if (!r || r != v + len) return 0;
+      have_init = 1;
+    } else if (NAME("start")) {
+      if (len != 0) return 0;
+      f->start_ok = 1;
+    } else if (NAME("freezer")) {
+      if (len < 4 || (memcmp(v, "v1 ", 3) != 0 && memcmp(v, "v2 ", 3) != 0)) return 0;
+      v[2] = '\0';
+      f->freezer_kind = v;
+      if (!(f->freezer_file = path_value(v + 3, len - 3))) return 0;
+    } else if (nl > 6 && memcmp(p, "state.", 6) == 0) {
+      int k = -1;
+      for (int i = 0; i < 4; i++)
+        if (nl - 6 == strlen(STATUS_NAMES[i]) && memcmp(p + 6, STATUS_NAMES[i], nl - 6) == 0) k = i;
+      if (k < 0) return 0;
+      f->state[k] = v;
+      f->state_len[k] = len;
+    } else if (NAME("kill.default")) {
+      if ((f->kill_default = small_number(v, len)) < 0) return 0;
+    } else if (NAME("kill.max")) {
+      if ((f->kill_max = small_number(v, len)) < 0) return 0;
+    } else if (NAME("delete")) {
+      if (len != 0) return 0;
+      f->delete_ok = 1;
+    } else if (NAME("delete.leaf") || NAME("delete.parent")) {
+      if (!f->delete_ok || f->n_delete == MAX_DELETE_STEPS) return 0;
+      f->delete_leaf[f->n_delete] = NAME("delete.leaf");
+      if (!(f->delete_dir[f->n_delete] = path_value(v, len))) return 0;
+      f->n_delete++;
+    } else {
+      return 0; /* a record this front end does not know: not certain what it means */
+    }
+#undef NAME
+    p = v + len + 1;
   }
-  if (argc - i != 2 || strcmp(argv[i], "start") != 0 || !valid_id(argv[i + 1])) exec_main(argv);
-  const char *id = argv[i + 1];
-  if (log_format && strcmp(log_format, "json") != 0 && strcmp(log_format, "text") != 0) exec_main(argv);
-  if (!root) {
-    /* Anyone else's default root is src/linux/rootless.ts's to choose. */
-    if (geteuid() != 0 || getenv("XDG_RUNTIME_DIR") != NULL) exec_main(argv);
-    root = "/run/tsrun";
+  if (!have_init || f->kill_default < 0 || f->kill_max < 0) return 0;
+  for (int i = 0; i < 4; i++)
+    if (!f->state[i]) return 0;
+  return 1;
+}
+
+/* True when the init the record names is still alive (src/linux/proc.ts isSameLiveProcess()). */
+static int init_alive(const struct fast *f) {
+  char stat_path[64], stat[1024];
+  snprintf(stat_path, sizeof stat_path, "/proc/%.*s/stat", (int)f->pid_len, f->pid);
+  if (read_small(stat_path, stat, sizeof stat) < 0) return 0;
+  /* The command name (field 2) may hold spaces and parentheses: fields resume after the last ")". */
+  char *p = strrchr(stat, ')');
+  if (!p || p[1] != ' ') return 0;
+  p += 2;
+  if (p[0] == 'Z' || p[0] == 'X' || p[0] == '\0') return 0;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    p++;
   }
-  if (!plain_root(root)) exec_main(argv);
+  return strncmp(p, f->start_time, f->start_len) == 0 &&
+         (p[f->start_len] == ' ' || p[f->start_len] == '\n' || p[f->start_len] == '\0');
+}
 
-  char dir[PATH_MAX + 8], path[PATH_MAX + 32];
-  int len = snprintf(dir, sizeof dir, "%s/%s", root, id);
-  if (len < 0 || (size_t)len >= PATH_MAX) exec_main(argv);
+/* As src/lifecycle/state-store.ts computeStatus() for a complete record; -1: not certain. */
+static int status_of(const struct fast *f, const char *dir) {
+  char path[PATH_MAX + 32], text[4096];
+  if (!init_alive(f)) return ST_STOPPED;
+  snprintf(path, sizeof path, "%s/exec.fifo", dir);
+  if (access(path, F_OK) == 0) return ST_CREATED;
+  if (errno != ENOENT) return -1;
+  if (!f->freezer_kind) return ST_RUNNING;
+  /* src/linux/cgroups/index.ts isFrozen(); a file it cannot read counts as not frozen there too */
+  if (read_small(f->freezer_file, text, sizeof text) < 0) return ST_RUNNING;
+  if (strcmp(f->freezer_kind, "v1") == 0) {
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\t')) text[--n] = '\0';
+    return strcmp(text, "FROZEN") == 0 ? ST_PAUSED : ST_RUNNING;
+  }
+  for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    if (strncmp(line, "frozen ", 7) == 0) return (line[7] == '1' && (line[8] == '\n' || line[8] == '\0')) ? ST_PAUSED : ST_RUNNING;
+  }
+  return ST_RUNNING;
+}
 
-  /* As src/log.ts: the log file is made before the command runs (a failure is tsrun-main's to report). */
-  int log_fd = -1;
-  if (log && (log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) exec_main(argv);
-  if (log_fd >= 0 && close(log_fd) < 0) exec_main(argv);
+static int write_all_out(const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(1, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
 
-  snprintf(path, sizeof path, "%s/start.fast", dir);
-  if (!init_alive(path)) exec_main(argv);
-  /* start.fast is only written without start hooks; a status fifo means they are there after all. */
+/* ---- the four commands ------------------------------------------------------------------------- */
+
+static int fast_start(char **argv, const struct fast *f, const char *dir) {
+  char path[PATH_MAX + 32];
+  if (!f->start_ok || status_of(f, dir) != ST_CREATED) exec_main(argv);
+  /* fast is only written with start ok without start hooks; a status fifo means they are there after all. */
   snprintf(path, sizeof path, "%s/start-status.fifo", dir);
   if (access(path, F_OK) == 0 || errno != ENOENT) exec_main(argv);
 
@@ -271,4 +379,149 @@ int main(int argc, char **argv) {
     /* the byte is in the pipe: the init has been released */
   }
   return 0;
+}
+
+static int fast_state(char **argv, const struct fast *f, const char *dir) {
+  int st = status_of(f, dir);
+  if (st < 0 || write_all_out(f->state[st], f->state_len[st]) < 0) exec_main(argv);
+  return 0;
+}
+
+/* kill ID [N]: one signal to the init, through a pidfd taken while it is still the init. */
+static int fast_kill(char **argv, const struct fast *f, const char *dir, const char *sig) {
+  long signo = f->kill_default;
+  if (sig) {
+    signo = small_number(sig, strlen(sig));
+    if (signo < 0 || signo > f->kill_max) exec_main(argv);
+  }
+  int st = status_of(f, dir);
+  if (st != ST_CREATED && st != ST_RUNNING && st != ST_PAUSED) exec_main(argv);
+  int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)strtol(f->pid, NULL, 10), 0);
+  if (pidfd < 0) exec_main(argv);
+  /* The pid may have been reused between the check and pidfd_open: checked again through it. */
+  if (!init_alive(f) || syscall(SYS_pidfd_send_signal, pidfd, (int)signo, NULL, 0) < 0) {
+    if (close(pidfd) < 0) {
+      /* tsrun-main is next either way */
+    }
+    exec_main(argv);
+  }
+  if (close(pidfd) < 0) {
+    /* the signal was sent */
+  }
+  return 0;
+}
+
+/* A container cgroup dir of a stopped container: no process and no sub-cgroup left, or leave it to tsrun-main. */
+static int leaf_empty(const char *dir) {
+  char path[PATH_MAX + 32], procs[64];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  if (read_small(path, procs, sizeof procs) != 0) return 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int ok = 1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) ok = 0;
+  closedir(d);
+  return ok;
+}
+
+/* The state dir holds files only (state.json last): anything else is tsrun-main's to remove. */
+static int remove_state_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int fd = dirfd(d), ok = 1, has_record = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN) {
+      ok = 0;
+      continue;
+    }
+    if (strcmp(e->d_name, "state.json") == 0) {
+      has_record = 1;
+      continue;
+    }
+    if (ok && unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT) ok = 0;
+  }
+  if (ok && has_record && unlinkat(fd, "state.json", 0) < 0 && errno != ENOENT) ok = 0;
+  closedir(d);
+  if (!ok || !has_record) return -1;
+  return rmdir(dir);
+}
+
+/* delete [--force] ID of a stopped container: the cgroup dirs in removalOrder()'s order, then the state dir. */
+static int fast_delete(char **argv, const struct fast *f, const char *dir) {
+  char path[PATH_MAX + 32];
+  if (!f->delete_ok || status_of(f, dir) != ST_STOPPED) exec_main(argv);
+  snprintf(path, sizeof path, "%s/state.json", dir);
+  if (access(path, F_OK) < 0) exec_main(argv);
+  for (size_t i = 0; i < f->n_delete; i++) {
+    const char *d = f->delete_dir[i];
+    if (f->delete_leaf[i]) {
+      if (access(d, F_OK) < 0) {
+        if (errno == ENOENT) continue;
+        exec_main(argv);
+      }
+      if (!leaf_empty(d) || (rmdir(d) < 0 && errno != ENOENT)) exec_main(argv);
+    } else if (rmdir(d) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY && errno != EEXIST) {
+      exec_main(argv);
+    }
+  }
+  /* A failure here leaves the rest to tsrun-main, which removes what is left the same way. */
+  if (remove_state_dir(dir) < 0) exec_main(argv);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *root = NULL, *log = NULL, *log_format = NULL;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!take_option(argc, argv, &i, "--root", &root) && !take_option(argc, argv, &i, "--log-format", &log_format) &&
+        !take_option(argc, argv, &i, "--log", &log))
+      exec_main(argv);
+  }
+  if (i >= argc) exec_main(argv);
+  const char *cmd = argv[i++];
+  const char *id = NULL, *sig = NULL;
+  /* Exactly the forms below; any other option or operand is tsrun-main's. */
+  if (strcmp(cmd, "start") == 0 || strcmp(cmd, "state") == 0) {
+    if (argc - i != 1) exec_main(argv);
+    id = argv[i];
+  } else if (strcmp(cmd, "kill") == 0) {
+    if (argc - i != 1 && argc - i != 2) exec_main(argv);
+    id = argv[i];
+    if (argc - i == 2) sig = argv[i + 1];
+  } else if (strcmp(cmd, "delete") == 0) {
+    if (argc - i == 2 && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)) i++;
+    if (argc - i != 1) exec_main(argv);
+    id = argv[i];
+  } else {
+    exec_main(argv);
+  }
+  if (!valid_id(id)) exec_main(argv);
+  if (log_format && strcmp(log_format, "json") != 0 && strcmp(log_format, "text") != 0) exec_main(argv);
+  if (!root) {
+    /* Anyone else's default root is src/linux/rootless.ts's to choose. */
+    if (geteuid() != 0 || getenv("XDG_RUNTIME_DIR") != NULL) exec_main(argv);
+    root = "/run/tsrun";
+  }
+  if (!plain_root(root)) exec_main(argv);
+
+  char dir[PATH_MAX + 8], path[PATH_MAX + 32];
+  int len = snprintf(dir, sizeof dir, "%s/%s", root, id);
+  if (len < 0 || (size_t)len >= PATH_MAX) exec_main(argv);
+
+  /* As src/log.ts: the log file is made before the command runs (a failure is tsrun-main's to report). */
+  int log_fd = -1;
+  if (log && (log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) exec_main(argv);
+  if (log_fd >= 0 && close(log_fd) < 0) exec_main(argv);
+
+  struct fast f;
+  snprintf(path, sizeof path, "%s/fast", dir);
+  if (!read_fast(path, &f)) exec_main(argv);
+  if (strcmp(cmd, "start") == 0) return fast_start(argv, &f, dir);
+  if (strcmp(cmd, "state") == 0) return fast_state(argv, &f, dir);
+  if (strcmp(cmd, "kill") == 0) return fast_kill(argv, &f, dir, sig);
+  return fast_delete(argv, &f, dir);
 }

@@ -20,7 +20,7 @@ import { lockNewContainer, writeRecord, execFifoPath, validateId, stateDirIdenti
 import { destroyContainer } from "./destroy.ts";
 import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
 import { crashPoint } from "./crash-point.ts";
-import { writeStartFast } from "./start.ts";
+import { writeFastFile } from "./fast-path.ts";
 import { rootlessPreflight, rootlessCgroup, rootlessResources, type RootlessContext } from "./rootless.ts";
 import { SPEC_VERSION } from "../version.ts";
 import { applyIntelRdt, planIntelRdt, probeResctrl, rdtTasksFiles, requestedIntelRdt, type RdtPlan } from "../linux/resctrl.ts";
@@ -189,7 +189,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-complete");
     // run starts it here, in this process.
-    if (!opts.foreground) writeStartFast(dir, record);
+    writeFastFile(dir, record, { startFast: !opts.foreground });
     logDebug("state written");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");

@@ -1,30 +1,10 @@
 /** start: release the waiting init through exec.fifo. */
 import { openSync, writeSync, closeSync, unlinkSync, constants } from "node:fs";
-import { join } from "node:path";
 import { TsrunError, errnoText } from "../errors.ts";
 import { errnoWords } from "../boundary/errno.ts";
-import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { execFifoPath, containerDir, type ContainerRecord } from "./state-store.ts";
 import { loadContainer } from "./status.ts";
-import { StartHookStatus, runPoststartHooks, hooksOf } from "./hooks.ts";
-
-/**
- * ROOT/ID/start.fast, for frontend/tsrun.c (the `tsrun` executable), which then starts the
- * container itself without a Bun start-up: "1 PID STARTTIME\n" (format version, the init's pid
- * and its start time as the record keeps them). Written by create once the record is complete,
- * and only when start has nothing to do but release the init through exec.fifo: with
- * startContainer or poststart hooks it must read the init's start status and run hooks, which
- * only this code does. Without it the front end hands start to this code, so a failed write
- * costs speed only.
- */
-export function writeStartFast(dir: string, record: ContainerRecord): void {
-  if (hooksOf(record.config, "startContainer").length || hooksOf(record.config, "poststart").length) return;
-  try {
-    writeFileAtomic(join(dir, "start.fast"), `1 ${record.pid} ${record.pidStartTime}\n`, 0o600);
-  } catch {
-    // start then takes the slow path
-  }
-}
+import { StartHookStatus, runPoststartHooks } from "./hooks.ts";
 
 function fifoWriteFailed(words: string): TsrunError {
   return new TsrunError(`cannot write to exec fifo: ${words}`);

@@ -36,3 +36,8 @@ export function stateJson(c: Container): Record<string, unknown> {
     ...(r.annotations && Object.keys(r.annotations).length ? { annotations: r.annotations } : {}),
   };
 }
+
+/** What `state` prints. */
+export function stateText(c: Container): string {
+  return JSON.stringify(stateJson(c), null, 2) + "\n";
+}

@@ -10,7 +10,10 @@ export const SIGNALS: Record<string, number> = {
 };
 
 const SIGRTMIN = 34;
-const SIGRTMAX = 64;
+export const SIGRTMAX = 64;
+
+/** The signal of `kill ID` without one (runc's). */
+export const KILL_DEFAULT_SIGNAL = "SIGTERM";
 
 /** "TERM", "SIGTERM", "15", "RTMIN+3" -> signal number. 0 checks liveness (podman uses it). */
 export function parseSignal(text: string): number {

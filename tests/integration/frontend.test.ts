@@ -1,7 +1,10 @@
-// The C front end (frontend/tsrun.c): `start` of a container without start hooks is done by it
-// alone, from the start.fast that create writes; anything else goes to tsrun-main. A copy of the
-// front end without tsrun-main beside it shows which path was taken: the fast path works, every
-// other path fails with its one-line "cannot find" error.
+// The C front end (frontend/tsrun.c): `start` without start hooks, `state`, `kill ID [N]` and
+// `delete` of a stopped container without poststop hooks are done by it alone, from the file
+// `fast` that create writes (src/lifecycle/fast-path.ts); anything else goes to tsrun-main. A copy
+// of the front end without tsrun-main beside it shows which path was taken: a fast path works,
+// every other path fails with its one-line "cannot find" error. Where the front end answers, it
+// answers as tsrun-main does: each command is also run through tsrun-main (build/tsrun-main,
+// which never takes a fast path) on a twin container, and the two are compared.
 import t from "tap";
 import fs from "node:fs";
 import os from "node:os";
@@ -11,6 +14,8 @@ import { makeBundle, type BundleOptions } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { realDir, removeAtTeardown, type TestLike } from "../lib/context.ts";
 import { TSRUN, containerId, testRoot, tsrun } from "../lib/tsrun.ts";
+
+const TSRUN_MAIN = path.join(path.dirname(TSRUN), "tsrun-main");
 
 const CANNOT_FIND = /^tsrun: cannot find tsrun-main next to \S+ or in \.\.\/libexec\/tsrun\n$/;
 
@@ -55,16 +60,16 @@ t.test("the front end starts a container without start hooks by itself", async (
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.equal(fs.readFileSync(path.join(c.dir, "start.fast"), "utf8"), `1 ${c.pid} ${startTimeOf(c.pid)}\n`, "create wrote start.fast");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
   t.equal(status(root, c.id), "running");
 
-  const state = runLone(lone, ["--root", root, "state", c.id]);
-  t.equal(state.code, 1, "state is not the front end's");
-  t.match(state.stderr, CANNOT_FIND, "one line: tsrun-main not found");
-  t.equal(state.stdout, "");
+  const list = runLone(lone, ["--root", root, "list"]);
+  t.equal(list.code, 1, "list is not the front end's");
+  t.match(list.stderr, CANNOT_FIND, "one line: tsrun-main not found");
+  t.equal(list.stdout, "");
 
   const again = runLone(lone, ["--root", root, "start", c.id]);
   t.equal(again.code, 1);
@@ -93,8 +98,9 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  const fast = path.join(c.dir, "start.fast");
+  const fast = path.join(c.dir, "fast");
   const good = fs.readFileSync(fast, "utf8");
+  const init = `${c.pid} ${startTimeOf(c.pid)}`;
   const cases: [string, string[]][] = [
     ["--debug", ["--root", root, "--debug", "start", c.id]],
     ["an extra operand", ["--root", root, "start", c.id, "x"]],
@@ -109,31 +115,40 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
     t.match(r.stderr, CANNOT_FIND, what);
   }
   const files: [string, string][] = [
-    ["another start time", `1 ${c.pid} 1\n`],
-    ["another version", good.replace(/^1 /, "2 ")],
+    ["another start time", good.replace(`init ${init.length}\n${init}\n`, `init ${`${c.pid} 1`.length}\n${c.pid} 1\n`)],
+    ["another version", good.replace(/^tsrun-fast 2\n/, "tsrun-fast 3\n")],
     ["trailing bytes", good + "x"],
-    ["no pid", "1  1\n"],
+    ["a length past the end", good.replace(/kill\.max (\d+)\n/, "kill.max 99\n")],
+    ["a record it does not know", good + "surprise 0\n\n"],
+    ["no init", good.replace(`init ${init.length}\n${init}\n`, "")],
+    ["no state for a status", good.replace(/state\.paused \d+\n[^]*?\n}\n\n/, "")],
   ];
   for (const [what, text] of files) {
+    t.not(text, good, `(setup) ${what} changes the file`);
     fs.writeFileSync(fast, text);
-    t.match(runLone(lone, ["--root", root, "start", c.id]).stderr, CANNOT_FIND, `start.fast with ${what}`);
+    // With another start time the init counts as gone: state would say stopped and delete would
+    // find the container's cgroup busy (both then tsrun-main's); start and kill must not act.
+    const cmds = what === "another start time" ? [["start", c.id], ["kill", c.id, "0"]] : [["start", c.id], ["state", c.id], ["kill", c.id, "0"], ["delete", c.id]];
+    for (const cmd of cmds) {
+      t.match(runLone(lone, ["--root", root, ...cmd]).stderr, CANNOT_FIND, `fast with ${what}: ${cmd[0]}`);
+    }
   }
   fs.rmSync(fast);
-  t.match(runLone(lone, ["--root", root, "start", c.id]).stderr, CANNOT_FIND, "no start.fast");
+  t.match(runLone(lone, ["--root", root, "start", c.id]).stderr, CANNOT_FIND, "no fast");
   t.equal(status(root, c.id), "created", "none of them started it");
-  t.equal(tsrun(["start", c.id], { root }).code, 0, "tsrun-main starts it without start.fast");
+  t.equal(tsrun(["start", c.id], { root }).code, 0, "tsrun-main starts it without fast");
   t.equal(status(root, c.id), "running");
   t.equal(tsrun(["delete", "--force", c.id], { root }).code, 0);
 });
 
-t.test("no start.fast with startContainer or poststart hooks", async (t) => {
+t.test("no fast start with startContainer or poststart hooks", async (t) => {
   leakCheck(t);
   const root = testRoot(t);
   for (const kind of ["startContainer", "poststart"] as const) {
     const c = createSleeper(t, root, (cfg) => {
       (cfg as { hooks?: Record<string, unknown> }).hooks = { [kind]: [{ path: "/bin/true" }] };
     });
-    t.notOk(fs.existsSync(path.join(c.dir, "start.fast")), `${kind}: start is left to tsrun-main`);
+    t.notMatch(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), /\nstart 0\n/, `${kind}: start is left to tsrun-main`);
     const started = tsrun(["start", c.id], { root });
     t.same([started.code, started.stderr], [0, ""], `${kind}: start runs the hook and starts it`);
     t.equal(status(root, c.id), "running");
@@ -152,4 +167,150 @@ t.test("a fast start whose exec.fifo write failed is worded and logged by tsrun-
   t.equal(r.stderr, "tsrun: cannot write to exec fifo: broken pipe\n");
   const line = JSON.parse(fs.readFileSync(log, "utf8").trim().split("\n").pop()!) as { level: string; msg: string };
   t.same([line.level, line.msg], ["error", "cannot write to exec fifo: broken pipe"], "logged as every error is");
+});
+
+/** build/tsrun-main run directly: the TypeScript path, never a fast one. */
+function runMain(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  return runLone(TSRUN_MAIN, args);
+}
+
+/** The cgroup dirs fast lists for delete (leaves and parents), in its order. */
+function deleteDirs(dir: string): string[] {
+  const text = fs.readFileSync(path.join(dir, "fast"), "utf8");
+  return [...text.matchAll(/^delete\.(?:leaf|parent) \d+\n(.*)$/gm)].map((m) => m[1]!);
+}
+
+async function waitStatus(root: string, id: string, want: string): Promise<void> {
+  for (let i = 0; i < 1000 && status(root, id) !== want; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+t.test("state: the front end prints what tsrun-main prints, in every status", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  const log = path.join(path.dirname(lone), "state.log");
+  const c = createSleeper(t, root);
+  const compare = (want: string) => {
+    const fast = runLone(lone, ["--root", root, "--log", log, "--log-format", "json", "state", c.id]);
+    const main = runMain(["--root", root, "--log", log, "--log-format", "json", "state", c.id]);
+    t.equal(fast.code, 0, `${want}: the front end answered (${fast.stderr})`);
+    t.equal(JSON.parse(fast.stdout).status, want);
+    t.same(fast, main, `${want}: the same output, byte for byte, as tsrun-main's`);
+  };
+  compare("created");
+  t.equal(tsrun(["start", c.id], { root }).code, 0);
+  compare("running");
+  t.equal(tsrun(["pause", c.id], { root }).code, 0);
+  compare("paused");
+  t.equal(tsrun(["resume", c.id], { root }).code, 0);
+  compare("running");
+  t.equal(tsrun(["kill", c.id, "KILL"], { root }).code, 0);
+  await waitStatus(root, c.id, "stopped");
+  compare("stopped");
+  t.equal(fs.readFileSync(log, "utf8"), "", "neither logged anything");
+  t.equal(tsrun(["delete", c.id], { root }).code, 0);
+  const gone = runLone(lone, ["--root", root, "state", c.id]);
+  t.match(gone.stderr, CANNOT_FIND, "a container that does not exist is tsrun-main's");
+});
+
+t.test("kill ID [N]: the front end signals the init as tsrun-main does; names, --all and errors are tsrun-main's", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  // The init ends with the number of the signal it got (TERM, USR1), so both paths can be compared.
+  const waiter = ["sh", "-c", "trap 'exit 15' TERM; trap 'exit 10' USR1; while :; do sleep 0.05; done"];
+  const twins = () => {
+    const make = () => {
+      const bundle = makeBundle(t, { args: waiter });
+      const id = containerId();
+      t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, id], { root }).code, 0);
+      return { id, dir: path.join(root, id) };
+    };
+    return [make(), make()] as const;
+  };
+  const endedWith = async (id: string): Promise<string> => {
+    await waitStatus(root, id, "stopped");
+    return status(root, id);
+  };
+  for (const sig of [undefined, "10", "9"]) {
+    const [a, b] = twins();
+    const args = (id: string) => ["--root", root, "kill", id, ...(sig ? [sig] : [])];
+    t.same(runLone(lone, args(a.id)), { code: 0, stdout: "", stderr: "" }, `kill ${sig ?? "(default)"}: the front end sent it`);
+    t.same(runMain(args(b.id)), { code: 0, stdout: "", stderr: "" });
+    t.equal(await endedWith(a.id), "stopped");
+    t.equal(await endedWith(b.id), "stopped");
+    t.equal(tsrun(["delete", a.id], { root }).code, 0);
+    t.equal(tsrun(["delete", b.id], { root }).code, 0);
+  }
+  const c = createSleeper(t, root);
+  t.same(runLone(lone, ["--root", root, "kill", c.id, "0"]), { code: 0, stdout: "", stderr: "" }, "signal 0 to a created container");
+  for (const args of [["kill", c.id, "KILL"], ["kill", c.id, "SIGUSR1"], ["kill", "--all", c.id, "9"], ["kill", c.id, "65"], ["kill", c.id, "09"]]) {
+    t.match(runLone(lone, ["--root", root, ...args]).stderr, CANNOT_FIND, `${args.join(" ")}: tsrun-main's`);
+  }
+  t.equal(status(root, c.id), "created", "none of them reached it");
+  t.equal(tsrun(["kill", c.id, "KILL"], { root }).code, 0);
+  await waitStatus(root, c.id, "stopped");
+  t.match(runLone(lone, ["--root", root, "kill", c.id, "9"]).stderr, CANNOT_FIND, "a stopped container's error is tsrun-main's");
+  t.same(runMain(["--root", root, "kill", c.id, "9"]), { code: 1, stdout: "", stderr: "tsrun: container not running\n" });
+  t.equal(tsrun(["delete", c.id], { root }).code, 0);
+});
+
+t.test("delete of a stopped container: the front end removes what tsrun-main removes; anything else is tsrun-main's", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  const stopped = async (config?: BundleOptions["config"], args: string[] = ["true"]) => {
+    const bundle = makeBundle(t, { args, ...(config ? { config } : {}) });
+    const id = containerId();
+    t.equal(tsrun(["run", "-d", "--bundle", bundle.dir, id], { root }).code, 0);
+    await waitStatus(root, id, "stopped");
+    return { id, dir: path.join(root, id) };
+  };
+  for (const force of [false, true]) {
+    const a = await stopped();
+    const b = await stopped();
+    const dirsA = deleteDirs(a.dir);
+    const dirsB = deleteDirs(b.dir);
+    t.ok(dirsA.length > 0 && dirsA.every((d) => fs.existsSync(d)), "(setup) its cgroup dirs are there");
+    const flags = force ? ["--force"] : [];
+    t.same(runLone(lone, ["--root", root, "delete", ...flags, a.id]), { code: 0, stdout: "", stderr: "" }, `delete ${flags.join("")}: the front end did it`);
+    t.same(runMain(["--root", root, "delete", ...flags, b.id]), { code: 0, stdout: "", stderr: "" });
+    for (const [c, dirs] of [[a, dirsA], [b, dirsB]] as const) {
+      t.same(dirs.filter((d) => fs.existsSync(d)), [], "no cgroup dir left");
+      t.notOk(fs.existsSync(c.dir), "no state dir left");
+    }
+  }
+
+  // Still the TypeScript path's: a running or created container, poststop hooks, a cgroup that is
+  // not empty (a process that outlived an init without a pid namespace of its own), a sub-cgroup.
+  const running = createSleeper(t, root);
+  t.match(runLone(lone, ["--root", root, "delete", running.id]).stderr, CANNOT_FIND, "created");
+  t.equal(tsrun(["start", running.id], { root }).code, 0);
+  t.match(runLone(lone, ["--root", root, "delete", running.id]).stderr, CANNOT_FIND, "running");
+  t.equal(tsrun(["delete", "--force", running.id], { root }).code, 0);
+
+  const hooked = await stopped((cfg) => {
+    (cfg as { hooks?: Record<string, unknown> }).hooks = { poststop: [{ path: "/bin/true" }] };
+  });
+  t.match(runLone(lone, ["--root", root, "delete", hooked.id]).stderr, CANNOT_FIND, "poststop hooks");
+  t.equal(tsrun(["delete", hooked.id], { root }).code, 0);
+
+  const outlived = await stopped(
+    (cfg) => {
+      cfg.linux.namespaces = cfg.linux.namespaces.filter((ns: { type: string }) => ns.type !== "pid");
+    },
+    ["sh", "-c", "sleep 1000 & exit 0"],
+  );
+  const outlivedDirs = deleteDirs(outlived.dir);
+  t.match(runLone(lone, ["--root", root, "delete", outlived.id]).stderr, CANNOT_FIND, "a process left in the cgroup");
+  t.ok(fs.existsSync(outlived.dir), "the state dir is still there for tsrun-main");
+  t.equal(tsrun(["delete", outlived.id], { root }).code, 0, "which kills what is left and removes it all");
+  t.same(outlivedDirs.filter((d) => fs.existsSync(d)), [], "no cgroup dir left");
+
+  const sub = await stopped();
+  const leaf = deleteDirs(sub.dir).find((d) => d.includes("/pids/"))!;
+  fs.mkdirSync(path.join(leaf, "inner"));
+  t.match(runLone(lone, ["--root", root, "delete", sub.id]).stderr, CANNOT_FIND, "a sub-cgroup");
+  t.equal(tsrun(["delete", sub.id], { root }).code, 0);
+  t.notOk(fs.existsSync(leaf), "tsrun-main removed it with its sub-cgroup");
 });

@@ -246,13 +246,26 @@ function enableV2Controllers(state: CgroupState): void {
   }
 }
 
-/** rmdir, deepest first; a shared parent still used by other containers (EBUSY) stays. */
-function removeCreated(created: readonly string[], leaves: ReadonlySet<string>, deadline: number): void {
+/**
+ * What destroyCgroup removes once the container's processes are gone, in its order (deepest
+ * first): the container's own dirs (leaf: removed with the cgroups made inside them, retried
+ * while busy) and the parents it made (removed when empty: a shared parent still used by other
+ * containers stays). Only what this container made (runtime.md, delete: resources not created
+ * by the container MUST NOT be deleted; runc 1.1 also removes a cgroupsPath the caller made
+ * beforehand). The C front end's fast delete follows the same list (src/lifecycle/fast-path.ts).
+ */
+export function removalOrder(state: CgroupState): { dir: string; leaf: boolean }[] {
+  const leaves = new Set(containerLeaves(state));
+  const claimed = state.claimed;
+  const made = claimed ? [...new Set([...state.created, ...claimed])] : state.created;
   const depth = (p: string): number => p.split("/").length;
-  for (const d of [...created].sort((a, b) => depth(b) - depth(a))) {
-    if (leaves.has(d)) removeTree(d, deadline);
-    else rmdirTolerant(d);
-  }
+  return [...made].sort((a, b) => depth(b) - depth(a)).map((dir) => ({ dir, leaf: leaves.has(dir) }));
+}
+
+/** The container's own dirs: of a create killed half-way, only those it claimed. */
+function containerLeaves(state: CgroupState): string[] {
+  const claimed = state.claimed;
+  return claimed ? dirsOf(state).filter((d) => claimed.includes(d)) : dirsOf(state);
 }
 
 function rmdirTolerant(dir: string): void {
@@ -318,7 +331,7 @@ export function createCgroup(state: CgroupState, resources: Resources | undefine
     if (resources) applyResources(next, resources, warn);
   } catch (e) {
     try {
-      removeCreated(created, new Set(dirs), Date.now() + 1000);
+      removeMade({ ...state, created, claimed: undefined }, Date.now() + 1000);
     } catch {
       // the original error is the one to report
     }
@@ -502,6 +515,13 @@ function v2Frozen(dir: string): number | undefined {
   return parseFlatKeyed(readOpt(join(dir, "cgroup.events"))).frozen;
 }
 
+/** The file that says whether the container is frozen, as isFrozen() reads it (for the fast path). */
+export function freezerProbe(state: CgroupState): { kind: "v1" | "v2"; file: string } | undefined {
+  const f = freezerOf(state);
+  if (!f) return undefined;
+  return f.kind === "v1" ? { kind: "v1", file: f.file } : { kind: "v2", file: join(f.dir, "cgroup.events") };
+}
+
 export function isFrozen(state: CgroupState): boolean {
   const f = freezerOf(state);
   if (!f) return false;
@@ -631,9 +651,7 @@ export function signalAll(state: CgroupState, signal: number): void {
  * the claimed dirs: those are emptied and removed, whether or not `created` got recorded.
  */
 export function destroyCgroup(state: CgroupState): void {
-  const claimed = state.claimed;
-  const leaves = claimed ? dirsOf(state).filter((d) => claimed.includes(d)) : dirsOf(state);
-  const dirs = leaves.filter((d) => existsSync(d));
+  const dirs = containerLeaves(state).filter((d) => existsSync(d));
   const deadline = Date.now() + DESTROY_TIMEOUT_MS;
   if (dirs.length > 0) {
     // Frozen v1 tasks do not act on SIGKILL until thawed.
@@ -664,9 +682,14 @@ export function destroyCgroup(state: CgroupState): void {
       sleepMs(delay);
     }
   }
-  // Only what this container made (runtime.md, delete: resources not created by the container
-  // MUST NOT be deleted; runc 1.1 also removes a cgroupsPath the caller made beforehand).
-  removeCreated(claimed ? [...new Set([...state.created, ...claimed])] : state.created, new Set(leaves), deadline);
+  removeMade(state, deadline);
+}
+
+function removeMade(state: CgroupState, deadline: number): void {
+  for (const { dir, leaf } of removalOrder(state)) {
+    if (leaf) removeTree(dir, deadline);
+    else rmdirTolerant(dir);
+  }
 }
 
 function source(state: CgroupState, v1Name: string, v2File: string): StatSource | undefined {

@@ -1,0 +1,66 @@
+/**
+ * ROOT/ID/fast: everything frontend/tsrun.c (the `tsrun` executable managers call) needs to
+ * answer start, state, kill and delete of this container without a Bun start-up, decided here
+ * once the record is complete. The front end decides nothing: it checks the init is the process
+ * create started (pid and start time), looks at exec.fifo and the freezer as computeStatus does,
+ * and then does or prints what this file says for that status. Whatever it is not certain of
+ * (another status, an error, an option it does not know, a file it cannot read) goes to
+ * tsrun-main, which gives the same answer and the same words as before. A failed write costs
+ * speed only: without the file every command takes the TypeScript path.
+ *
+ * Format: a first line "tsrun-fast 2", then records, each "NAME LEN\n" followed by LEN bytes
+ * and "\n" (values may hold newlines). Names, in this order:
+ *   init            "PID STARTTIME" of the init (/proc/PID/stat field 22)
+ *   start           present when start has nothing to do but write exec.fifo (no startContainer
+ *                   or poststart hooks, not run's own container)
+ *   freezer         "v1 FILE" (freezer.state, paused when it reads FROZEN) or "v2 FILE"
+ *                   (cgroup.events, paused when it has "frozen 1"); absent: never paused
+ *   state.STATUS    the exact output of `state` for each of created, running, paused, stopped
+ *   kill.default    the signal number of `kill ID` without a signal
+ *   kill.max        the largest signal number `kill ID N` takes
+ *   delete          present when delete of a stopped container does only what the next
+ *                   records say, then removes the state dir (no poststop hooks, no systemd unit,
+ *                   no Intel RDT group)
+ *   delete.leaf     a container cgroup dir: must hold no process and no sub-cgroup, then rmdir
+ *   delete.parent   a parent dir it made: rmdir, left when busy or not empty
+ *                   (both in removalOrder()'s order)
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../linux/atomic-write.ts";
+import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
+import { KILL_DEFAULT_SIGNAL, SIGRTMAX, SIGNALS } from "../linux/signals.ts";
+import { hooksOf } from "./hooks.ts";
+import { stateText } from "./status.ts";
+import type { ContainerRecord, Status } from "./state-store.ts";
+
+export const FAST_FILE = "fast";
+const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
+
+function record(name: string, value: string): string {
+  return `${name} ${Buffer.byteLength(value)}\n${value}\n`;
+}
+
+export function fastFileText(rec: ContainerRecord, opts: { startFast: boolean }): string {
+  const out = ["tsrun-fast 2\n", record("init", `${rec.pid} ${rec.pidStartTime}`)];
+  const startHooks = hooksOf(rec.config, "startContainer").length + hooksOf(rec.config, "poststart").length;
+  if (opts.startFast && startHooks === 0) out.push(record("start", ""));
+  const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
+  if (freezer) out.push(record("freezer", `${freezer.kind} ${freezer.file}`));
+  for (const status of STATUSES) out.push(record(`state.${status}`, stateText({ record: rec, status })));
+  out.push(record("kill.default", String(SIGNALS[KILL_DEFAULT_SIGNAL])), record("kill.max", String(SIGRTMAX)));
+  const simpleDelete = hooksOf(rec.config, "poststop").length === 0 && !rec.cgroup?.systemd && !rec.intelRdt;
+  if (simpleDelete) {
+    out.push(record("delete", ""));
+    for (const { dir, leaf } of rec.cgroup ? removalOrder(rec.cgroup) : []) out.push(record(leaf ? "delete.leaf" : "delete.parent", dir));
+  }
+  return out.join("");
+}
+
+/** Written by create once the record is complete; runs (foreground) start their own container. */
+export function writeFastFile(dir: string, rec: ContainerRecord, opts: { startFast: boolean }): void {
+  try {
+    writeFileAtomic(join(dir, FAST_FILE), fastFileText(rec, opts), 0o600);
+  } catch {
+    // every command then takes the TypeScript path
+  }
+}
