@@ -189,6 +189,7 @@ static const char *parse_digits(const char *p, size_t max_len, const char **digi
 
 struct fast {
   char *buf;
+  unsigned long long rec_ino, rec_size, rec_mtime_ns; /* the state.json it was made from */
   const char *pid, *start_time; /* digits, as /proc/PID/stat has them */
   size_t pid_len, start_len;
   int start_ok, delete_ok;
@@ -232,7 +233,7 @@ static int read_fast(const char *path, struct fast *f) {
   const char *head = "tsrun-fast 2\n";
   if (strncmp(f->buf, head, strlen(head)) != 0) return 0;
   char *p = f->buf + strlen(head), *end = f->buf + n;
-  int have_init = 0;
+  int have_init = 0, have_record = 0;
   while (p < end) {
     char *sp = memchr(p, ' ', (size_t)(end - p));
     if (!sp) return 0;
@@ -245,7 +246,15 @@ static int read_fast(const char *path, struct fast *f) {
     if ((size_t)(end - v) < len + 1 || v[len] != '\n') return 0;
     size_t nl = (size_t)(sp - p);
 #define NAME(lit) (nl == sizeof(lit) - 1 && memcmp(p, lit, nl) == 0)
-    if (NAME("init")) {
+    if (NAME("record")) {
+      char tmp[96];
+      int used = 0;
+      if (len >= sizeof tmp) return 0;
+      memcpy(tmp, v, len);
+      tmp[len] = '\0';
+      if (sscanf(tmp, "%llu %llu %llu%n", &f->rec_ino, &f->rec_size, &f->rec_mtime_ns, &used) != 3 || (size_t)used != len) return 0;
+      have_record = 1;
+    } else if (NAME("init")) {
       const char *r = parse_digits(v, 10, &f->pid, &f->pid_len);
       if (!r || *r != ' ') return 0;
       r = parse_digits(r + 1, 20, &f->start_time, &f->start_len);
@@ -284,10 +293,20 @@ static int read_fast(const char *path, struct fast *f) {
 #undef NAME
     p = v + len + 1;
   }
-  if (!have_init || f->kill_default < 0 || f->kill_max < 0) return 0;
+  if (!have_record || !have_init || f->kill_default < 0 || f->kill_max < 0) return 0;
   for (int i = 0; i < 4; i++)
     if (!f->state[i]) return 0;
   return 1;
+}
+
+/* The state.json the file was made from is still the record: not rewritten since, nor gone. */
+static int record_unchanged(const struct fast *f, const char *dir) {
+  char path[PATH_MAX + 32];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/state.json", dir);
+  if (stat(path, &st) < 0) return 0;
+  return (unsigned long long)st.st_ino == f->rec_ino && (unsigned long long)st.st_size == f->rec_size &&
+         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec == f->rec_mtime_ns;
 }
 
 /* True when the init the record names is still alive (src/linux/proc.ts isSameLiveProcess()). */
@@ -452,10 +471,7 @@ static int remove_state_dir(const char *dir) {
 
 /* delete [--force] ID of a stopped container: the cgroup dirs in removalOrder()'s order, then the state dir. */
 static int fast_delete(char **argv, const struct fast *f, const char *dir) {
-  char path[PATH_MAX + 32];
   if (!f->delete_ok || status_of(f, dir) != ST_STOPPED) exec_main(argv);
-  snprintf(path, sizeof path, "%s/state.json", dir);
-  if (access(path, F_OK) < 0) exec_main(argv);
   for (size_t i = 0; i < f->n_delete; i++) {
     const char *d = f->delete_dir[i];
     if (f->delete_leaf[i]) {
@@ -519,7 +535,7 @@ int main(int argc, char **argv) {
 
   struct fast f;
   snprintf(path, sizeof path, "%s/fast", dir);
-  if (!read_fast(path, &f)) exec_main(argv);
+  if (!read_fast(path, &f) || !record_unchanged(&f, dir)) exec_main(argv);
   if (strcmp(cmd, "start") == 0) return fast_start(argv, &f, dir);
   if (strcmp(cmd, "state") == 0) return fast_state(argv, &f, dir);
   if (strcmp(cmd, "kill") == 0) return fast_kill(argv, &f, dir, sig);

@@ -10,6 +10,8 @@
  *
  * Format: a first line "tsrun-fast 2", then records, each "NAME LEN\n" followed by LEN bytes
  * and "\n" (values may hold newlines). Names, in this order:
+ *   record          "INODE SIZE MTIME_NS" of the state.json this file was made from: a record
+ *                   written since (update) makes the file void, and every command slow again
  *   init            "PID STARTTIME" of the init (/proc/PID/stat field 22)
  *   start           present when start has nothing to do but write exec.fifo (no startContainer
  *                   or poststart hooks, not run's own container)
@@ -25,6 +27,7 @@
  *   delete.parent   a parent dir it made: rmdir, left when busy or not empty
  *                   (both in removalOrder()'s order)
  */
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
@@ -40,8 +43,9 @@ function record(name: string, value: string): string {
   return `${name} ${Buffer.byteLength(value)}\n${value}\n`;
 }
 
-export function fastFileText(rec: ContainerRecord, opts: { startFast: boolean }): string {
-  const out = ["tsrun-fast 2\n", record("init", `${rec.pid} ${rec.pidStartTime}`)];
+export function fastFileText(rec: ContainerRecord, recordFile: string, opts: { startFast: boolean }): string {
+  const st = statSync(recordFile, { bigint: true });
+  const out = ["tsrun-fast 2\n", record("record", `${st.ino} ${st.size} ${st.mtimeNs}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
   const startHooks = hooksOf(rec.config, "startContainer").length + hooksOf(rec.config, "poststart").length;
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
@@ -59,7 +63,7 @@ export function fastFileText(rec: ContainerRecord, opts: { startFast: boolean })
 /** Written by create once the record is complete; runs (foreground) start their own container. */
 export function writeFastFile(dir: string, rec: ContainerRecord, opts: { startFast: boolean }): void {
   try {
-    writeFileAtomic(join(dir, FAST_FILE), fastFileText(rec, opts), 0o600);
+    writeFileAtomic(join(dir, FAST_FILE), fastFileText(rec, join(dir, "state.json"), opts), 0o600);
   } catch {
     // every command then takes the TypeScript path
   }

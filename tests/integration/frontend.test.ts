@@ -60,7 +60,7 @@ t.test("the front end starts a container without start hooks by itself", async (
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n\\d+ \\d+ \\d+\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
@@ -132,6 +132,13 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
     for (const cmd of cmds) {
       t.match(runLone(lone, ["--root", root, ...cmd]).stderr, CANNOT_FIND, `fast with ${what}: ${cmd[0]}`);
     }
+  }
+  // state.json written since the file was made (an update, or by hand): the file is void.
+  fs.writeFileSync(fast, good);
+  const record = path.join(c.dir, "state.json");
+  fs.writeFileSync(record, fs.readFileSync(record));
+  for (const cmd of [["start", c.id], ["state", c.id], ["kill", c.id, "0"], ["delete", c.id]]) {
+    t.match(runLone(lone, ["--root", root, ...cmd]).stderr, CANNOT_FIND, `a record rewritten since: ${cmd[0]}`);
   }
   fs.rmSync(fast);
   t.match(runLone(lone, ["--root", root, "start", c.id]).stderr, CANNOT_FIND, "no fast");

@@ -75,6 +75,11 @@ export interface TsrunOptions {
    * first, as root (how a user's processes come to be in a cgroup delegated to it).
    */
   user?: { uid: number; gid: number; joinCgroup?: string };
+  /**
+   * Run build/tsrun-main itself, not the C front end: the TypeScript path of every command,
+   * without the front end's fast paths (the crash points of TSRUN_TEST_CRASH_AT are there).
+   */
+  main?: boolean;
 }
 
 export interface TsrunResult {
@@ -94,8 +99,9 @@ function argv(args: string[], opts: TsrunOptions): string[] {
 /** The program and arguments that run tsrun with args (as opts.user when given). */
 function command(args: string[], opts: TsrunOptions): [string, string[]] {
   const u = opts.user;
-  if (!u) return [TSRUN, argv(args, opts)];
-  const setpriv = ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", TSRUN, ...argv(args, opts)];
+  const bin = opts.main ? path.join(path.dirname(TSRUN), "tsrun-main") : TSRUN;
+  if (!u) return [bin, argv(args, opts)];
+  const setpriv = ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", bin, ...argv(args, opts)];
   if (!u.joinCgroup) return [setpriv[0]!, setpriv.slice(1)];
   return ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', u.joinCgroup, ...setpriv]];
 }
