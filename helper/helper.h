@@ -140,7 +140,6 @@ void process_mempolicy(const Tsrun__Launch *l);
 
 /* seal.c */
 void ensure_sealed_exe(char **argv);
-bool sealed_rerun(void);
 
 /* hooks.c: startContainer hooks in the init; the enter mode for createContainer hooks */
 char *render_pid_token(const char *text, pid_t pid);

@@ -620,32 +620,6 @@ static _Noreturn void hold_main(void)
 	}
 }
 
-/*
- * A no-op move of a throwaway process into the cgroup it is already in (tsrun's own): the first
- * write to a cgroup.procs file after a quiet spell waits for an RCU grace period, and the
- * container's own write, a few ms later, then finds it paid (src/linux/cgroups/index.ts
- * primeCgroupFile()). Done in a grandchild that holds nothing else, so that neither tsrun nor
- * this helper ever has a cgroup.procs file open, and nobody waits for it.
- */
-static void prime_cgroup_attach(const char *procs_file)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return; /* then nothing is gained */
-	if (pid == 0) {
-		if (fork() == 0) {
-			int fd;
-			close_range(0, ~0u, 0);
-			fd = open(procs_file, O_WRONLY | O_CLOEXEC);
-			if (fd >= 0 && write(fd, "0", 1) < 0)
-				_exit(1);
-			_exit(0);
-		}
-		_exit(0);
-	}
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-}
 
 /* A closed stdio fd would let one of our own sockets take its number (and reach the container
  * as its stdin/stdout/stderr): fill any gap with /dev/null. */
@@ -713,8 +687,8 @@ int main(int argc, char **argv)
 		libseccomp_version_main();
 	if (argc == 2 && strcmp(argv[1], "--hold") == 0)
 		hold_main();
-	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--prime-cgroup-attach") == 0)) {
-		fprintf(stderr, "usage: tsrun-helper FD [--prime-cgroup-attach CGROUP_PROCS]   (a ToHelper frame on FD, docs/boundary.md)\n"
+	if (argc != 2) {
+		fprintf(stderr, "usage: tsrun-helper FD   (a ToHelper frame on FD, docs/boundary.md)\n"
 				"       tsrun-helper --device-filter-count CGROUP_DIR\n"
 				"       tsrun-helper --echo\n"
 				"       tsrun-helper --libseccomp-version\n"
@@ -735,8 +709,6 @@ int main(int argc, char **argv)
 	}
 	fill_stdio();
 	signal(SIGPIPE, SIG_IGN);
-	if (argc == 4 && !sealed_rerun())
-		prime_cgroup_attach(argv[3]);
 	ensure_sealed_exe(argv);
 	if (fd != 0)
 		set_cloexec((int)fd, true);

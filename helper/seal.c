@@ -29,12 +29,6 @@ static bool exe_is_sealed(void)
 	return seals >= 0 && (seals & WANT_SEALS) == WANT_SEALS;
 }
 
-/* This run is the re-execution from the sealed copy: what the first run did is done. */
-bool sealed_rerun(void)
-{
-	return getenv(SEALED_ENV) != NULL;
-}
-
 void ensure_sealed_exe(char **argv)
 {
 	const char *marker = getenv(SEALED_ENV);

@@ -10,7 +10,6 @@ import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
 import { FromHelperReader, toHelperFrame } from "../boundary/frames.ts";
 import { failureText, warningText } from "../boundary/wording.ts";
 import { HookPoint, type CreatePlan, type ExecPlan, type FromHelper } from "../boundary/gen/helper.ts";
-import { primeCgroupFile } from "../linux/cgroups/index.ts";
 import { crashPoint } from "./crash-point.ts";
 
 export interface HelperRun {
@@ -151,10 +150,7 @@ export function launchHelper(request: LaunchRequest, opts: LaunchOptions = {}): 
     };
     try {
       logDebug("spawning helper");
-      // Made after the container's cgroup dirs (create made them already): see primeCgroupFile().
-      const prime = launch.cgroupProcs.length > 0 ? primeCgroupFile() : undefined;
-      const args = prime ? [String(syncFd), "--prime-cgroup-attach", prime] : [String(syncFd)];
-      child = spawnWithSyncSocket(helperPath(), args, syncFd, { data: onData, error: onError, exit: onExit });
+      child = spawnWithSyncSocket(helperPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit });
       logDebug("helper spawned");
     } catch (err) {
       onError(err as Error);

@@ -83,34 +83,6 @@ export function sharedCgroups(planned: CgroupState, own: CgroupState): { v1: Rec
   return planned.v2 !== undefined && own.v2 === undefined && mine.v2 !== undefined ? { v1, v2: mine.v2 } : { v1 };
 }
 
-/**
- * The cgroup.procs file of the cgroup tsrun runs in, for the helper's no-op move of a throwaway
- * process into it (tsrun-helper --prime-cgroup-attach). Why: the first write to a cgroup.procs
- * file after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem's rcu_sync);
- * the writes that follow within about one more grace period do not. That wait was the largest
- * stage of a create (5-30 ms while other work on the host frees network namespaces,
- * bench/analysis.md): started as the helper starts, it passes while the helper sets up, and the
- * helper's write of the container's pid finds it already paid. The move holds cgroup_mutex while
- * it waits, so cgroup mkdirs made meanwhile would wait too: the helper runs after them. The
- * file is opened by that throwaway process only, never by tsrun or the helper, so no cgroup.procs
- * fd can reach a container. undefined: nothing to prime with (then nothing is gained).
- */
-export function primeCgroupFile(): string | undefined {
-  try {
-    const h = findHierarchies(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
-    const self = parseProcSelfCgroup(readFileSync("/proc/self/cgroup", "utf8"));
-    let dir: string | undefined;
-    if (h.v2 && self.v2 !== undefined) dir = dirOf(h.v2.mountPoint, h.v2.root, self.v2);
-    else {
-      const hier = h.v1.find((x) => x.controllers.some((c) => self.v1[c] !== undefined));
-      const own = hier?.controllers.map((c) => self.v1[c]).find((p) => p !== undefined);
-      if (hier && own !== undefined) dir = dirOf(hier.mountPoint, hier.root, own);
-    }
-    return dir === undefined ? undefined : join(dir, "cgroup.procs");
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * linux.resources.unified keys this host's cgroup v2 cannot have, found before anything is made:
