@@ -200,6 +200,7 @@ struct fast {
   const char *state[4];                    /* created, running, paused, stopped */
   size_t state_len[4];
   long kill_default, kill_max;
+  const char *kill_names; /* "NAME NUMBER" lines, NUL-terminated */
   const char *delete_dir[MAX_DELETE_STEPS]; /* NUL-terminated paths, in order */
   int delete_leaf[MAX_DELETE_STEPS];
   size_t n_delete;
@@ -282,6 +283,10 @@ static int read_fast(const char *path, struct fast *f) {
       if ((f->kill_default = small_number(v, len)) < 0) return 0;
     } else if (NAME("kill.max")) {
       if ((f->kill_max = small_number(v, len)) < 0) return 0;
+    } else if (NAME("kill.names")) {
+      if (memchr(v, '\0', len)) return 0;
+      v[len] = '\0';
+      f->kill_names = v;
     } else if (NAME("delete")) {
       if (len != 0) return 0;
       f->delete_ok = 1;
@@ -296,7 +301,7 @@ static int read_fast(const char *path, struct fast *f) {
 #undef NAME
     p = v + len + 1;
   }
-  if (!have_record || !have_init || f->kill_default < 0 || f->kill_max < 0) return 0;
+  if (!have_record || !have_init || f->kill_default < 0 || f->kill_max < 0 || !f->kill_names) return 0;
   for (int i = 0; i < 4; i++)
     if (!f->state[i]) return 0;
   return 1;
@@ -412,8 +417,29 @@ static int fast_state(char **argv, const struct fast *f, const char *dir) {
 /* kill ID [N]: one signal to the init, through a pidfd taken while it is still the init. */
 static int fast_kill(char **argv, const struct fast *f, const char *dir, const char *sig) {
   long signo = f->kill_default;
-  if (sig) {
+  if (sig && sig[0] >= '0' && sig[0] <= '9') {
     signo = small_number(sig, strlen(sig));
+    if (signo < 0 || signo > f->kill_max) exec_main(argv);
+  } else if (sig) {
+    /* A name: in capitals (ASCII only, as anything else is tsrun-main's), looked up in kill.names. */
+    char upper[32];
+    size_t n = strlen(sig);
+    if (n == 0 || n >= sizeof upper) exec_main(argv);
+    for (size_t k = 0; k <= n; k++) {
+      unsigned char c = (unsigned char)sig[k];
+      if (c >= 0x80 || c == ' ' || c == '\n') exec_main(argv);
+      upper[k] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    }
+    signo = -1;
+    for (const char *line = f->kill_names; *line;) {
+      const char *nl = strchr(line, '\n');
+      size_t llen = nl ? (size_t)(nl - line) : strlen(line);
+      if (llen > n + 1 && memcmp(line, upper, n) == 0 && line[n] == ' ') {
+        signo = small_number(line + n + 1, llen - n - 1);
+        break;
+      }
+      line += llen + (nl ? 1 : 0);
+    }
     if (signo < 0 || signo > f->kill_max) exec_main(argv);
   }
   int st = status_of(f, dir);

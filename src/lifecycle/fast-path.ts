@@ -20,6 +20,8 @@
  *   state.STATUS    the exact output of `state` for each of created, running, paused, stopped
  *   kill.default    the signal number of `kill ID` without a signal
  *   kill.max        the largest signal number `kill ID N` takes
+ *   kill.names      lines "NAME NUMBER": the signal names `kill ID NAME` takes, in capitals,
+ *                   each with what parseSignal() makes of it (other spellings go to tsrun-main)
  *   delete          present when delete of a stopped container does only what the next
  *                   records say, then removes the state dir (no poststop hooks, no systemd unit,
  *                   no Intel RDT group)
@@ -31,13 +33,33 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
-import { KILL_DEFAULT_SIGNAL, SIGRTMAX, SIGNALS } from "../linux/signals.ts";
+import { KILL_DEFAULT_SIGNAL, SIGRTMAX, SIGNALS, parseSignal } from "../linux/signals.ts";
 import { hooksOf } from "./hooks.ts";
 import { stateText } from "./status.ts";
 import type { ContainerRecord, Status } from "./state-store.ts";
 
 export const FAST_FILE = "fast";
 const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
+
+/** Every usual spelling of a signal name, in capitals, as parseSignal() reads it. */
+function signalNames(): string {
+  const names = new Set<string>();
+  for (const n of Object.keys(SIGNALS)) names.add(n).add(n.slice(3));
+  for (const base of ["RTMIN", "RTMAX"]) {
+    for (let i = 0; i <= SIGRTMAX; i++) {
+      for (const suffix of i === 0 ? [""] : [`+${i}`, `-${i}`]) names.add(`SIG${base}${suffix}`).add(`${base}${suffix}`);
+    }
+  }
+  const lines: string[] = [];
+  for (const name of names) {
+    try {
+      lines.push(`${name} ${parseSignal(name)}`);
+    } catch {
+      // not a signal parseSignal takes: left out
+    }
+  }
+  return lines.join("\n");
+}
 
 function record(name: string, value: string): string {
   return `${name} ${Buffer.byteLength(value)}\n${value}\n`;
@@ -51,7 +73,7 @@ export function fastFileText(rec: ContainerRecord, recordFile: string, opts: { s
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
   if (freezer) out.push(record("freezer", `${freezer.kind} ${freezer.file}`));
   for (const status of STATUSES) out.push(record(`state.${status}`, stateText({ record: rec, status })));
-  out.push(record("kill.default", String(SIGNALS[KILL_DEFAULT_SIGNAL])), record("kill.max", String(SIGRTMAX)));
+  out.push(record("kill.default", String(parseSignal(KILL_DEFAULT_SIGNAL))), record("kill.max", String(SIGRTMAX)), record("kill.names", signalNames()));
   const simpleDelete = hooksOf(rec.config, "poststop").length === 0 && !rec.cgroup?.systemd && !rec.intelRdt;
   if (simpleDelete) {
     out.push(record("delete", ""));

@@ -220,7 +220,7 @@ t.test("state: the front end prints what tsrun-main prints, in every status", as
   t.match(gone.stderr, CANNOT_FIND, "a container that does not exist is tsrun-main's");
 });
 
-t.test("kill ID [N]: the front end signals the init as tsrun-main does; names, --all and errors are tsrun-main's", async (t) => {
+t.test("kill ID [SIGNAL]: the front end signals the init as tsrun-main does; --all, spellings it does not know and errors are tsrun-main's", async (t) => {
   leakCheck(t);
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
@@ -239,7 +239,7 @@ t.test("kill ID [N]: the front end signals the init as tsrun-main does; names, -
     await waitStatus(root, id, "stopped");
     return status(root, id);
   };
-  for (const sig of [undefined, "10", "9"]) {
+  for (const sig of [undefined, "10", "9", "usr1", "SIGTERM", "KILL"]) {
     const [a, b] = twins();
     const args = (id: string) => ["--root", root, "kill", id, ...(sig ? [sig] : [])];
     t.same(runLone(lone, args(a.id)), { code: 0, stdout: "", stderr: "" }, `kill ${sig ?? "(default)"}: the front end sent it`);
@@ -251,7 +251,7 @@ t.test("kill ID [N]: the front end signals the init as tsrun-main does; names, -
   }
   const c = createSleeper(t, root);
   t.same(runLone(lone, ["--root", root, "kill", c.id, "0"]), { code: 0, stdout: "", stderr: "" }, "signal 0 to a created container");
-  for (const args of [["kill", c.id, "KILL"], ["kill", c.id, "SIGUSR1"], ["kill", "--all", c.id, "9"], ["kill", c.id, "65"], ["kill", c.id, "09"]]) {
+  for (const args of [["kill", c.id, "SIGFOO"], ["kill", c.id, "RTMIN+99"], ["kill", "--all", c.id, "9"], ["kill", c.id, "65"], ["kill", c.id, "09"], ["kill", c.id, "ſigkill"]]) {
     t.match(runLone(lone, ["--root", root, ...args]).stderr, CANNOT_FIND, `${args.join(" ")}: tsrun-main's`);
   }
   t.equal(status(root, c.id), "created", "none of them reached it");
