@@ -571,9 +571,20 @@ static void prime_cgroup_attach(void) {
     ;
 }
 
+/* Whether this is create, run or exec, the commands that end with a process placed in cgroups.
+ * Any operand that spells one counts (global options before it are tsrun-main's to parse): a
+ * wrong guess, as for a container named "run", costs one throwaway process and changes nothing. */
+static int places_a_process(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "create") == 0 || strcmp(argv[i], "run") == 0 || strcmp(argv[i], "exec") == 0) return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
+  /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */
+  if (geteuid() == 0 && places_a_process(argc, argv)) prime_cgroup_attach();
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!take_option(argc, argv, &i, "--root", &root) && !take_option(argc, argv, &i, "--log-format", &log_format) &&
         !take_option(argc, argv, &i, "--log", &log))
@@ -581,9 +592,7 @@ int main(int argc, char **argv) {
   }
   if (i >= argc) exec_main(argv);
   const char *cmd = argv[i++];
-  /* The commands that end with a process placed in cgroups; a user without privileges has no
-   * cgroup.procs of its own to prime with, most of the time. */
-  if ((strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "exec") == 0) && geteuid() == 0) prime_cgroup_attach();
+
   const char *id = NULL, *sig = NULL;
   /* Exactly the forms below; any other option or operand is tsrun-main's. */
   if (strcmp(cmd, "start") == 0 || strcmp(cmd, "state") == 0) {

@@ -21,7 +21,8 @@
  *   kill.default    the signal number of `kill ID` without a signal
  *   kill.max        the largest signal number `kill ID N` takes
  *   kill.names      lines "NAME NUMBER": the signal names `kill ID NAME` takes, in capitals,
- *                   each with what parseSignal() makes of it (other spellings go to tsrun-main)
+ *                   with and without SIG, each with what parseSignal() makes of it (other
+ *                   spellings, RTMIN+N among them, go to tsrun-main)
  *   delete          present when delete of a stopped container does only what the next
  *                   records say, then removes the state dir (no poststop hooks, no systemd unit,
  *                   no Intel RDT group)
@@ -44,12 +45,7 @@ const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
 /** Every usual spelling of a signal name, in capitals, as parseSignal() reads it. */
 function signalNames(): string {
   const names = new Set<string>();
-  for (const n of Object.keys(SIGNALS)) names.add(n).add(n.slice(3));
-  for (const base of ["RTMIN", "RTMAX"]) {
-    for (let i = 0; i <= SIGRTMAX; i++) {
-      for (const suffix of i === 0 ? [""] : [`+${i}`, `-${i}`]) names.add(`SIG${base}${suffix}`).add(`${base}${suffix}`);
-    }
-  }
+  for (const n of [...Object.keys(SIGNALS), "SIGRTMIN", "SIGRTMAX"]) names.add(n).add(n.slice(3));
   const lines: string[] = [];
   for (const name of names) {
     try {
