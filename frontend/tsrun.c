@@ -23,6 +23,8 @@
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -81,9 +83,58 @@ static void note_caller_fds(void) {
   }
 }
 
+/*
+ * The helper re-executes itself from a sealed memfd copy at every start, so that a container
+ * that reaches its /proc/PID/exe can never write the binary on disk (CVE-2019-5736): about 1.3 ms
+ * of create, run and exec. For those commands the copy is made here instead, while tsrun-main is
+ * not yet running: the helper beside tsrun-main, copied into a memfd, sealed against writes,
+ * kept open across the exec (at fd 256 or above, out of the caller's range) and named in
+ * HELPER_FD_ENV as "FD DEV INO" of the file it copies. tsrun-main spawns the helper from it
+ * only if that is the file it would run (src/linux/helper-path.ts); the helper then finds itself
+ * sealed and goes on. Any failure here only leaves the copy to the helper.
+ */
+#define HELPER_FD_ENV "_TSRUN_HELPER_FD"
+
+static void seal_helper(const char *main_path) {
+  char path[PATH_MAX];
+  const char *slash = strrchr(main_path, '/');
+  int n = snprintf(path, sizeof path, "%.*s/tsrun-helper", slash ? (int)(slash - main_path) : 1, slash ? main_path : ".");
+  if (n < 0 || (size_t)n >= sizeof path || getenv("TSRUN_HELPER") != NULL) return;
+  int src = open(path, O_RDONLY | O_CLOEXEC);
+  if (src < 0) return;
+  struct stat st;
+  int mfd = -1, fd = -1;
+  if (fstat(src, &st) < 0 || !S_ISREG(st.st_mode) || (mfd = memfd_create("tsrun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) goto out;
+  for (off_t off = 0; off < st.st_size;) {
+    ssize_t w = sendfile(mfd, src, &off, (size_t)(st.st_size - off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) goto out;
+  }
+  if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) goto out;
+  /* Not close-on-exec, for tsrun-main; it spawns with only the fds it names, so no child gets it. */
+  if ((fd = fcntl(mfd, F_DUPFD, 256)) < 0) goto out;
+  char val[96];
+  snprintf(val, sizeof val, "%d %llu %llu", fd, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+  if (setenv(HELPER_FD_ENV, val, 1) < 0 && close(fd) < 0) {
+    /* then tsrun-main runs the helper from its file */
+  }
+out:
+  if (mfd >= 0 && close(mfd) < 0) {
+    /* nothing left to do with it */
+  }
+  if (close(src) < 0) {
+    /* read only */
+  }
+}
+
+static int want_sealed_helper;
+
 static void exec_main(char **argv) __attribute__((noreturn));
 static void exec_main(char **argv) {
   note_caller_fds();
+  if (unsetenv(HELPER_FD_ENV) < 0) {
+    /* setenv below replaces it, or tsrun-main finds a value naming no file of its */
+  }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n < 0) {
@@ -97,6 +148,7 @@ static void exec_main(char **argv) {
     char path[PATH_MAX];
     int len = snprintf(path, sizeof path, "%.*s/%s", (int)dirlen, self, MAIN_CANDIDATES[i]);
     if (len < 0 || (size_t)len >= sizeof path) continue;
+    if (want_sealed_helper && access(path, X_OK) == 0) seal_helper(path);
     execv(path, argv);
     if (errno != ENOENT && errno != ENOTDIR) {
       fprintf(stderr, "tsrun: cannot run %s: %s\n", path, strerror(errno));
@@ -583,8 +635,11 @@ static int places_a_process(int argc, char **argv) {
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
-  /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */
-  if (geteuid() == 0 && places_a_process(argc, argv)) prime_cgroup_attach();
+  if (places_a_process(argc, argv)) {
+    want_sealed_helper = 1;
+    /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */
+    if (geteuid() == 0) prime_cgroup_attach();
+  }
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!take_option(argc, argv, &i, "--root", &root) && !take_option(argc, argv, &i, "--log-format", &log_format) &&
         !take_option(argc, argv, &i, "--log", &log))

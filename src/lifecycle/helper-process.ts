@@ -5,7 +5,7 @@
  */
 import { TsrunError } from "../errors.ts";
 import { logDebug, logWarn } from "../log.ts";
-import { helperPath } from "../linux/helper-path.ts";
+import { helperExecPath } from "../linux/helper-path.ts";
 import { spawnWithSyncSocket, type SyncChild } from "../linux/spawn.ts";
 import { FromHelperReader, toHelperFrame } from "../boundary/frames.ts";
 import { failureText, warningText } from "../boundary/wording.ts";
@@ -21,7 +21,7 @@ export interface HelperRun {
   abort(): void;
 }
 
-export { helperPath };
+export { helperExecPath };
 
 const START_ERROR = "unable to start container process: ";
 
@@ -150,7 +150,7 @@ export function launchHelper(request: LaunchRequest, opts: LaunchOptions = {}): 
     };
     try {
       logDebug("spawning helper");
-      child = spawnWithSyncSocket(helperPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit });
+      child = spawnWithSyncSocket(helperExecPath(), [String(syncFd)], syncFd, { data: onData, error: onError, exit: onExit }, "tsrun-helper");
       logDebug("helper spawned");
     } catch (err) {
       onError(err as Error);

@@ -38,7 +38,7 @@ import { sleepMs } from "../linux/proc.ts";
 import { signalAll } from "../linux/cgroups/index.ts";
 import { SIGNALS } from "../linux/signals.ts";
 import { CLONE_FLAGS, NS_FILE, type NamespaceType } from "../linux/namespaces.ts";
-import { helperPath } from "./helper-process.ts";
+import { helperExecPath } from "./helper-process.ts";
 import { killInit } from "./destroy.ts";
 import { runHookProcess, type HookProcessResult } from "./hook-process.ts";
 import { processEnv } from "./plan.ts";
@@ -158,7 +158,7 @@ async function runHook(name: HookName, index: number, hook: Hook, state: string,
     send: toHelperFrame({ msg: { $case: "enter", value: enterPlan(enter, hook) } }),
     reader: new FromHelperReader(),
   };
-  const r = await runHookProcess(enter ? helperPath() : hook.path, enter ? ["3"] : argv.slice(1), {
+  const r = await runHookProcess(enter ? helperExecPath() : hook.path, enter ? ["3"] : argv.slice(1), {
     ...(enter ? {} : { argv0: argv[0] }),
     input: state,
     env: hook.env ? envObject(hook.env) : opts.inheritedEnv ? envObject(opts.inheritedEnv) : runtimeEnv(),

@@ -144,18 +144,19 @@ export interface SyncChildEvents {
  * when Bun reports the exit, so that no line is lost and a long foreground run does not poll.
  * Throws, or calls on.error later, when the helper cannot be started.
  */
-export function spawnWithSyncSocket(file: string, args: string[], syncFd: number, on: SyncChildEvents): SyncChild {
+/** argv0: what the child's argv[0] (and ps) says, when file is not the name to show. */
+export function spawnWithSyncSocket(file: string, args: string[], syncFd: number, on: SyncChildEvents, argv0?: string): SyncChild {
   const inherited: number[] = [];
   for (let fd = 0; fd < syncFd; fd++) inherited.push(fd);
   const bun = bunRuntime();
-  return bun ? spawnBun(bun, file, args, inherited, on) : spawnNode(file, args, inherited, on);
+  return bun ? spawnBun(bun, file, args, inherited, on, argv0) : spawnNode(file, args, inherited, on, argv0);
 }
 
 // ---------- Node ----------
 
-function spawnNode(file: string, args: string[], inherited: number[], on: SyncChildEvents): SyncChild {
+function spawnNode(file: string, args: string[], inherited: number[], on: SyncChildEvents, argv0: string | undefined): SyncChild {
   const syncFd = inherited.length;
-  const child = childProcess().spawn(file, args, { stdio: [...inherited, "pipe"] });
+  const child = childProcess().spawn(file, args, { stdio: [...inherited, "pipe"], ...(argv0 !== undefined ? { argv0 } : {}) });
   const sock = child.stdio[syncFd] as Duplex;
   sock.on("data", (chunk: Buffer) => on.data(chunk));
   sock.on("error", () => {});
@@ -177,7 +178,7 @@ function spawnNode(file: string, args: string[], inherited: number[], on: SyncCh
 
 // ---------- Bun ----------
 
-function spawnBun(bun: BunLike, file: string, args: string[], inherited: number[], on: SyncChildEvents): SyncChild {
+function spawnBun(bun: BunLike, file: string, args: string[], inherited: number[], on: SyncChildEvents, argv0: string | undefined): SyncChild {
   let fd = -1;
   let exited = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -213,6 +214,7 @@ function spawnBun(bun: BunLike, file: string, args: string[], inherited: number[
   };
 
   const proc = bun.spawn([file, ...args], {
+    ...(argv0 !== undefined ? { argv0 } : {}),
     stdio: [...inherited, "socket-fd"],
     onExit: (_proc, exitCode, signalCode) => {
       // Bun gives the signal's name (checked with Bun 1.4.5); a number would be a change of API.

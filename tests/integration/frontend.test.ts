@@ -321,3 +321,25 @@ t.test("delete of a stopped container: the front end removes what tsrun-main rem
   t.equal(tsrun(["delete", sub.id], { root }).code, 0);
   t.notOk(fs.existsSync(leaf), "tsrun-main removed it with its sub-cgroup");
 });
+
+t.test("the helper runs from a sealed copy, the front end's or its own", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const seals = (pid: number): string => {
+    // F_GET_SEALS of the init's executable, as python's fcntl gives it (node has no fcntl).
+    const r = spawnSync("python3", ["-c", "import fcntl,os,sys; fd=os.open(f'/proc/{sys.argv[1]}/exe', os.O_RDONLY); print(fcntl.fcntl(fd, 1034))", String(pid)], { encoding: "utf8" });
+    return r.stdout.trim() || r.stderr.trim();
+  };
+  const F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
+  const want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+  for (const main of [false, true]) {
+    const bundle = makeBundle(t, { args: ["sleep", "1000"] });
+    const id = containerId();
+    t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root, main }).code, 0);
+    const pid = JSON.parse(tsrun(["state", id], { root }).stdout).pid as number;
+    t.equal(fs.readlinkSync(`/proc/${pid}/exe`), "/memfd:tsrun-helper (deleted)", `${main ? "tsrun-main" : "front end"}: a memfd`);
+    t.equal(Number(seals(pid)) & want, want, "sealed against writes, shrinking, growing and new seals");
+    t.equal(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0], "tsrun-helper", "ps shows its name");
+    t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  }
+});

@@ -23,7 +23,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsrunError } from "../../errors.ts";
-import { helperPath } from "../helper-path.ts";
+import { helperExecPath } from "../helper-path.ts";
 import { runSync } from "../spawn.ts";
 import { toHelperFrame, readEvents } from "../../boundary/frames.ts";
 import { failureText } from "../../boundary/wording.ts";
@@ -416,7 +416,7 @@ function writePath(state: CgroupState, w: CgroupWrite): string {
 export function attachDeviceProgram(dir: string, program: Uint8Array): void {
   // The kernel asks for a license string; the program calls no GPL-only helper.
   const plan = toHelperFrame({ msg: { $case: "deviceFilter", value: { cgroupDir: dir, instructions: program, license: "Apache-2.0" } } });
-  const r = runSync(helperPath(), ["0"], { input: plan, stdout: "pipe" });
+  const r = runSync(helperExecPath(), ["0"], { input: plan, stdout: "pipe" });
   if (r.error) throw new TsrunError(`cgroup: cannot run tsrun-helper to attach the device program: ${errText(r.error)}`);
   const failure = readEvents(r.stdout).find((e) => e.event?.$case === "failure")?.event;
   if (failure?.$case === "failure") throw new TsrunError(`cgroup: ${failureText(failure.value)}`, { failure: failure.value });
