@@ -77,7 +77,8 @@ export function buildBunFloor(): string | undefined {
   const makefile = path.join(REPO, "Makefile");
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= Math.max(fs.statSync(src).mtimeMs, fs.statSync(makefile).mtimeMs)) return out;
   // The flags of the Makefile's BUN_COMPILE, so that the floor is built as tsrun is.
-  const flags = /^BUN_COMPILE := (.*)$/m.exec(fs.readFileSync(makefile, "utf8"))?.[1]?.trim().split(/\s+/) ?? ["--compile", "--bytecode", "--minify"];
+  // The --define of the commit is make's to expand (and the floor has no use for it).
+  const flags = (/^BUN_COMPILE := (.*)$/m.exec(fs.readFileSync(makefile, "utf8"))?.[1]?.replace(/--define '[^']*'/g, "").trim().split(/\s+/) ?? ["--compile", "--bytecode", "--minify"]);
   try {
     sh(bun, ["build", ...flags, "--target=bun-linux-x64", src, "--outfile", out]);
     return out;

@@ -7,7 +7,7 @@ import { startContainer } from "./start.ts";
 import { destroyContainer } from "./destroy.ts";
 import { loadContainer } from "./status.ts";
 import { runPoststopHooks } from "./hooks.ts";
-import { logWarn } from "../log.ts";
+import { logWarn, logDebug } from "../log.ts";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP"];
 
@@ -30,6 +30,7 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
     await runPoststopHooks(record);
     throw err;
   }
+  logDebug("run: started");
   if (opts.detach) return 0;
   let status: number;
   try {
@@ -37,9 +38,11 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
   } finally {
     for (const sig of FORWARDED) process.off(sig, forward);
   }
+  logDebug(`run: the process exited (${status})`);
   if (!opts.keep) {
     try {
       await destroyContainer(opts.root, loadContainer(opts.root, opts.id).record);
+      logDebug("run: container removed");
     } catch (err) {
       logWarn((err as Error).message);
     }
