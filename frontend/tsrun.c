@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,7 @@ static const char *parse_digits(const char *p, size_t max_len, const char **digi
 
 struct fast {
   char *buf;
-  unsigned long long rec_ino, rec_size, rec_mtime_ns; /* the state.json it was made from */
+  unsigned long rec_size, rec_hash; /* the state.json it was made from: length, FNV-1a 32 */
   const char *pid, *start_time; /* digits, as /proc/PID/stat has them */
   size_t pid_len, start_len;
   int start_ok, delete_ok;
@@ -303,12 +304,12 @@ static int read_fast(const char *path, struct fast *f) {
     size_t nl = (size_t)(sp - p);
 #define NAME(lit) (nl == sizeof(lit) - 1 && memcmp(p, lit, nl) == 0)
     if (NAME("record")) {
-      char tmp[96];
+      char tmp[48];
       int used = 0;
       if (len >= sizeof tmp) return 0;
       memcpy(tmp, v, len);
       tmp[len] = '\0';
-      if (sscanf(tmp, "%llu %llu %llu%n", &f->rec_ino, &f->rec_size, &f->rec_mtime_ns, &used) != 3 || (size_t)used != len) return 0;
+      if (sscanf(tmp, "%lu %lx%n", &f->rec_size, &f->rec_hash, &used) != 2 || (size_t)used != len) return 0;
       have_record = 1;
     } else if (NAME("init")) {
       const char *r = parse_digits(v, 10, &f->pid, &f->pid_len);
@@ -362,11 +363,13 @@ static int read_fast(const char *path, struct fast *f) {
 /* The state.json the file was made from is still the record: not rewritten since, nor gone. */
 static int record_unchanged(const struct fast *f, const char *dir) {
   char path[PATH_MAX + 32];
-  struct stat st;
+  static char buf[FAST_MAX];
   snprintf(path, sizeof path, "%s/state.json", dir);
-  if (stat(path, &st) < 0) return 0;
-  return (unsigned long long)st.st_ino == f->rec_ino && (unsigned long long)st.st_size == f->rec_size &&
-         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec == f->rec_mtime_ns;
+  ssize_t n = read_small(path, buf, sizeof buf);
+  if (n < 0 || (unsigned long)n != f->rec_size) return 0;
+  uint32_t h = 0x811c9dc5u;
+  for (ssize_t i = 0; i < n; i++) h = (h ^ (unsigned char)buf[i]) * 0x01000193u;
+  return h == f->rec_hash;
 }
 
 /* True when the init the record names is still alive (src/linux/proc.ts isSameLiveProcess()). */

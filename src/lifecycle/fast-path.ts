@@ -10,8 +10,9 @@
  *
  * Format: a first line "tsrun-fast 2", then records, each "NAME LEN\n" followed by LEN bytes
  * and "\n" (values may hold newlines). Names, in this order:
- *   record          "INODE SIZE MTIME_NS" of the state.json this file was made from: a record
- *                   written since (update) makes the file void, and every command slow again
+ *   record          "SIZE FNV" of the state.json this file was made from (its length and FNV-1a
+ *                   32-bit hash, in hex): a record written since (update, or an edit in place)
+ *                   makes the file void, and every command slow again
  *   init            "PID STARTTIME" of the init (/proc/PID/stat field 22)
  *   start           present when start has nothing to do but write exec.fifo (no startContainer
  *                   or poststart hooks, not run's own container)
@@ -30,7 +31,7 @@
  *   delete.parent   a parent dir it made: rmdir, left when busy or not empty
  *                   (both in removalOrder()'s order)
  */
-import { statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
@@ -41,6 +42,13 @@ import type { ContainerRecord, Status } from "./state-store.ts";
 
 export const FAST_FILE = "fast";
 const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
+
+/** FNV-1a, 32 bits: enough to tell a record rewritten since (frontend/tsrun.c computes the same). */
+export function fnv1a32(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  return h >>> 0;
+}
 
 /** Every usual spelling of a signal name, in capitals, as parseSignal() reads it. */
 function signalNames(): string {
@@ -62,8 +70,8 @@ function record(name: string, value: string): string {
 }
 
 export function fastFileText(rec: ContainerRecord, recordFile: string, opts: { startFast: boolean }): string {
-  const st = statSync(recordFile, { bigint: true });
-  const out = ["tsrun-fast 2\n", record("record", `${st.ino} ${st.size} ${st.mtimeNs}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
+  const bytes = readFileSync(recordFile);
+  const out = ["tsrun-fast 2\n", record("record", `${bytes.length} ${fnv1a32(bytes).toString(16)}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
   const startHooks = hooksOf(rec.config, "startContainer").length + hooksOf(rec.config, "poststart").length;
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;

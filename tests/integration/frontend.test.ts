@@ -50,6 +50,14 @@ function status(root: string, id: string): string {
   return JSON.parse(r.stdout).status;
 }
 
+/** "SIZE FNV" of dir's state.json: its length and FNV-1a 32-bit hash in hex, computed here. */
+function recordId(dir: string): string {
+  const bytes = fs.readFileSync(path.join(dir, "state.json"));
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  return `${bytes.length} ${(h >>> 0).toString(16)}`;
+}
+
 function startTimeOf(pid: number): string {
   const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   return text.slice(text.lastIndexOf(")") + 2).split(" ")[19]!;
@@ -60,7 +68,7 @@ t.test("the front end starts a container without start hooks by itself", async (
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n\\d+ \\d+ \\d+\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
@@ -133,13 +141,15 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
       t.match(runLone(lone, ["--root", root, ...cmd]).stderr, CANNOT_FIND, `fast with ${what}: ${cmd[0]}`);
     }
   }
-  // state.json written since the file was made (an update, or by hand): the file is void.
+  // state.json written since the file was made (an update, or an edit in place): the file is void.
   fs.writeFileSync(fast, good);
   const record = path.join(c.dir, "state.json");
-  fs.writeFileSync(record, fs.readFileSync(record));
+  const before = fs.readFileSync(record, "utf8");
+  fs.writeFileSync(record, JSON.stringify(JSON.parse(before), null, 1));
   for (const cmd of [["start", c.id], ["state", c.id], ["kill", c.id, "0"], ["delete", c.id]]) {
     t.match(runLone(lone, ["--root", root, ...cmd]).stderr, CANNOT_FIND, `a record rewritten since: ${cmd[0]}`);
   }
+  fs.writeFileSync(record, before);
   fs.rmSync(fast);
   t.match(runLone(lone, ["--root", root, "start", c.id]).stderr, CANNOT_FIND, "no fast");
   t.equal(status(root, c.id), "created", "none of them started it");

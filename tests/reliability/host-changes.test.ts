@@ -29,6 +29,11 @@ function noCgroup(t: Test, id: string): void {
 }
 
 /** A process of this test (tagged, so a leak of it would show), killed at the end of t. */
+function startTimeOf(pid: number): string {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return text.slice(text.lastIndexOf(")") + 2).split(" ")[19]!;
+}
+
 function otherProcess(t: Test): number {
   const child = spawn("sleep", ["1000"], { stdio: "ignore", env: { ...process.env, [TAG_ENV]: TEST_TAG } });
   child.unref();
@@ -82,11 +87,17 @@ t.test("a reused pid reads as stopped and is never signalled, by any command", a
     const id = containerId();
     ok(t, ["run", "-d", "--bundle", bundle.dir, id], root);
     const file = path.join(root, id, "state.json");
-    const record = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number };
+    const record = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; pidStartTime: string };
     const realPid = record.pid;
     // The init's pid now belongs to someone else: another process of the host (ours, here),
-    // with a different start time than the one recorded.
-    const other = otherProcess(t);
+    // with a different start time than the one recorded (start times count clock ticks: one
+    // started in the same tick as the init would be the init, to tsrun as to runc).
+    let other = otherProcess(t);
+    while (startTimeOf(other) === String(record.pidStartTime)) {
+      process.kill(other, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 20));
+      other = otherProcess(t);
+    }
     fs.writeFileSync(file, JSON.stringify({ ...record, pid: other }));
     t.equal(state(root, id).status, "stopped");
     t.equal(state(root, id).pid, 0);
