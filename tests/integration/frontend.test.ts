@@ -5,6 +5,7 @@
 // every other path fails with its one-line "cannot find" error. Where the front end answers, it
 // answers as tsrun-main does: each command is also run through tsrun-main (build/tsrun-main,
 // which never takes a fast path) on a twin container, and the two are compared.
+import { procStat } from "../../src/linux/proc.ts";
 import t from "tap";
 import fs from "node:fs";
 import os from "node:os";
@@ -58,17 +59,13 @@ function recordId(dir: string): string {
   return `${bytes.length} ${(h >>> 0).toString(16)}`;
 }
 
-function startTimeOf(pid: number): string {
-  const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  return text.slice(text.lastIndexOf(")") + 2).split(" ")[19]!;
-}
 
 t.test("the front end starts a container without start hooks by itself", async (t) => {
   leakCheck(t);
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${startTimeOf(c.pid)}`.length}\n${c.pid} ${startTimeOf(c.pid)}\nstart 0\n\n`), "create wrote fast, start included");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${procStat(c.pid)!.startTime}`.length}\n${c.pid} ${procStat(c.pid)!.startTime}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
@@ -108,7 +105,7 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
   const c = createSleeper(t, root);
   const fast = path.join(c.dir, "fast");
   const good = fs.readFileSync(fast, "utf8");
-  const init = `${c.pid} ${startTimeOf(c.pid)}`;
+  const init = `${c.pid} ${procStat(c.pid)!.startTime}`;
   const cases: [string, string[]][] = [
     ["--debug", ["--root", root, "--debug", "start", c.id]],
     ["an extra operand", ["--root", root, "start", c.id, "x"]],

@@ -1,6 +1,7 @@
 // The host changing under a container: its init killed from outside, its pid reused by another
 // process, its bundle deleted, the whole --root state dir removed. tsrun must keep giving
 // clean answers (never a stack trace) and `delete` must still clean up.
+import { procStat } from "../../src/linux/proc.ts";
 import t, { type Test } from "tap";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -29,10 +30,6 @@ function noCgroup(t: Test, id: string): void {
 }
 
 /** A process of this test (tagged, so a leak of it would show), killed at the end of t. */
-function startTimeOf(pid: number): string {
-  const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  return text.slice(text.lastIndexOf(")") + 2).split(" ")[19]!;
-}
 
 function otherProcess(t: Test): number {
   const child = spawn("sleep", ["1000"], { stdio: "ignore", env: { ...process.env, [TAG_ENV]: TEST_TAG } });
@@ -93,7 +90,7 @@ t.test("a reused pid reads as stopped and is never signalled, by any command", a
     // with a different start time than the one recorded (start times count clock ticks: one
     // started in the same tick as the init would be the init, to tsrun as to runc).
     let other = otherProcess(t);
-    while (startTimeOf(other) === String(record.pidStartTime)) {
+    while (procStat(other)!.startTime === String(record.pidStartTime)) {
       process.kill(other, "SIGKILL");
       await new Promise((r) => setTimeout(r, 20));
       other = otherProcess(t);
