@@ -112,7 +112,9 @@ static void seal_helper(const char *main_path) {
     if (w <= 0) goto out;
   }
   if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) goto out;
-  /* Not close-on-exec, for tsrun-main; it spawns with only the fds it names, so no child gets it. */
+  /* Not close-on-exec, for tsrun-main: Bun.spawn (the helper) passes only the fds it names, but
+   * node:child_process (hooks of the runtime namespace) passes it on, as it does the caller's
+   * fds; it is a read-only copy of a binary they could read anyway. */
   if ((fd = fcntl(mfd, F_DUPFD, 256)) < 0) goto out;
   char val[96];
   snprintf(val, sizeof val, "%d %llu %llu", fd, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
