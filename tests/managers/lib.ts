@@ -482,47 +482,45 @@ export interface Containerd {
   config: string;
 }
 
+/** The CRI plugin's runtime class "tsrun" (docs/managers.md); cni: bin and conf dirs under dir. */
+export interface CriRuntime {
+  binary: string;
+  root: string;
+  systemdCgroup?: boolean;
+  cni?: boolean;
+}
+
 /**
- * containerd with everything of its own under ws.dir/containerd: root, state, sockets, opt dir,
- * config (the CRI plugin disabled: nothing here talks CRI). containerd 1.6 still puts shim
- * sockets in /run/containerd/s and ctr's default fifos in /run/containerd/fifo; both stay empty.
- * With runcOnPath, the shims find that directory first on PATH (a "runc" there wins).
+ * A containerd 1.x config (version 2) with everything of its own under dir: root, state,
+ * sockets, opt dir; the CRI plugin disabled unless cri is given.
  */
-export async function startContainerd(ws: Workspace, opts: { runcOnPath?: string; cri?: { binary: string; root: string } } = {}): Promise<Containerd> {
-  const dir = path.join(ws.dir, "containerd");
-  fs.mkdirSync(dir, { recursive: true });
-  const socket = path.join(dir, "containerd.sock");
-  const root = path.join(dir, "root");
-  const state = path.join(dir, "state");
-  const config = path.join(dir, "config.toml");
-  // Kubernetes' runtime class "tsrun" (docs/managers.md). Declaring runtimes replaces the
-  // default list, so runc is declared again, or the CRI plugin refuses to load.
-  const cri = opts.cri
+export function containerdConfig(dir: string, socket: string, cri?: CriRuntime): string {
+  // Declaring runtimes replaces the default list, so runc is declared again, or the CRI plugin
+  // refuses to load.
+  const criSection = cri
     ? `[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "${PAUSE_IMAGE}"
   # Pause containers get oom_score_adj -998, which needs CAP_SYS_RESOURCE (not in the test
   # machines' bounding set): keep scores at or above containerd's own, as rootless set-ups do.
   restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
+${cri.cni ? `  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${path.join(dir, "cni-bin")}"
     conf_dir = "${path.join(dir, "cni-conf")}"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+` : ""}  [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun]
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun.options]
-      BinaryName = "${opts.cri.binary}"
-      Root = "${opts.cri.root}"
-`
+      BinaryName = "${cri.binary}"
+      Root = "${cri.root}"
+${cri.systemdCgroup ? "      SystemdCgroup = true\n" : ""}`
     : "";
-  fs.writeFileSync(
-    config,
-    `version = 2
-root = "${root}"
-state = "${state}"
-${cri ? "" : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'}
+  return `version = 2
+root = "${path.join(dir, "root")}"
+state = "${path.join(dir, "state")}"
+${criSection ? "" : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'}
 [grpc]
   address = "${socket}"
 [ttrpc]
@@ -533,8 +531,23 @@ ${cri ? "" : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'}
   address = ""
 [plugins."io.containerd.internal.v1.opt"]
   path = "${path.join(dir, "opt")}"
-${cri}`,
-  );
+${criSection}`;
+}
+
+/**
+ * containerd with everything of its own under ws.dir/containerd: root, state, sockets, opt dir,
+ * config (the CRI plugin disabled: nothing here talks CRI). containerd 1.6 still puts shim
+ * sockets in /run/containerd/s and ctr's default fifos in /run/containerd/fifo; both stay empty.
+ * With runcOnPath, the shims find that directory first on PATH (a "runc" there wins).
+ */
+export async function startContainerd(ws: Workspace, opts: { runcOnPath?: string; cri?: Omit<CriRuntime, "cni"> } = {}): Promise<Containerd> {
+  const dir = path.join(ws.dir, "containerd");
+  fs.mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, "containerd.sock");
+  const root = path.join(dir, "root");
+  const state = path.join(dir, "state");
+  const config = path.join(dir, "config.toml");
+  fs.writeFileSync(config, containerdConfig(dir, socket, opts.cri && { ...opts.cri, cni: true }));
   const ready = () => fs.existsSync(socket) && run("ctr", ["--address", socket, "version"], { timeoutMs: 10_000 }).code === 0;
   const env = opts.runcOnPath ? { PATH: `${opts.runcOnPath}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` } : undefined;
   const daemon = await startDaemon("containerd", which("containerd")!, ["--config", config], path.join(dir, "containerd.log"), ready, { env });

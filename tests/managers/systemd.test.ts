@@ -9,7 +9,7 @@ import t, { type Test } from "tap";
 import fs from "node:fs";
 import path from "node:path";
 import { CriClient, NamespaceMode, podSandboxConfig } from "./cri.ts";
-import { IMAGE, buildImageArchive, callLines, makeWorkspace, sleep, skipReason } from "./lib.ts";
+import { IMAGE, buildImageArchive, callLines, containerdConfig, makeWorkspace, sleep, skipReason } from "./lib.ts";
 import { bootSystemdHost, legacyLayoutSkip, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
 import type { TsrunResult } from "../lib/tsrun.ts";
 
@@ -43,32 +43,7 @@ async function suite(host: SystemdHost): Promise<void> {
     const criRoot = path.join(ws.dir, "cri-root");
     const config = path.join(dir, "config.toml");
     // docs/managers.md: containerd 1.x (config version 2).
-    fs.writeFileSync(
-      config,
-      `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-[grpc]
-  address = "${socket}"
-[ttrpc]
-  address = "${socket}.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/tsrun-pause:latest"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun.options]
-      BinaryName = "${ws.wrapper}"
-      Root = "${criRoot}"
-      SystemdCgroup = true
-`,
-    );
+    fs.writeFileSync(config, containerdConfig(dir, socket, { binary: ws.wrapper, root: criRoot, systemdCgroup: true }));
     const unit = `systemd-containerd-${process.pid}.service`;
     const started = host.run(["systemd-run", `--unit=${unit}`, "--collect", "-p", "Delegate=yes", "-p", "KillMode=mixed", "/usr/bin/containerd", "--config", config]);
     if (!t.equal(started.code, 0, `containerd as ${unit}: ${started.stderr}`)) return;
