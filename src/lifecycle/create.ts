@@ -186,10 +186,10 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     record.pid = helper.pid;
     record.pidStartTime = stat.startTime;
     record.complete = true;
-    writeRecord(dir, record, dirIdentity);
+    const recordText = writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-complete");
     // run starts it here, in this process.
-    writeFastFile(dir, record, { startFast: !opts.foreground });
+    writeFastFile(dir, record, recordText, { startFast: !opts.foreground });
     logDebug("state written");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");

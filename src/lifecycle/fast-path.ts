@@ -31,7 +31,6 @@
  *   delete.parent   a parent dir it made: rmdir, left when busy or not empty
  *                   (both in removalOrder()'s order)
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
@@ -69,8 +68,9 @@ function record(name: string, value: string): string {
   return `${name} ${Buffer.byteLength(value)}\n${value}\n`;
 }
 
-export function fastFileText(rec: ContainerRecord, recordFile: string, opts: { startFast: boolean }): string {
-  const bytes = readFileSync(recordFile);
+/** recordText: the state.json create wrote last, as writeRecord() returned it. */
+export function fastFileText(rec: ContainerRecord, recordText: string, opts: { startFast: boolean }): string {
+  const bytes = Buffer.from(recordText);
   const out = ["tsrun-fast 2\n", record("record", `${bytes.length} ${fnv1a32(bytes).toString(16)}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
   const startHooks = hooksOf(rec.config, "startContainer").length + hooksOf(rec.config, "poststart").length;
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
@@ -87,9 +87,9 @@ export function fastFileText(rec: ContainerRecord, recordFile: string, opts: { s
 }
 
 /** Written by create once the record is complete; runs (foreground) start their own container. */
-export function writeFastFile(dir: string, rec: ContainerRecord, opts: { startFast: boolean }): void {
+export function writeFastFile(dir: string, rec: ContainerRecord, recordText: string, opts: { startFast: boolean }): void {
   try {
-    writeFileAtomic(join(dir, FAST_FILE), fastFileText(rec, join(dir, "state.json"), opts), 0o600);
+    writeFileAtomic(join(dir, FAST_FILE), fastFileText(rec, recordText, opts), 0o600);
   } catch {
     // every command then takes the TypeScript path
   }

@@ -102,12 +102,15 @@ export function isOwnStateDir(root: string, record: ContainerRecord, identity: s
 }
 
 /** identity: from stateDirIdentity, when the writer is the create that locked dir. */
-export function writeRecord(dir: string, record: ContainerRecord, identity?: string): void {
+/** Returns the text written (the fast file names the record by it). */
+export function writeRecord(dir: string, record: ContainerRecord, identity?: string): string {
   try {
     if (identity !== undefined && stateDirIdentity(dir) !== identity) {
       throw new TsrunError(`container ${record.id} was deleted while it was being created`);
     }
-    writeFileAtomic(join(dir, "state.json"), JSON.stringify(record), 0o600);
+    const text = JSON.stringify(record);
+    writeFileAtomic(join(dir, "state.json"), text, 0o600);
+    return text;
   } catch (err) {
     if (err instanceof TsrunError) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && !existsSync(dir)) {
