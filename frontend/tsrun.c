@@ -240,6 +240,12 @@ static const char *parse_digits(const char *p, size_t max_len, const char **digi
   return p;
 }
 
+/* The line after the one at p in a NUL-terminated text, or NULL after the last. */
+static char *next_line(char *p) {
+  char *nl = strchr(p, '\n');
+  return nl ? nl + 1 : NULL;
+}
+
 /* ---- ROOT/ID/fast (src/lifecycle/fast-path.ts) ---------------------------------------------- */
 
 #define FAST_MAX (1u << 20)
@@ -408,7 +414,7 @@ static int status_of(const struct fast *f, const char *dir) {
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\t')) text[--n] = '\0';
     return strcmp(text, "FROZEN") == 0 ? ST_PAUSED : ST_RUNNING;
   }
-  for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+  for (char *line = text; line && *line; line = next_line(line)) {
     if (strncmp(line, "frozen ", 7) == 0) return (line[7] == '1' && (line[8] == '\n' || line[8] == '\0')) ? ST_PAUSED : ST_RUNNING;
   }
   return ST_RUNNING;
@@ -591,7 +597,7 @@ static void prime_cgroup_attach(void) {
   char cg[4096], mi[65536], path[PATH_MAX];
   const char *rel = NULL;
   if (read_small("/proc/self/cgroup", cg, sizeof cg) < 0) return;
-  for (char *line = cg; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+  for (char *line = cg; line && *line; line = next_line(line)) {
     if (strncmp(line, "0::/", 4) == 0) {
       char *nl = strchr(line, '\n');
       if (nl) *nl = '\0';
@@ -602,7 +608,7 @@ static void prime_cgroup_attach(void) {
   if (!rel || read_small("/proc/self/mountinfo", mi, sizeof mi) < 0) return;
   /* The cgroup2 mount whose root is "/" (the host's, as /proc/self/cgroup's paths are relative to). */
   path[0] = '\0';
-  for (char *line = mi; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+  for (char *line = mi; line && *line; line = next_line(line)) {
     char root[16], mnt[PATH_MAX], *dash = strstr(line, " - ");
     char *nl = strchr(line, '\n');
     if (!dash || (nl && dash > nl) || strncmp(dash + 3, "cgroup2 ", 8) != 0) continue;
