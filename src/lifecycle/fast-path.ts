@@ -45,7 +45,8 @@ const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
 /** FNV-1a, 32 bits: enough to tell a record rewritten since (frontend/tsrun.c computes the same). */
 export function fnv1a32(bytes: Uint8Array): number {
   let h = 0x811c9dc5;
-  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  // An index loop: for-of over the bytes cost about 1 ms of create in Bun's interpreter.
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
   return h >>> 0;
 }
 
