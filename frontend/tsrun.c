@@ -132,9 +132,28 @@ out:
 
 static int want_sealed_helper;
 
+/*
+ * tsrun-main runs with JavaScriptCore's JIT off: a command lives 2-40 ms and runs most of its
+ * code once, and the JIT's start-up and compiles cost create about 3 ms of CPU and of wall time
+ * (bench/analysis.md). Bun reads BUN_JSC_* options only from the environment, before any
+ * JavaScript runs, so the front end sets it; a caller's own value is left as it is. The names it
+ * added are listed in ADDED_ENV, and tsrun-main takes them out again (src/cli/frontend-env.ts),
+ * so that hooks and the helper inherit the caller's environment, not tsrun's engine settings.
+ */
+#define ADDED_ENV "_TSRUN_ADDED_ENV"
+
+static void set_engine_options(void) {
+  if (unsetenv(ADDED_ENV) < 0 || getenv("BUN_JSC_useJIT") != NULL) return;
+  if (setenv("BUN_JSC_useJIT", "0", 1) < 0) return;
+  if (setenv(ADDED_ENV, "BUN_JSC_useJIT", 1) < 0 && unsetenv("BUN_JSC_useJIT") < 0) {
+    /* then the JIT's setting leaks to hooks: only the engine's speed differs for them */
+  }
+}
+
 static void exec_main(char **argv) __attribute__((noreturn));
 static void exec_main(char **argv) {
   note_caller_fds();
+  set_engine_options();
   if (unsetenv(HELPER_FD_ENV) < 0) {
     /* setenv below replaces it, or tsrun-main finds a value naming no file of its */
   }

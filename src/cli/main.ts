@@ -10,6 +10,7 @@ import { TsrunError } from "../errors.ts";
 import { VERSION, SPEC_VERSION, COMMIT } from "../version.ts";
 import { defaultStateRoot, runningInUserNs } from "../linux/rootless.ts";
 import { takeCallerFds } from "../linux/caller-fds.ts";
+import { takeFrontendEnv } from "./frontend-env.ts";
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -114,6 +115,7 @@ class CommandFailure extends Error {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  takeFrontendEnv(process.env);
   takeCallerFds(process.env);
   try {
     return await dispatch(argv);

@@ -220,14 +220,15 @@ t.test("a hook without env gets the environment of who runs it, as with runc", a
   const root = testRoot(t);
   const h = hookDir(t);
   // Written where each kind of hook finds it: the host dir, also at /home in the container.
-  // argv and environment as the kernel handed them over (NUL-separated), the state from stdin
+  // argv and environment as the kernel handed them over (NUL-separated), the state from stdin,
+  // and the environment its parent started with (for host hooks, tsrun-main's)
   const bare = (name: string, dir: string) =>
-    `#!/bin/sh\nexec 3</proc/self/cmdline 4</proc/self/environ\ncat <&3 > ${dir}/${name}.argv; cat <&4 > ${dir}/${name}.env; cat > ${dir}/${name}.state\n`;
+    `#!/bin/sh\nexec 3</proc/self/cmdline 4</proc/self/environ\ncat <&3 > ${dir}/${name}.argv; cat <&4 > ${dir}/${name}.env; cat > ${dir}/${name}.state\ncat /proc/$PPID/environ > ${dir}/${name}.parent-env 2>/dev/null || true\n`;
   for (const name of ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]) {
     fs.writeFileSync(path.join(h.dir, `${name}.sh`), bare(name, h.dir), { mode: 0o755 });
   }
   fs.writeFileSync(path.join(h.dir, "startContainer.sh"), bare("startContainer", IN_CONTAINER), { mode: 0o755 });
-  for (const f of ["argv", "env", "state"]) {
+  for (const f of ["argv", "env", "parent-env", "state"]) {
     fs.writeFileSync(path.join(h.dir, `startContainer.${f}`), "");
     fs.chmodSync(path.join(h.dir, `startContainer.${f}`), 0o666); // written by the container's user
   }
@@ -241,7 +242,7 @@ t.test("a hook without env gets the environment of who runs it, as with runc", a
     },
   });
   const id = containerId();
-  const mark = { TSRUN_HOOK_MARK: "from-the-caller" };
+  const mark = { TSRUN_HOOK_MARK: "from-the-caller", BUN_JSC_useJIT: undefined };
   t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root, env: mark }).code, 0);
   t.equal(tsrun(["start", id], { root, env: mark }).code, 0);
   t.equal(tsrun(["delete", "--force", id], { root, env: mark }).code, 0);
@@ -253,12 +254,34 @@ t.test("a hook without env gets the environment of who runs it, as with runc", a
   t.same(read("createRuntime").argv, ["/bin/sh", path.join(h.dir, "createRuntime.sh")], "argv is [path]");
   for (const name of ["prestart", "createRuntime", "poststart", "poststop"]) {
     t.ok(read(name).env.includes("TSRUN_HOOK_MARK=from-the-caller"), `${name}: tsrun's own environment`);
+    // The front end starts tsrun-main with the JIT off (frontend/tsrun.c); the hook, a child
+    // of tsrun-main, gets the caller's environment without it.
+    t.notOk(read(name).env.some((e) => e.startsWith("BUN_JSC_") || e.startsWith("_TSRUN_")), `${name}: nothing the front end added`);
   }
+  const tsrunMainEnv = fs.readFileSync(path.join(h.dir, "createRuntime.parent-env"), "utf8").split("\0");
+  t.ok(tsrunMainEnv.includes("BUN_JSC_useJIT=0"), "tsrun-main itself ran with BUN_JSC_useJIT=0");
   const processEnv = bundle.config.process.env as string[];
   t.same(read("createContainer").env, processEnv, "createContainer: the process's environment, as runc's init has it then");
   t.same(read("startContainer").env, [...processEnv, "HOME=/nonexistent"], "startContainer: the process's environment, HOME from /etc/passwd included");
   const status = Object.fromEntries(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"].map((n) => [n, read(n).state.status]));
   t.same(status, { prestart: "created", createRuntime: "created", createContainer: "created", startContainer: "created", poststart: "running", poststop: "stopped" });
+});
+
+t.test("a caller's own BUN_JSC_useJIT reaches tsrun-main and its hooks as the caller set it", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const h = hookDir(t);
+  const out = path.join(h.dir, "env");
+  const script = path.join(h.dir, "env.sh");
+  fs.writeFileSync(script, `#!/bin/sh\ncat /proc/self/environ > ${out}; cat /proc/$PPID/environ > ${out}.parent\n`, { mode: 0o755 });
+  const bundle = makeBundle(t, { config: withHooks(h, { createRuntime: [{ path: script }] }, ["true"]) });
+  const id = containerId();
+  t.equal(tsrun(["create", "--bundle", bundle.dir, id], { root, env: { BUN_JSC_useJIT: "1" } }).code, 0);
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+  const hookEnv = fs.readFileSync(out, "utf8").split("\0");
+  t.ok(hookEnv.includes("BUN_JSC_useJIT=1"), "the hook has the caller's value");
+  t.notOk(hookEnv.some((e) => e.startsWith("_TSRUN_")), "and nothing the front end added");
+  t.ok(fs.readFileSync(`${out}.parent`, "utf8").split("\0").includes("BUN_JSC_useJIT=1"), "tsrun-main ran with the caller's value");
 });
 
 t.test("a failing or timed-out create hook fails create, leaves nothing behind, and runs poststop", async (t) => {
