@@ -700,6 +700,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tsrun-helper: bad fd %s\n", argv[1]);
 		return 2;
 	}
+	/* Started from the sealed copy (/proc/PID/fd/256), the kernel names it "256": ps, top and
+	 * /proc/PID/comm would show that for the helper and the init waiting for start. */
+	if (prctl(PR_SET_NAME, "tsrun-helper", 0, 0, 0) < 0) {
+		/* only the name that ps shows */
+	}
 	g_report_fd = fd == 0 ? 1 : (int)fd;
 	/* The fds are stdio, the preserved ones (3 .. FD-1) and FD: anything else that reached us
 	 * is nobody's to pass on. */

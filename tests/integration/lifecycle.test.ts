@@ -26,6 +26,8 @@ t.test("create, start, state, kill, delete", async (t) => {
   t.ok(fs.existsSync(`/proc/${s.pid}`), "the init waits");
   t.equal(fs.statSync(path.join(root, id)).mode & 0o777, 0o700, "state dir is 0700");
   t.match(fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8"), /tsrun-helper/, "what waits is the helper, not sleep");
+  // It runs from a sealed memfd copy at /proc/PID/fd/256, which the kernel would name it after.
+  t.equal(fs.readFileSync(`/proc/${s.pid}/comm`, "utf8"), "tsrun-helper\n", "ps and top name it tsrun-helper");
 
   t.match(tsrun(["create", "--bundle", bundle.dir, id], { root }), { code: 1, stderr: /container with given ID already exists/ });
   t.match(tsrun(["kill", id, "0"], { root }), { code: 0 }, "signal 0 to a created container");
