@@ -3,7 +3,7 @@
  * waits for it, deletes it (unless --keep), and exits with its status (128+signal if killed).
  */
 import { createContainer, type CreateOptions } from "./create.ts";
-import { startContainer } from "./start.ts";
+import { releaseInit } from "./start.ts";
 import { destroyContainer } from "./destroy.ts";
 import { loadContainer } from "./status.ts";
 import { runPoststopHooks } from "./hooks.ts";
@@ -23,7 +23,7 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
   };
   if (!opts.detach) for (const sig of FORWARDED) process.on(sig, forward);
   try {
-    await startContainer(opts.root, opts.id);
+    await releaseInit(opts.root, record);
   } catch (err) {
     helper.abort();
     await destroyContainer(opts.root, record);

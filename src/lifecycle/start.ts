@@ -36,6 +36,16 @@ export async function startContainer(root: string, id: string): Promise<void> {
     case "creating":
       throw new TsrunError("cannot start a container that is still being created");
   }
+  await releaseInit(root, record);
+}
+
+/**
+ * Lets the waiting init go on to execve, then runs the poststart hooks. run calls it directly
+ * with the record it has just written: reading it back would only repeat what create decided,
+ * and a start by someone else in between is still found (the fifo is gone, or has no reader).
+ */
+export async function releaseInit(root: string, record: ContainerRecord): Promise<void> {
+  const id = record.id;
   const fifo = execFifoPath(containerDir(root, id));
   let fd: number;
   try {
