@@ -15,7 +15,7 @@ import { checkPreservedFds } from "../linux/caller-fds.ts";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { planCreate } from "./plan.ts";
-import { launchHelper, type HelperRun } from "./helper-process.ts";
+import { startHelper, type HelperRun, type StartedHelper } from "./helper-process.ts";
 import { lockNewContainer, writeRecord, execFifoPath, validateId, stateDirIdentity, isOwnStateDir, type ContainerRecord } from "./state-store.ts";
 import { destroyContainer } from "./destroy.ts";
 import { planHooks, createHookHandler, runPoststopHooks } from "./hooks.ts";
@@ -137,6 +137,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     ...(self ? { creator: { pid: process.pid, startTime: self.startTime } } : {}),
   };
   let helper: HelperRun | undefined;
+  let started: StartedHelper | undefined;
   let launched = false;
   let releaseCgroup = async (): Promise<void> => {};
   try {
@@ -144,6 +145,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     writeRecord(dir, record, dirIdentity);
     crashPoint("create-record-written");
     logDebug("state dir locked, cgroup planned, first state write");
+    // Started now, so that its exec overlaps the cgroup set-up and the plan.
+    started = startHelper(opts.preserveFds);
     const made = await makeContainerCgroup(cgroup, {
       id: opts.id,
       resources: rootlessResources(withDefaultDeviceRules(config.linux?.resources), opts.rootless),
@@ -178,7 +181,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     Object.assign(plan, planHooks(record, dir), idMapHelpers);
     logDebug("plan built");
     launched = true;
-    helper = await launchHelper({ $case: "create", value: plan }, { onHook: createHookHandler(record, procsFiles(cgroup)) });
+    helper = await started.launch({ $case: "create", value: plan }, { onHook: createHookHandler(record, procsFiles(cgroup)) });
     crashPoint("create-helper-ready");
     await releaseCgroup();
     const stat = procStat(helper.pid);
@@ -196,6 +199,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     return { record, dir, helper };
   } catch (err) {
     helper?.abort();
+    await started?.cancel();
     try {
       await releaseCgroup();
       if (isOwnStateDir(opts.root, record, dirIdentity)) await destroyContainer(opts.root, record);

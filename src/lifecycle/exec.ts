@@ -15,7 +15,8 @@ import { planMemoryPolicy } from "../linux/mempolicy.ts";
 import { checkSelinuxLabel, parseCpuList, planApparmor } from "../linux/process-attrs.ts";
 import { NS_FILE, type NamespaceType } from "../linux/namespaces.ts";
 import { rdtTasksFiles } from "../linux/resctrl.ts";
-import { launchHelper } from "./helper-process.ts";
+import { startHelper } from "./helper-process.ts";
+import type { ContainerRecord } from "./state-store.ts";
 import { writePidFile } from "./create.ts";
 import { loadContainer } from "./status.ts";
 import type { CpuAffinity, ExecPlan } from "../boundary/gen/helper.ts";
@@ -136,18 +137,8 @@ function execCpuAffinity(p: ConfigProcess): CpuAffinity | undefined {
   return { initial: initial ?? [], final: final ?? [] };
 }
 
-export async function execInContainer(o: ExecOptions): Promise<number> {
-  const { record, status } = loadContainer(o.root, o.id);
-  if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
-  if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
-  // The flags are named in the error, not the process field they set.
-  checkSelinuxLabel(o.processLabel, "exec --process-label");
-  planApparmor(o.apparmor, "exec --apparmor");
-  const proc = execProcess(record.config.process, o);
-  if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
-  if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");
-
-  const plan: ExecPlan = {
+function execPlan(o: ExecOptions, record: ContainerRecord, proc: ConfigProcess): ExecPlan {
+  return {
     launch: planLaunch({
       foreground: !o.detach,
       debug: o.debug,
@@ -172,6 +163,29 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
     // Without a mount namespace to join, the process gets the init's root (runc leaves it the host's).
     root: record.config.linux?.namespaces?.some((ns) => ns.type === "mount") ? "" : `/proc/${record.pid}/root`,
   };
+}
+
+export async function execInContainer(o: ExecOptions): Promise<number> {
+  const { record, status } = loadContainer(o.root, o.id);
+  if (status === "stopped" || status === "creating") throw new TsrunError("cannot exec in a stopped container");
+  if (status === "paused" && !o.ignorePaused) throw new TsrunError("cannot exec in a paused container (use --ignore-paused to override)");
+  // The flags are named in the error, not the process field they set.
+  checkSelinuxLabel(o.processLabel, "exec --process-label");
+  planApparmor(o.apparmor, "exec --apparmor");
+  const proc = execProcess(record.config.process, o);
+  if (proc.terminal && !o.consoleSocket && o.detach) throw new TsrunError("cannot allocate tty if tsrun will detach without setting console socket");
+  if (!proc.terminal && o.consoleSocket) throw new TsrunError("cannot use console socket if the process does not allocate a tty (use --tty)");
+
+  // Started now, so that its exec overlaps the planning below.
+  const started = startHelper(o.preserveFds);
+  let plan: ExecPlan;
+  try {
+    plan = execPlan(o, record, proc);
+  } catch (err) {
+    await started.cancel();
+    throw err;
+  }
+
   // In the foreground the handlers are in place before the process exists: it may run (and be
   // signalled by a caller that saw its output) before tsrun has read the helper's "ready".
   // What arrives before its pid is known is passed on once it is.
@@ -191,7 +205,7 @@ export async function execInContainer(o: ExecOptions): Promise<number> {
   const signals: NodeJS.Signals[] = o.detach ? [] : ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
   for (const sig of signals) process.on(sig, forward);
   try {
-    const helper = await launchHelper({ $case: "exec", value: plan });
+    const helper = await started.launch({ $case: "exec", value: plan });
     if (o.pidFile) writePidFile(o.pidFile, helper.pid);
     if (o.detach) return 0;
     target = helper.pid;
