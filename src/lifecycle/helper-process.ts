@@ -31,7 +31,7 @@ export type LaunchRequest = { $case: "create"; value: CreatePlan } | { $case: "e
 export interface LaunchOptions {
   /**
    * Called when the helper pauses at a hook point, with the container process's pid. The helper
-   * goes on when the promise resolves; when it rejects the create is aborted and launchHelper
+   * goes on when the promise resolves; when it rejects the create is aborted and launch()
    * rejects with that error.
    */
   onHook?: (point: "createRuntime" | "createContainer", pid: number) => Promise<void>;
