@@ -272,7 +272,7 @@ static char *next_line(char *p) {
 
 struct fast {
   char *buf;
-  unsigned long rec_size, rec_hash; /* the state.json it was made from: length, FNV-1a 32 */
+  unsigned long rec_size, rec_hash; /* the state.json it was made from: length, CRC-32 */
   const char *pid, *start_time; /* digits, as /proc/PID/stat has them */
   size_t pid_len, start_len;
   int start_ok, delete_ok;
@@ -314,7 +314,7 @@ static int read_fast(const char *path, struct fast *f) {
   if (!f->buf) return 0;
   ssize_t n = read_small(path, f->buf, FAST_MAX);
   if (n < 0) return 0;
-  const char *head = "tsrun-fast 2\n";
+  const char *head = "tsrun-fast 3\n";
   if (strncmp(f->buf, head, strlen(head)) != 0) return 0;
   char *p = f->buf + strlen(head), *end = f->buf + n;
   int have_init = 0, have_record = 0;
@@ -388,15 +388,27 @@ static int read_fast(const char *path, struct fast *f) {
 }
 
 /* The state.json the file was made from is still the record: not rewritten since, nor gone. */
+/* zlib's CRC-32, as src/lifecycle/fast-path.ts recordChecksum() (Bun.hash.crc32). */
+static uint32_t crc32(const char *buf, size_t n) {
+  static uint32_t table[256];
+  if (table[1] == 0)
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) c = table[(c ^ (unsigned char)buf[i]) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
 static int record_unchanged(const struct fast *f, const char *dir) {
   char path[PATH_MAX + 32];
   static char buf[FAST_MAX];
   snprintf(path, sizeof path, "%s/state.json", dir);
   ssize_t n = read_small(path, buf, sizeof buf);
   if (n < 0 || (unsigned long)n != f->rec_size) return 0;
-  uint32_t h = 0x811c9dc5u;
-  for (ssize_t i = 0; i < n; i++) h = (h ^ (unsigned char)buf[i]) * 0x01000193u;
-  return h == f->rec_hash;
+  return crc32(buf, (size_t)n) == f->rec_hash;
 }
 
 /* True when the init the record names is still alive (src/linux/proc.ts isSameLiveProcess()). */

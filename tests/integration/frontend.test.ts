@@ -11,6 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { makeBundle, type BundleOptions } from "../lib/bundle.ts";
 import { leakCheck } from "../lib/leaks.ts";
 import { realDir, removeAtTeardown, type TestLike } from "../lib/context.ts";
@@ -51,12 +52,10 @@ function status(root: string, id: string): string {
   return JSON.parse(r.stdout).status;
 }
 
-/** "SIZE FNV" of dir's state.json: its length and FNV-1a 32-bit hash in hex, computed here. */
+/** "SIZE CRC" of dir's state.json: its length and CRC-32 in hex (zlib's, computed here). */
 function recordId(dir: string): string {
   const bytes = fs.readFileSync(path.join(dir, "state.json"));
-  let h = 0x811c9dc5;
-  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
-  return `${bytes.length} ${(h >>> 0).toString(16)}`;
+  return `${bytes.length} ${zlibCrc32(bytes).toString(16)}`;
 }
 
 
@@ -65,7 +64,7 @@ t.test("the front end starts a container without start hooks by itself", async (
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 2\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${procStat(c.pid)!.startTime}`.length}\n${c.pid} ${procStat(c.pid)!.startTime}\nstart 0\n\n`), "create wrote fast, start included");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 3\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${procStat(c.pid)!.startTime}`.length}\n${c.pid} ${procStat(c.pid)!.startTime}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
@@ -121,7 +120,7 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
   }
   const files: [string, string][] = [
     ["another start time", good.replace(`init ${init.length}\n${init}\n`, `init ${`${c.pid} 1`.length}\n${c.pid} 1\n`)],
-    ["another version", good.replace(/^tsrun-fast 2\n/, "tsrun-fast 3\n")],
+    ["another version", good.replace(/^tsrun-fast 3\n/, "tsrun-fast 4\n")],
     ["trailing bytes", good + "x"],
     ["a length past the end", good.replace(/kill\.max (\d+)\n/, "kill.max 99\n")],
     ["a record it does not know", good + "surprise 0\n\n"],
