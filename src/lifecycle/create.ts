@@ -47,6 +47,8 @@ export interface CreateOptions {
 export interface Created {
   record: ContainerRecord;
   dir: string;
+  /** stateDirIdentity() of dir: while it is unchanged, the record is this create's. */
+  dirIdentity: string;
   helper: HelperRun;
 }
 
@@ -196,7 +198,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     logDebug("state written");
     if (opts.pidFile) writePidFile(opts.pidFile, helper.pid);
     crashPoint("create-pid-file");
-    return { record, dir, helper };
+    return { record, dir, dirIdentity, helper };
   } catch (err) {
     helper?.abort();
     await started?.cancel();

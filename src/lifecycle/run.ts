@@ -5,9 +5,9 @@
 import { createContainer, type CreateOptions } from "./create.ts";
 import { releaseInit } from "./start.ts";
 import { destroyContainer } from "./destroy.ts";
-import { loadContainer } from "./status.ts";
 import { runPoststopHooks } from "./hooks.ts";
 import { logWarn, logDebug } from "../log.ts";
+import { stateDirIdentity } from "./state-store.ts";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP"];
 
@@ -41,12 +41,26 @@ export async function runContainer(opts: CreateOptions & { detach: boolean; keep
   logDebug(`run: the process exited (${status})`);
   if (!opts.keep) {
     try {
-      await destroyContainer(opts.root, loadContainer(opts.root, opts.id).record);
-      logDebug("run: container removed");
+      // The record create wrote, while the state dir is the one create made. A dir that is gone
+      // or new was deleted meanwhile (the id may name another container now): left alone.
+      if (sameDir(created.dir, created.dirIdentity)) {
+        await destroyContainer(opts.root, record);
+        logDebug("run: container removed");
+      } else {
+        logWarn(`container ${opts.id} was deleted by another command while it ran`);
+      }
     } catch (err) {
       logWarn((err as Error).message);
     }
     await runPoststopHooks(record);
   }
   return status;
+}
+
+function sameDir(dir: string, identity: string): boolean {
+  try {
+    return stateDirIdentity(dir) === identity;
+  } catch {
+    return false;
+  }
 }

@@ -283,3 +283,27 @@ t.test("run in the foreground forwards signals to the container", async (t) => {
   t.equal(r.code, 3, "the container's exit code");
   t.same(fs.readdirSync(root), [], "deleted after it exited");
 });
+
+t.test("a foreground run whose container was deleted, and its id taken again, leaves the new container alone", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const bundle = makeBundle(t, { args: ["sh", "-c", "echo ready; exec sleep 1000"] });
+  const id = containerId();
+  const { child, done } = spawnTsrun(["run", "--bundle", bundle.dir, id], { root });
+  child.stdin!.end();
+  await new Promise<void>((resolve) => child.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve()));
+  // Held still while its container is deleted and the id is created anew.
+  process.kill(child.pid!, "SIGSTOP");
+  try {
+    t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+    const created = tsrun(["create", "--bundle", bundle.dir, id], { root });
+    t.equal(created.code, 0, `create: ${created.stderr}`);
+  } finally {
+    process.kill(child.pid!, "SIGCONT");
+  }
+  const r = await done;
+  t.equal(r.code, 137, "run reports its own container's end (killed)");
+  t.match(r.stderr, new RegExp(`container ${id} was deleted by another command while it ran`));
+  t.equal(state(root, id).status, "created", "the new container is untouched");
+  t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
+});
