@@ -57,7 +57,9 @@ build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR) build/gen/.stamp
 # --splitting --format=esm: each command's code is a chunk loaded by its import(), so `state`
 # does not load the validators and create's code. --compile-jit-policy=10: tier-up thresholds
 # ten times the default; a process that lives 10-40 ms gains little from compiling what it runs
-# once (create about 3 ms less CPU, bench/analysis.md).
+# once (create about 3 ms less CPU, bench/analysis.md). The front end goes further and starts
+# tsrun-main with the JIT off (BUN_JSC_useJIT=0, frontend/tsrun.c): the policy is for
+# tsrun-main run on its own.
 # The commit `tsrun --version` names (as runc's "commit:" line), "-dirty" with uncommitted changes.
 COMMIT := $(shell git describe --always --dirty --abbrev=40 --match=NeVeRmAtCh 2>/dev/null || echo unknown)
 BUN_COMPILE := --define 'TSRUN_COMMIT="$(COMMIT)"' --compile --bytecode --minify --no-compile-autoload-dotenv --no-compile-autoload-bunfig --splitting --format=esm --compile-jit-policy=10
