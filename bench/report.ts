@@ -351,7 +351,7 @@ export function writeReport(r: Results, docPath: string): { summary: string } {
     "",
     machineSection(r),
     "",
-    "To run it: `make bench` (30 rounds; about 20 minutes on this machine). `BENCH_RUNS=3 make bench` is a smoke test whose",
+    "To run it: `make bench` (30 rounds; about 6 minutes on this machine). `BENCH_RUNS=3 make bench` is a smoke test whose",
     "report goes to build/bench/performance.md; `bun bench/breakdown.ts [N]` times the stages of one create;",
     "`bun bench/report.ts` rewrites this file from build/bench/results.json. Knobs and files: bench/README.md.",
     "",
