@@ -31,6 +31,7 @@
  *   delete.parent   a parent dir it made: rmdir, left when busy or not empty
  *                   (both in removalOrder()'s order)
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
 import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
@@ -103,6 +104,38 @@ export function fastFileText(rec: ContainerRecord, recordText: string, opts: { s
     for (const { dir, leaf } of rec.cgroup ? removalOrder(rec.cgroup) : []) out.push(record(leaf ? "delete.leaf" : "delete.parent", dir));
   }
   return out.join("");
+}
+
+/** The names of the records of a fast file (bytes: lengths count bytes); undefined if malformed. */
+export function fastRecordNames(file: Buffer): Set<string> | undefined {
+  const head = Buffer.from("tsrun-fast 3\n");
+  if (!file.subarray(0, head.length).equals(head)) return undefined;
+  const names = new Set<string>();
+  for (let at = head.length; at < file.length; ) {
+    const eol = file.indexOf(10, at);
+    const m = eol < 0 ? null : /^([a-z.]+) ([0-9]+)$/.exec(file.toString("latin1", at, eol));
+    if (!m) return undefined;
+    at = eol + 1 + Number(m[2]);
+    if (file[at] !== 10) return undefined;
+    at++;
+    names.add(m[1]!);
+  }
+  return names;
+}
+
+/**
+ * After the record is rewritten (update): the fast file again, for the new record text, saying
+ * of start what the old one said (no start hook can have come since). Without a readable old
+ * one there is none: the front end was not to take any shortcut for this container.
+ */
+export function refreshFastFile(dir: string, rec: ContainerRecord, recordText: string): void {
+  let names: Set<string> | undefined;
+  try {
+    names = fastRecordNames(readFileSync(join(dir, FAST_FILE)));
+  } catch {
+    return;
+  }
+  if (names) writeFastFile(dir, rec, recordText, { startFast: names.has("start") });
 }
 
 /** Written by create once the record is complete; runs (foreground) start their own container. */

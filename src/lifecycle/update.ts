@@ -15,6 +15,7 @@ import { withDefaultDeviceRules } from "../linux/default-devices.ts";
 import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import type { RootlessContext } from "../linux/rootless.ts";
 import { writeRecord, containerDir } from "./state-store.ts";
+import { refreshFastFile } from "./fast-path.ts";
 import { probeResctrl, updateIntelRdt } from "../linux/resctrl.ts";
 
 type Spec = Parameters<typeof writeRecord>[1]["config"];
@@ -110,7 +111,8 @@ export async function updateContainer(root: string, id: string, opts: UpdateFlag
   const linux = (record.config.linux ??= {});
   linux.resources = mergeResources(linux.resources ?? {}, resources);
   if (rdt) linux.intelRdt = { ...linux.intelRdt, ...rdt };
-  writeRecord(containerDir(root, id), record);
+  const dir = containerDir(root, id);
+  refreshFastFile(dir, record, writeRecord(dir, record));
 }
 
 /** --l3-cache-schema and --mem-bw-schema (runc's update flags), or undefined when neither is given. */

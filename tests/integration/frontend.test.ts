@@ -53,7 +53,7 @@ function status(root: string, id: string): string {
 }
 
 /** "SIZE CRC" of dir's state.json: its length and CRC-32 in hex (the written-out one that
- * tests/unit/fast-path-checksum.test.ts checks against zlib's; Bun and the front end use their own). */
+ * tests/unit/fast-path.test.ts checks against zlib's; Bun and the front end use their own). */
 function recordId(dir: string): string {
   const bytes = fs.readFileSync(path.join(dir, "state.json"));
   return `${bytes.length} ${crc32(bytes).toString(16)}`;
@@ -82,6 +82,25 @@ t.test("the front end starts a container without start hooks by itself", async (
   const full = tsrun(["start", c.id], { root });
   t.same([full.code, full.stderr], [1, "tsrun: cannot start an already running container\n"], "which gives the usual error");
 
+  t.equal(tsrun(["delete", "--force", c.id], { root }).code, 0);
+});
+
+t.test("after update the front end answers again, from a fast file for the new record", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  const c = createSleeper(t, root);
+  const before = fs.readFileSync(path.join(c.dir, "fast"), "utf8");
+  const updated = tsrun(["update", "--cpu-share", "512", c.id], { root });
+  t.equal(updated.code, 0, `update: ${updated.stderr}`);
+  const after = fs.readFileSync(path.join(c.dir, "fast"), "utf8");
+  t.not(after, before, "the fast file was written again");
+  t.match(after, new RegExp(`^tsrun-fast 3\nrecord \\d+\n${recordId(c.dir)}\n`), "it names the new state.json");
+  const state = runLone(lone, ["--root", root, "state", c.id]);
+  t.equal(state.code, 0, "state without tsrun-main: the fast path");
+  t.equal(state.stdout, tsrun(["state", c.id], { root, main: true }).stdout, "as tsrun-main says it");
+  t.same(runLone(lone, ["--root", root, "start", c.id]), { code: 0, stdout: "", stderr: "" }, "start is still the front end's");
+  t.equal(status(root, c.id), "running");
   t.equal(tsrun(["delete", "--force", c.id], { root }).code, 0);
 });
 
