@@ -11,8 +11,9 @@
  * Format: a first line "tsrun-fast 3", then records, each "NAME LEN\n" followed by LEN bytes
  * and "\n" (values may hold newlines). Names, in this order:
  *   record          "SIZE CRC" of the state.json this file was made from (its length and CRC-32,
- *                   in hex): a record written since (update, or an edit in place)
- *                   makes the file void, and every command slow again
+ *                   in hex): a record written since makes the file void, and every
+ *                   command slow again, until it is written anew (update does, by
+ *                   refreshFastFile(); an edit in place by hand does not)
  *   init            "PID STARTTIME" of the init (/proc/PID/stat field 22)
  *   start           present when start has nothing to do but write exec.fifo (no startContainer
  *                   or poststart hooks, not run's own container)
