@@ -153,17 +153,22 @@ function readProcs(dir: string): number[] {
   return words(readOpt(join(dir, "cgroup.procs"))).map(Number).filter((n) => Number.isInteger(n) && n > 0);
 }
 
+/** The cgroups directly below dir (none when dir is gone). */
+function childCgroups(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(dir, e.name));
+  } catch (e) {
+    if (errCode(e) === "ENOENT") return [];
+    throw new TsrunError(`cgroup: read ${dir}: ${errText(e)}`);
+  }
+}
+
 /** The pids in dir and all its descendant cgroups. */
 function treePids(dir: string, out: Set<number>): void {
   for (const p of readProcs(dir)) out.add(p);
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (e) {
-    if (errCode(e) === "ENOENT") return;
-    throw new TsrunError(`cgroup: read ${dir}: ${errText(e)}`);
-  }
-  for (const e of entries) if (e.isDirectory()) treePids(join(dir, e.name), out);
+  for (const child of childCgroups(dir)) treePids(child, out);
 }
 
 function sortedPids(dirs: string[]): number[] {
@@ -255,14 +260,7 @@ function rmdirTolerant(dir: string): void {
  * init) keeps the dir busy: it is killed too, since everything in the container's dir is its own.
  */
 function removeTree(dir: string, deadline: number): void {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (e) {
-    if (errCode(e) === "ENOENT") return;
-    throw new TsrunError(`cgroup: read ${dir}: ${errText(e)}`);
-  }
-  for (const e of entries) if (e.isDirectory()) removeTree(join(dir, e.name), deadline);
+  for (const child of childCgroups(dir)) removeTree(child, deadline);
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
     try {
       rmdirSync(dir);
