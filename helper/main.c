@@ -375,7 +375,8 @@ static void child_begin(struct launch *l)
 		if (l->cg_fds[i] >= 0)
 			close(l->cg_fds[i]);
 	/* Die with the parent while being set up (it may be killed at any point). */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die(ERR(PRCTL), errno, "PR_SET_PDEATHSIG", 0);
 	r = read_all(l->sp_child, &pid, sizeof(pid));
 	if (r < 0)
 		_exit(1); /* the parent is gone or gave up; it reports */
@@ -435,7 +436,8 @@ static const char *child_process_setup(const struct run *r)
 	process_cwd_first(r->proc, &retry);
 	process_identity(r, filter_here);
 	/* The kernel clears the parent-death signal when credentials change: arm it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die(ERR(PRCTL), errno, "PR_SET_PDEATHSIG", 0);
 	process_cwd_check(r->proc, retry);
 	const char *path = process_resolve(r);
 	process_close_fds(r->launch);
@@ -497,7 +499,9 @@ static _Noreturn void child_create(struct launch *l)
 
 	const char *path = child_process_setup(r);
 	progress("init: ready");
-	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	/* The helper exits once create is done: the init must outlive it. */
+	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
+		die(ERR(PRCTL), errno, "PR_SET_PDEATHSIG", 0);
 	/* If the parent is gone nobody will ever know about us: do not wait on the fifo. */
 	send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0);
 	close(l->sp_child);
@@ -553,7 +557,8 @@ static _Noreturn void child_exec(struct launch *l)
 	}
 	const char *path = child_process_setup(r);
 	progress("exec: ready");
-	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
+		die(ERR(PRCTL), errno, "PR_SET_PDEATHSIG", 0);
 	send_simple(TSRUN__FROM_HELPER__EVENT_READY, 0); /* then the socket closes on a successful execve */
 	reset_signals();
 	late_filter(r);
@@ -610,7 +615,9 @@ static _Noreturn void hold_main(void)
 {
 	char c;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* Without it a holder could outlive tsrun: it fails, and tsrun reports the scope's failure. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(1);
 	for (;;) {
 		ssize_t n = read(0, &c, 1);
 		if (n == 0)
