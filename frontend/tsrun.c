@@ -387,7 +387,6 @@ static int read_fast(const char *path, struct fast *f) {
   return 1;
 }
 
-/* The state.json the file was made from is still the record: not rewritten since, nor gone. */
 /* zlib's CRC-32, as src/lifecycle/fast-path.ts recordChecksum() (Bun.hash.crc32). */
 static uint32_t crc32(const char *buf, size_t n) {
   static uint32_t table[256];
@@ -402,6 +401,7 @@ static uint32_t crc32(const char *buf, size_t n) {
   return c ^ 0xffffffffu;
 }
 
+/* The state.json the file was made from is still the record: not rewritten since, nor gone. */
 static int record_unchanged(const struct fast *f, const char *dir) {
   char path[PATH_MAX + 32];
   static char buf[FAST_MAX];

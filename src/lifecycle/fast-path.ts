@@ -42,6 +42,8 @@ import { stateText } from "./status.ts";
 import type { ContainerRecord, Status } from "./state-store.ts";
 
 export const FAST_FILE = "fast";
+/** The first line, with the format's version (frontend/tsrun.c takes only this one). */
+const FAST_HEAD = "tsrun-fast 3\n";
 const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
 
 let crcTable: Uint32Array | undefined;
@@ -92,7 +94,7 @@ function record(name: string, value: string): string {
 /** recordText: the state.json create wrote last, as writeRecord() returned it. */
 export function fastFileText(rec: ContainerRecord, recordText: string, opts: { startFast: boolean }): string {
   const bytes = Buffer.from(recordText);
-  const out = ["tsrun-fast 3\n", record("record", `${bytes.length} ${recordChecksum(bytes).toString(16)}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
+  const out = [FAST_HEAD, record("record", `${bytes.length} ${recordChecksum(bytes).toString(16)}`), record("init", `${rec.pid} ${rec.pidStartTime}`)];
   const startHooks = hooksOf(rec.config, "startContainer").length + hooksOf(rec.config, "poststart").length;
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
@@ -109,7 +111,7 @@ export function fastFileText(rec: ContainerRecord, recordText: string, opts: { s
 
 /** The names of the records of a fast file (bytes: lengths count bytes); undefined if malformed. */
 export function fastRecordNames(file: Buffer): Set<string> | undefined {
-  const head = Buffer.from("tsrun-fast 3\n");
+  const head = Buffer.from(FAST_HEAD);
   if (!file.subarray(0, head.length).equals(head)) return undefined;
   const names = new Set<string>();
   for (let at = head.length; at < file.length; ) {
