@@ -172,8 +172,13 @@ export function startHelper(preserveFds: number): StartedHelper {
 
   return {
     launch(req, launchOpts = {}) {
+      // A plan that is not sent: the waiting helper is killed and gone before the error is.
+      const refuse = (err: TsrunError): Promise<HelperRun> => {
+        abort();
+        return endedPromise.then(() => Promise.reject(err));
+      };
       if (req.value.launch?.preserveFds !== preserveFds) {
-        return Promise.reject(new TsrunError(`internal error: a helper started for ${preserveFds} preserved fds got a plan for ${req.value.launch?.preserveFds ?? 0}`));
+        return refuse(new TsrunError(`internal error: a helper started for ${preserveFds} preserved fds got a plan for ${req.value.launch?.preserveFds ?? 0}`));
       }
       // Encoded before it is sent: a value the plan cannot carry that validation let through is
       // the user's error, said in one line.
@@ -181,9 +186,7 @@ export function startHelper(preserveFds: number): StartedHelper {
       try {
         encoded = toHelperFrame({ msg: req });
       } catch (err) {
-        const refused = err instanceof TsrunError ? err : new TsrunError(`invalid container configuration: ${(err as Error).message}`);
-        abort();
-        return endedPromise.then(() => Promise.reject(refused));
+        return refuse(err instanceof TsrunError ? err : new TsrunError(`invalid container configuration: ${(err as Error).message}`));
       }
       request = req;
       opts = launchOpts;
