@@ -7,21 +7,15 @@ import path from "node:path";
 import { makeBundle, type Bundle } from "../lib/bundle.ts";
 import { rootlessConfig } from "../lib/rootless.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { bootSystemdHost, legacyLayoutSkip, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
+import { onSystemdHost, type SystemdHost } from "../lib/systemd-host.ts";
 import { TEST_TAG, containerId, type TsrunResult } from "../lib/tsrun.ts";
 
-const skip = systemdHostSkip() ?? legacyLayoutSkip();
-if (skip) {
-  t.plan(0, skip);
-} else {
-  const host = await bootSystemdHost(t, { unified: false });
-  await suite(host);
-}
+await onSystemdHost(t, { unified: false }, suite);
 
 async function suite(host: SystemdHost): Promise<void> {
   const ROOT = `/run/tsrun-test/${TEST_TAG}`;
   const ts = (args: string[], input?: string): TsrunResult => host.tsrun(["--root", ROOT, ...args], input === undefined ? {} : { input });
-  const sd = (args: string[]): TsrunResult => host.run(["systemctl", ...args, "--no-pager"]);
+  const sd = host.systemctl;
   /** `systemctl show`: NAME=VALUE lines; a property given on several lines (DeviceAllow) is joined with "; ". */
   const show = (unit: string, props: string[]): Record<string, string> => {
     const out: Record<string, string> = {};

@@ -7,21 +7,15 @@ import fs from "node:fs";
 import { makeBundle, type Bundle } from "../lib/bundle.ts";
 import { rootlessConfig } from "../lib/rootless.ts";
 import { leakCheck } from "../lib/leaks.ts";
-import { bootSystemdHost, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
+import { onSystemdHost, type SystemdHost } from "../lib/systemd-host.ts";
 import { TEST_TAG, containerId, type TsrunResult } from "../lib/tsrun.ts";
 
-const skip = systemdHostSkip();
-if (skip) {
-  t.plan(0, skip);
-} else {
-  const host = await bootSystemdHost(t, { unified: true });
-  await suite(host);
-}
+await onSystemdHost(t, { unified: true }, suite);
 
 async function suite(host: SystemdHost): Promise<void> {
   const ROOT = `/run/tsrun-test/${TEST_TAG}`;
   const ts = (args: string[], input?: string): TsrunResult => host.tsrun(["--root", ROOT, ...args], input === undefined ? {} : { input });
-  const sd = (args: string[]): TsrunResult => host.run(["systemctl", ...args, "--no-pager"]);
+  const sd = host.systemctl;
   const inside = (cmd: string): string => host.run(["sh", "-c", cmd]).stdout;
   const ok = (tt: Test, r: TsrunResult, what: string): boolean => tt.equal(r.code, 0, `${what}: ${r.stderr.trim()}`);
   const bundle = (tt: Test, args: string[], config?: (c: Record<string, any>) => void): Bundle =>

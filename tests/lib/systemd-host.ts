@@ -35,6 +35,8 @@ export interface SystemdHost {
   run(cmd: string[], opts?: RunOptions): TsrunResult;
   /** Starts a command inside without waiting. */
   spawn(cmd: string[], opts?: { env?: Record<string, string> }): ChildProcess;
+  /** `systemctl ARGS --no-pager` inside. */
+  systemctl(args: string[]): TsrunResult;
   /** `tsrun ARGS` inside (the worktree's build). */
   tsrun(args: string[], opts?: RunOptions): TsrunResult;
   /** The tsrun executable tsrun() runs. */
@@ -124,6 +126,24 @@ function outsideRepo(dirs: string[]): string[] {
 
 function nsenterArgs(pid: number, cmd: string[]): string[] {
   return ["-t", String(pid), "-a", "--", ...cmd];
+}
+
+/**
+ * A test file's suite on one systemd host (the layout opts.unified asks for), or no test, with
+ * the reason, where this machine cannot boot that host or opts.skip (the file's own needs) says
+ * why not.
+ */
+export async function onSystemdHost(
+  t: TestLike & { plan(n: number, comment?: string): void },
+  opts: { unified: boolean; skip?: () => string | undefined },
+  suite: (host: SystemdHost) => Promise<void>,
+): Promise<void> {
+  const skip = systemdHostSkip() ?? (opts.unified ? undefined : legacyLayoutSkip()) ?? opts.skip?.();
+  if (skip) {
+    t.plan(0, skip);
+    return;
+  }
+  await suite(await bootSystemdHost(t, { unified: opts.unified }));
 }
 
 /**
@@ -281,6 +301,7 @@ export async function bootSystemdHost(t: TestLike & { teardown(fn: () => unknown
   return {
     name, pid, unified: opts.unified, share, cgroupDirs: dirs, run, stop,
     spawn: (cmd, o = {}) => spawn("nsenter", nsenterArgs(pid, cmd), { env: { ...process.env, [TAG_ENV]: TEST_TAG, ...o.env }, stdio: ["ignore", "pipe", "pipe"] }),
+    systemctl: (args) => run(["systemctl", ...args, "--no-pager"]),
     tsrun: (args, o = {}) => run([TSRUN, ...args], o),
     tsrunPath: TSRUN,
   };

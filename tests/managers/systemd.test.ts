@@ -10,20 +10,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { CriClient, NamespaceMode, podSandboxConfig } from "./cri.ts";
 import { IMAGE, buildImageArchive, callLines, containerdConfig, makeWorkspace, sleep, skipReason } from "./lib.ts";
-import { bootSystemdHost, legacyLayoutSkip, systemdHostSkip, type SystemdHost } from "../lib/systemd-host.ts";
-import type { TsrunResult } from "../lib/tsrun.ts";
+import { onSystemdHost, type SystemdHost } from "../lib/systemd-host.ts";
 
-const skip = systemdHostSkip() ?? legacyLayoutSkip() ?? skipReason("containerd and podman", ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "conmon"]);
-if (skip) {
-  t.plan(0, skip);
-} else {
-  const host = await bootSystemdHost(t, { unified: false });
-  await suite(host);
-}
+await onSystemdHost(t, { unified: false, skip: () => skipReason("containerd and podman", ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "conmon"]) }, suite);
 
 async function suite(host: SystemdHost): Promise<void> {
   const ws = makeWorkspace("systemd", host.share);
-  const sd = (args: string[]): TsrunResult => host.run(["systemctl", ...args, "--no-pager"]);
+  const sd = host.systemctl;
   const units = (pattern: string): string[] => sd(["list-units", "--all", "--plain", "--no-legend", pattern]).stdout.split("\n").filter(Boolean).map((l) => l.split(/\s+/)[0]!);
   const archive = buildImageArchive(ws);
   // The systemd host's /etc is its own (empty): what the managers read there.
