@@ -148,7 +148,7 @@ t.test("netDevices: a device that is not there, a name taken, no network namespa
 
 // ---------- --pidfd-socket ----------
 
-const RECEIVER = path.join(path.dirname(new URL(import.meta.url).pathname), "../lib/pidfd-receiver.py");
+const RECEIVER = path.join(path.dirname(new URL(import.meta.url).pathname), "../helper/pidfd-receiver.py");
 
 async function receiver(t: TestLike, signal = 0): Promise<{ sock: string; said: () => Promise<string> }> {
   const dir = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-pidfd-")));
