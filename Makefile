@@ -18,7 +18,7 @@ PROTO_INC := -I boundary -I /usr/include
 GEN_C := build/gen/helper.pb-c.c build/gen/google/protobuf/wrappers.pb-c.c
 TS_PROTO_OPT := forceLong=bigint,oneof=unions-value,useOptionals=messages,importSuffix=.ts,outputJsonMethods=false,outputPartialMethods=false,outputTypeRegistry=false,outputServices=false
 
-.PHONY: all install test unit integration demo bench typecheck clean
+.PHONY: FORCE all install test unit integration demo bench typecheck clean
 
 all: build/tsrun build/tsrun-main build/tsrun-helper docs/boundary.md
 
@@ -64,15 +64,23 @@ build/tsrun-helper: $(HELPER_SRC) $(HELPER_HDR) build/gen/.stamp
 COMMIT := $(shell git describe --always --dirty --abbrev=40 --match=NeVeRmAtCh 2>/dev/null || echo unknown)
 BUN_COMPILE := --define 'TSRUN_COMMIT="$(COMMIT)"' --compile --bytecode --minify --no-compile-autoload-dotenv --no-compile-autoload-bunfig --splitting --format=esm --compile-jit-policy=10
 
-build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp src/boundary/gen/.stamp Makefile
+# Rewritten only when the commit changes: tsrun and tsrun-main, which both print it in --version,
+# are rebuilt together.
+build/commit: FORCE
+	@mkdir -p build
+	@echo '$(COMMIT)' | cmp -s - $@ || echo '$(COMMIT)' > $@
+
+build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp src/boundary/gen/.stamp Makefile build/commit
 	@mkdir -p build
 	$(BUN) build $(BUN_COMPILE) --target=bun-linux-x64 bin/tsrun.ts --outfile $@
 
 # Static: every command starts here, and the dynamic loader was a quarter of the front end's own
 # time (`tsrun state` 0.89 -> 0.70 ms wall, 100 runs; bench/analysis.md, section 7).
-build/tsrun: frontend/tsrun.c Makefile
+# --version's strings (frontend/tsrun.c prints them as src/cli/main.ts does) come from src/version.ts.
+VERSION_OF = $(shell sed -n 's/^export const $(1) = "\([^"]*\)";$$/\1/p' src/version.ts)
+build/tsrun: frontend/tsrun.c Makefile src/version.ts build/commit
 	@mkdir -p build
-	$(CC) $(HELPER_CFLAGS) -static -o $@ frontend/tsrun.c
+	$(CC) $(HELPER_CFLAGS) -static '-DTSRUN_VERSION="$(call VERSION_OF,VERSION)"' '-DTSRUN_SPEC_VERSION="$(call VERSION_OF,SPEC_VERSION)"' '-DTSRUN_COMMIT="$(COMMIT)"' -o $@ frontend/tsrun.c
 
 typecheck: src/spec/generated/.stamp src/boundary/gen/.stamp
 	node_modules/.bin/tsc -p tsconfig.json

@@ -5,7 +5,8 @@
  * (src/lifecycle/fast-path.ts): `start` without start hooks (one byte into exec.fifo), `state`
  * (the text for the status it finds), `kill ID [N]` (one signal to the init) and `delete` of a
  * stopped container without poststop hooks (rmdir of the listed cgroup dirs, then the state
- * dir). Everything else, unchanged, goes to the Bun executable tsrun-main. It decides nothing:
+ * dir). It also prints `--version`, from strings the build compiles in. Everything else,
+ * unchanged, goes to the Bun executable tsrun-main. It decides nothing:
  * whenever a fast path is not certain to do what the TypeScript command would do (an error, an
  * option it does not know, a status the file has nothing for), it execs tsrun-main, which then
  * gives the same answer and the same error text as before.
@@ -96,11 +97,17 @@ static void note_caller_fds(void) {
  */
 #define HELPER_FD_ENV "_TSRUN_HELPER_FD"
 
+/* The helper tsrun-main would run when TSRUN_HELPER is unset: the one beside it
+ * (src/linux/helper-path.ts looks there first). 0 when the path does not fit. */
+static int helper_beside(const char *main_path, char *out, size_t size) {
+  const char *slash = strrchr(main_path, '/');
+  int n = snprintf(out, size, "%.*s/tsrun-helper", slash ? (int)(slash - main_path) : 1, slash ? main_path : ".");
+  return n >= 0 && (size_t)n < size;
+}
+
 static void seal_helper(const char *main_path) {
   char path[PATH_MAX];
-  const char *slash = strrchr(main_path, '/');
-  int n = snprintf(path, sizeof path, "%.*s/tsrun-helper", slash ? (int)(slash - main_path) : 1, slash ? main_path : ".");
-  if (n < 0 || (size_t)n >= sizeof path || getenv("TSRUN_HELPER") != NULL) return;
+  if (!helper_beside(main_path, path, sizeof path) || getenv("TSRUN_HELPER") != NULL) return;
   int src = open(path, O_RDONLY | O_CLOEXEC);
   if (src < 0) return;
   struct stat st;
@@ -150,6 +157,21 @@ static void set_engine_options(void) {
   }
 }
 
+/* The directory of this executable, into self; its length, or -1 with errno set. */
+static int self_dir(char self[PATH_MAX]) {
+  ssize_t n = readlink("/proc/self/exe", self, PATH_MAX - 1);
+  if (n < 0) return -1;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  return slash ? (int)(slash - self) : 0;
+}
+
+/* Candidate i of MAIN_CANDIDATES beside this executable's dir; 0 when it does not fit. */
+static int main_candidate(const char *self, int dirlen, size_t i, char *out, size_t size) {
+  int len = snprintf(out, size, "%.*s/%s", dirlen, self, MAIN_CANDIDATES[i]);
+  return len >= 0 && (size_t)len < size;
+}
+
 static void exec_main(char **argv) __attribute__((noreturn));
 static void exec_main(char **argv) {
   note_caller_fds();
@@ -158,18 +180,14 @@ static void exec_main(char **argv) {
     /* setenv below replaces it, or tsrun-main finds a value naming no file of its */
   }
   char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0) {
+  int dirlen = self_dir(self);
+  if (dirlen < 0) {
     fprintf(stderr, "tsrun: cannot find tsrun-main: cannot read /proc/self/exe: %s\n", strerror(errno));
     exit(1);
   }
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  size_t dirlen = slash ? (size_t)(slash - self) : 0;
   for (size_t i = 0; i < sizeof MAIN_CANDIDATES / sizeof MAIN_CANDIDATES[0]; i++) {
     char path[PATH_MAX];
-    int len = snprintf(path, sizeof path, "%.*s/%s", (int)dirlen, self, MAIN_CANDIDATES[i]);
-    if (len < 0 || (size_t)len >= sizeof path) continue;
+    if (!main_candidate(self, dirlen, i, path, sizeof path)) continue;
     if (want_sealed_helper && access(path, X_OK) == 0) seal_helper(path);
     execv(path, argv);
     if (errno != ENOENT && errno != ENOTDIR) {
@@ -612,6 +630,75 @@ static int fast_delete(char **argv, const struct fast *f, const char *dir) {
   return 0;
 }
 
+/* ---- --version ----------------------------------------------------------------------------------- */
+
+#if !defined(TSRUN_VERSION) || !defined(TSRUN_COMMIT) || !defined(TSRUN_SPEC_VERSION)
+#error "the Makefile passes TSRUN_VERSION, TSRUN_COMMIT and TSRUN_SPEC_VERSION (src/version.ts, git)"
+#endif
+
+/* The libseccomp version the helper reports (`tsrun-helper --libseccomp-version`), as tsrun-main
+ * asks it (src/linux/helper-path.ts): only stdout passed, the caller's other fds not. 1 when it
+ * answered with a version "N.N.N". */
+static int helper_libseccomp(const char *helper, char *out, size_t size) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return 0;
+  pid_t child = fork();
+  if (child == 0) {
+    if (dup2(p[1], STDOUT_FILENO) < 0) _exit(127);
+    close_range(3, ~0u, 0);
+    execl(helper, "tsrun-helper", "--libseccomp-version", (char *)NULL);
+    _exit(127);
+  }
+  if (close(p[1]) < 0 || child < 0) {
+    if (close(p[0]) < 0) { /* a failure either way */ }
+    return 0;
+  }
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(p[0], out + len, size - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    len += (size_t)r;
+    if (len == size - 1) break;
+  }
+  if (close(p[0]) < 0) { /* read already */ }
+  int st;
+  while (waitpid(child, &st, 0) < 0)
+    if (errno != EINTR) return 0;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 0;
+  while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' ')) len--;
+  out[len] = '\0';
+  /* N.N.N, as tsrun-main accepts; anything else it words as "unknown" itself. */
+  const char *q = out;
+  for (int part = 0; part < 3; part++) {
+    if (*q < '0' || *q > '9') return 0;
+    while (*q >= '0' && *q <= '9') q++;
+    if (part < 2 && *q++ != '.') return 0;
+  }
+  return *q == '\0';
+}
+
+/*
+ * `tsrun --version`: the lines tsrun-main prints (src/cli/main.ts), without starting Bun (runc's
+ * takes about 3.7 ms of CPU, tsrun-main's 8). The strings are compiled in from src/version.ts and
+ * the commit of the build (Makefile); libseccomp is what the helper beside tsrun-main says. With
+ * TSRUN_HELPER set, or no tsrun-main or helper where exec_main would look first, tsrun-main
+ * answers.
+ */
+static int fast_version(char **argv) {
+  char self[PATH_MAX], main_path[PATH_MAX], helper[PATH_MAX], seccomp[64];
+  int dirlen = self_dir(self);
+  if (getenv("TSRUN_HELPER") != NULL || dirlen < 0 || !main_candidate(self, dirlen, 0, main_path, sizeof main_path) ||
+      access(main_path, X_OK) < 0 || !helper_beside(main_path, helper, sizeof helper) || !helper_libseccomp(helper, seccomp, sizeof seccomp))
+    exec_main(argv);
+  char text[512];
+  int n = snprintf(text, sizeof text, "tsrun version %s\ncommit: %s\nspec: %s\nlibseccomp: %s\n", TSRUN_VERSION, TSRUN_COMMIT,
+                   TSRUN_SPEC_VERSION, seccomp);
+  if (n < 0 || (size_t)n >= sizeof text) exec_main(argv);
+  if (write_all_out(text, (size_t)n) < 0) exec_main(argv);
+  return 0;
+}
+
 /* ---- priming the cgroup attach ------------------------------------------------------------------ */
 
 /*
@@ -677,6 +764,7 @@ static int places_a_process(int argc, char **argv) {
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
+  if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_version(argv);
   if (places_a_process(argc, argv)) {
     want_sealed_helper = 1;
     /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */

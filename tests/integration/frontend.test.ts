@@ -369,3 +369,28 @@ t.test("the helper runs from a sealed copy, the front end's or its own", async (
     t.equal(tsrun(["delete", "--force", id], { root }).code, 0);
   }
 });
+
+t.test("--version: the front end prints tsrun-main's lines itself; any other form is tsrun-main's", async (t) => {
+  // Beside the front end: the real helper, and a tsrun-main that only says it ran.
+  const dir = path.dirname(loneFrontEnd(t));
+  const bin = path.join(dir, "tsrun");
+  fs.copyFileSync(path.join(path.dirname(TSRUN), "tsrun-helper"), path.join(dir, "tsrun-helper"));
+  fs.chmodSync(path.join(dir, "tsrun-helper"), 0o755);
+  fs.writeFileSync(path.join(dir, "tsrun-main"), "#!/bin/sh\necho tsrun-main ran >&2\nexit 99\n", { mode: 0o755 });
+  const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const r = spawnSync(bin, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const main = spawnSync(TSRUN_MAIN, ["--version"], { encoding: "utf8" });
+  t.equal(main.status, 0);
+  t.match(main.stdout, /^tsrun version \S+\ncommit: \S+\nspec: \S+\nlibseccomp: [0-9]+\.[0-9]+\.[0-9]+\n$/);
+  t.same(run(["--version"]), { code: 0, stdout: main.stdout, stderr: "" }, "--version: tsrun-main's text, and tsrun-main never ran");
+  t.same(run(["-v"]), { code: 0, stdout: main.stdout, stderr: "" }, "-v the same");
+  const toMain = { code: 99, stdout: "", stderr: "tsrun-main ran\n" };
+  t.same(run(["--version", "--debug"]), toMain, "with another option");
+  t.same(run(["--version"], { ...process.env, TSRUN_HELPER: path.join(dir, "tsrun-helper") }), toMain, "TSRUN_HELPER names the helper: tsrun-main's to find");
+  fs.writeFileSync(path.join(dir, "tsrun-helper"), "#!/bin/sh\necho 2.5\n", { mode: 0o755 });
+  t.same(run(["--version"]), toMain, "a helper that does not answer N.N.N: tsrun-main words it");
+  fs.rmSync(path.join(dir, "tsrun-helper"));
+  t.same(run(["--version"]), toMain, "no helper beside tsrun-main");
+});
