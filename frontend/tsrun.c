@@ -1,13 +1,13 @@
 /*
  * tsrun's front end: the `tsrun` managers call. A Bun start-up costs about 4 ms and 8 ms of CPU,
- * more than the commands that only read or signal need. So this program does four of them
+ * more than the commands that only read or signal need. So this program does those
  * itself, from ROOT/ID/fast, which create writes with everything decided
  * (src/lifecycle/fast-path.ts): `start` without start hooks (one byte into exec.fifo), `state`
- * (the text for the status it finds), `kill ID [N]` (one signal to the init) and `delete` of a
- * stopped container without poststop hooks (rmdir of the listed cgroup dirs, then the state
- * dir). It also prints `--version`, from strings the build compiles in. Everything else,
- * unchanged, goes to the Bun executable tsrun-main. It decides nothing:
- * whenever a fast path is not certain to do what the TypeScript command would do (an error, an
+ * (the text for the status it finds), `kill ID [N]` (one signal to the init), `pause` and
+ * `resume` (one write to the freezer) and `delete` of a stopped container without poststop hooks
+ * (rmdir of the listed cgroup dirs, then the state dir). It also prints `--version`, from
+ * strings the build compiles in. Everything else, unchanged, goes to the Bun executable
+ * tsrun-main. It decides nothing: whenever a fast path is not certain to do what the TypeScript command would do (an error, an
  * option it does not know, a status the file has nothing for), it execs tsrun-main, which then
  * gives the same answer and the same error text as before.
  */
@@ -295,6 +295,7 @@ struct fast {
   size_t pid_len, start_len;
   int start_ok, delete_ok;
   const char *freezer_kind, *freezer_file; /* "v1"/"v2" and a NUL-terminated path, or NULL */
+  const char *freeze_value[2], *freeze_file[2]; /* pause [0] and resume [1]: what to write where, or NULL */
   const char *state[4];                    /* created, running, paused, stopped */
   size_t state_len[4];
   long kill_default, kill_max;
@@ -332,7 +333,7 @@ static int read_fast(const char *path, struct fast *f) {
   if (!f->buf) return 0;
   ssize_t n = read_small(path, f->buf, FAST_MAX);
   if (n < 0) return 0;
-  const char *head = "tsrun-fast 3\n";
+  const char *head = "tsrun-fast 4\n";
   if (strncmp(f->buf, head, strlen(head)) != 0) return 0;
   char *p = f->buf + strlen(head), *end = f->buf + n;
   int have_init = 0, have_record = 0;
@@ -370,6 +371,13 @@ static int read_fast(const char *path, struct fast *f) {
       v[2] = '\0';
       f->freezer_kind = v;
       if (!(f->freezer_file = path_value(v + 3, len - 3))) return 0;
+    } else if (NAME("pause") || NAME("resume")) {
+      int k = NAME("resume");
+      char *sp2 = memchr(v, ' ', len);
+      if (!sp2 || sp2 == v || memchr(v, '\0', len)) return 0;
+      *sp2 = '\0';
+      f->freeze_value[k] = v;
+      if (!(f->freeze_file[k] = path_value(sp2 + 1, len - (size_t)(sp2 + 1 - v)))) return 0;
     } else if (nl > 6 && memcmp(p, "state.", 6) == 0) {
       int k = -1;
       for (int i = 0; i < 4; i++)
@@ -517,6 +525,25 @@ static int fast_start(char **argv, const struct fast *f, const char *dir) {
   if (close(fd) < 0) {
     /* the byte is in the pipe: the init has been released */
   }
+  return 0;
+}
+
+/*
+ * pause of a running container, resume of a paused one: the one write src/linux/cgroups/index.ts
+ * setFrozen() starts with. Done when the freezer then says what it should; otherwise (still
+ * FREEZING, a failed write, another status) tsrun-main writes again, waits or words the error.
+ */
+static int fast_freeze(char **argv, const struct fast *f, const char *dir, int resume) {
+  int from = resume ? ST_PAUSED : ST_RUNNING, to = resume ? ST_RUNNING : ST_PAUSED;
+  if (!f->freeze_file[resume] || status_of(f, dir) != from) exec_main(argv);
+  int fd = open(f->freeze_file[resume], O_WRONLY | O_CLOEXEC);
+  if (fd < 0) exec_main(argv);
+  size_t len = strlen(f->freeze_value[resume]);
+  ssize_t n;
+  do n = write(fd, f->freeze_value[resume], len);
+  while (n < 0 && errno == EINTR);
+  if (close(fd) < 0 || n != (ssize_t)len) exec_main(argv);
+  if (status_of(f, dir) != to) exec_main(argv);
   return 0;
 }
 
@@ -780,7 +807,7 @@ int main(int argc, char **argv) {
 
   const char *id = NULL, *sig = NULL;
   /* Exactly the forms below; any other option or operand is tsrun-main's. */
-  if (strcmp(cmd, "start") == 0 || strcmp(cmd, "state") == 0) {
+  if (strcmp(cmd, "start") == 0 || strcmp(cmd, "state") == 0 || strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
     if (argc - i != 1) exec_main(argv);
     id = argv[i];
   } else if (strcmp(cmd, "kill") == 0) {
@@ -818,5 +845,6 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "start") == 0) return fast_start(argv, &f, dir);
   if (strcmp(cmd, "state") == 0) return fast_state(argv, &f, dir);
   if (strcmp(cmd, "kill") == 0) return fast_kill(argv, &f, dir, sig);
+  if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) return fast_freeze(argv, &f, dir, strcmp(cmd, "resume") == 0);
   return fast_delete(argv, &f, dir);
 }

@@ -1,6 +1,6 @@
 /**
  * ROOT/ID/fast: everything frontend/tsrun.c (the `tsrun` executable managers call) needs to
- * answer start, state, kill and delete of this container without a Bun start-up, decided here
+ * answer start, state, kill, pause, resume and delete of this container without a Bun start-up, decided here
  * once the record is complete. The front end decides nothing: it checks the init is the process
  * create started (pid and start time), looks at exec.fifo and the freezer as computeStatus does,
  * and then does or prints what this file says for that status. Whatever it is not certain of
@@ -8,7 +8,7 @@
  * tsrun-main, which gives the same answer and the same words as before. A failed write costs
  * speed only: without the file every command takes the TypeScript path.
  *
- * Format: a first line "tsrun-fast 3", then records, each "NAME LEN\n" followed by LEN bytes
+ * Format: a first line "tsrun-fast 4", then records, each "NAME LEN\n" followed by LEN bytes
  * and "\n" (values may hold newlines). Names, in this order:
  *   record          "SIZE CRC" of the state.json this file was made from (its length and CRC-32,
  *                   in hex): a record written since makes the file void, and every
@@ -19,6 +19,10 @@
  *                   or poststart hooks, not run's own container)
  *   freezer         "v1 FILE" (freezer.state, paused when it reads FROZEN) or "v2 FILE"
  *                   (cgroup.events, paused when it has "frozen 1"); absent: never paused
+ *   pause, resume   "VALUE FILE": what pause of a running container (resume of a paused one)
+ *                   writes, and where; it is done when the freezer then says paused (running),
+ *                   else tsrun-main goes on and waits for the kernel as freeze() does. Absent:
+ *                   no cgroup to freeze (pauseContainer() refuses)
  *   state.STATUS    the exact output of `state` for each of created, running, paused, stopped
  *   kill.default    the signal number of `kill ID` without a signal
  *   kill.max        the largest signal number `kill ID N` takes
@@ -35,7 +39,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../linux/atomic-write.ts";
-import { freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
+import { freezerControl, freezerProbe, removalOrder } from "../linux/cgroups/index.ts";
+import { hasCgroupDirs } from "../linux/cgroups/rootless.ts";
 import { KILL_DEFAULT_SIGNAL, SIGRTMAX, SIGNALS, parseSignal } from "../linux/signals.ts";
 import { hooksOf } from "./hooks.ts";
 import { stateText } from "./status.ts";
@@ -43,7 +48,7 @@ import type { ContainerRecord, Status } from "./state-store.ts";
 
 export const FAST_FILE = "fast";
 /** The first line, with the format's version (frontend/tsrun.c takes only this one). */
-const FAST_HEAD = "tsrun-fast 3\n";
+const FAST_HEAD = "tsrun-fast 4\n";
 const STATUSES: Status[] = ["created", "running", "paused", "stopped"];
 
 let crcTable: Uint32Array | undefined;
@@ -99,6 +104,12 @@ export function fastFileText(rec: ContainerRecord, recordText: string, opts: { s
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
   if (freezer) out.push(record("freezer", `${freezer.kind} ${freezer.file}`));
+  if (freezer && rec.cgroup && hasCgroupDirs(rec.cgroup)) {
+    for (const [name, frozen] of [["pause", true], ["resume", false]] as const) {
+      const control = freezerControl(rec.cgroup, frozen);
+      if (control) out.push(record(name, `${control.value} ${control.file}`));
+    }
+  }
   for (const status of STATUSES) out.push(record(`state.${status}`, stateText({ record: rec, status })));
   out.push(record("kill.default", String(parseSignal(KILL_DEFAULT_SIGNAL))), record("kill.max", String(SIGRTMAX)), record("kill.names", signalNames()));
   const simpleDelete = hooksOf(rec.config, "poststop").length === 0 && !rec.cgroup?.systemd && !rec.intelRdt;

@@ -65,7 +65,7 @@ t.test("the front end starts a container without start hooks by itself", async (
   const root = testRoot(t);
   const lone = loneFrontEnd(t);
   const c = createSleeper(t, root);
-  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 3\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${procStat(c.pid)!.startTime}`.length}\n${c.pid} ${procStat(c.pid)!.startTime}\nstart 0\n\n`), "create wrote fast, start included");
+  t.match(fs.readFileSync(path.join(c.dir, "fast"), "utf8"), new RegExp(`^tsrun-fast 4\nrecord \\d+\n${recordId(c.dir)}\ninit ${`${c.pid} ${procStat(c.pid)!.startTime}`.length}\n${c.pid} ${procStat(c.pid)!.startTime}\nstart 0\n\n`), "create wrote fast, start included");
 
   const started = runLone(lone, ["--root", root, "start", c.id]);
   t.same(started, { code: 0, stdout: "", stderr: "" }, "start without tsrun-main: the fast path");
@@ -95,7 +95,7 @@ t.test("after update the front end answers again, from a fast file for the new r
   t.equal(updated.code, 0, `update: ${updated.stderr}`);
   const after = fs.readFileSync(path.join(c.dir, "fast"), "utf8");
   t.not(after, before, "the fast file was written again");
-  t.match(after, new RegExp(`^tsrun-fast 3\nrecord \\d+\n${recordId(c.dir)}\n`), "it names the new state.json");
+  t.match(after, new RegExp(`^tsrun-fast 4\nrecord \\d+\n${recordId(c.dir)}\n`), "it names the new state.json");
   const state = runLone(lone, ["--root", root, "state", c.id]);
   t.equal(state.code, 0, "state without tsrun-main: the fast path");
   t.equal(state.stdout, tsrun(["state", c.id], { root, main: true }).stdout, "as tsrun-main says it");
@@ -140,7 +140,7 @@ t.test("anything the fast path is not sure of goes to tsrun-main", async (t) => 
   }
   const files: [string, string][] = [
     ["another start time", good.replace(`init ${init.length}\n${init}\n`, `init ${`${c.pid} 1`.length}\n${c.pid} 1\n`)],
-    ["another version", good.replace(/^tsrun-fast 3\n/, "tsrun-fast 4\n")],
+    ["another version", good.replace(/^tsrun-fast 4\n/, "tsrun-fast 5\n")],
     ["trailing bytes", good + "x"],
     ["a length past the end", good.replace(/kill\.max (\d+)\n/, "kill.max 99\n")],
     ["a record it does not know", good + "surprise 0\n\n"],
@@ -393,4 +393,40 @@ t.test("--version: the front end prints tsrun-main's lines itself; any other for
   t.same(run(["--version"]), toMain, "a helper that does not answer N.N.N: tsrun-main words it");
   fs.rmSync(path.join(dir, "tsrun-helper"));
   t.same(run(["--version"]), toMain, "no helper beside tsrun-main");
+});
+
+t.test("pause and resume: the front end freezes and thaws a container as tsrun-main does; any other status is tsrun-main's", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  const freezerOf = (dir: string): string => {
+    const m = /\npause \d+\nFROZEN (\S+)\nresume \d+\nTHAWED (\S+)\n/.exec(fs.readFileSync(path.join(dir, "fast"), "utf8"));
+    t.ok(m, "fast names what pause and resume write, and where");
+    t.equal(m![1], m![2], "the same file");
+    return m![1]!;
+  };
+  const running = () => {
+    const c = createSleeper(t, root);
+    t.equal(tsrun(["start", c.id], { root }).code, 0);
+    return c;
+  };
+  const a = running();
+  const b = running();
+  const fileA = freezerOf(a.dir);
+  const ok = { code: 0, stdout: "", stderr: "" };
+  t.same(runLone(lone, ["--root", root, "pause", a.id]), ok, "pause: the front end alone");
+  t.same(runMain(["--root", root, "pause", b.id]), ok, "pause: tsrun-main");
+  t.equal(status(root, a.id), "paused");
+  t.equal(fs.readFileSync(fileA, "utf8").trim(), fs.readFileSync(freezerOf(b.dir), "utf8").trim(), "the same freezer state");
+  t.match(runLone(lone, ["--root", root, "pause", a.id]).stderr, CANNOT_FIND, "pause of a paused container: tsrun-main's error");
+  t.same(runMain(["--root", root, "pause", a.id]), { code: 1, stdout: "", stderr: "tsrun: container already paused\n" });
+  t.same(runLone(lone, ["--root", root, "resume", a.id]), ok, "resume: the front end alone");
+  t.same(runMain(["--root", root, "resume", b.id]), ok, "resume: tsrun-main");
+  t.equal(status(root, a.id), "running");
+  t.equal(fs.readFileSync(fileA, "utf8").trim(), "THAWED");
+  t.match(runLone(lone, ["--root", root, "resume", a.id]).stderr, CANNOT_FIND, "resume of a running container: tsrun-main's error");
+  const c = createSleeper(t, root);
+  t.match(runLone(lone, ["--root", root, "pause", c.id]).stderr, CANNOT_FIND, "pause of a created container: tsrun-main's");
+  t.match(runLone(lone, ["--root", root, "pause", "--help"]).stderr, CANNOT_FIND, "an option: tsrun-main's");
+  for (const x of [a, b, c]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
 });

@@ -15,12 +15,12 @@ t.test("the written-out CRC-32 is zlib's (what Bun.hash.crc32 and the front end 
 
 t.test("fastRecordNames reads the records' names, counting lengths in bytes", async (t) => {
   const { fastRecordNames } = await import("../../src/lifecycle/fast-path.ts");
-  const file = (body: string) => Buffer.from(`tsrun-fast 3\n${body}`);
+  const file = (body: string) => Buffer.from(`tsrun-fast 4\n${body}`);
   t.same([...fastRecordNames(file("record 4\n1 ab\ninit 5\n12 34\nstart 0\n\n"))!], ["record", "init", "start"]);
   t.same([...fastRecordNames(file("state.created 4\n\u00e9\u00e9\n"))!], ["state.created"], "two 2-byte characters are 4 bytes");
   t.same([...fastRecordNames(file(""))!], [], "no records");
   for (const [what, text] of [
-    ["another version", Buffer.from("tsrun-fast 2\n")],
+    ["another version", Buffer.from("tsrun-fast 3\n")],
     ["a length past the end", file("record 40\n1 ab\n")],
     ["no newline after a value", file("record 4\n1 abX")],
     ["a bad name line", file("Record 4\n1 ab\n")],

@@ -520,25 +520,30 @@ function frozenFile(state: CgroupState): string | undefined {
   return undefined;
 }
 
+/** The file that freezes or thaws the container and what is written to it (for the fast path too). */
+export function freezerControl(state: CgroupState, frozen: boolean): { file: string; value: string } | undefined {
+  const f = freezerOf(state);
+  if (!f) return undefined;
+  if (f.kind === "v1") return { file: f.file, value: frozen ? "FROZEN" : "THAWED" };
+  return { file: join(f.dir, "cgroup.freeze"), value: frozen ? "1" : "0" };
+}
+
 function setFrozen(state: CgroupState, frozen: boolean): void {
   const f = freezerOf(state);
-  if (!f) throw new TsrunError("cgroup: cannot freeze or thaw: neither the v1 freezer controller nor cgroup2 is available");
+  const control = freezerControl(state, frozen);
+  if (!f || !control) throw new TsrunError("cgroup: cannot freeze or thaw: neither the v1 freezer controller nor cgroup2 is available");
   const deadline = Date.now() + FREEZE_TIMEOUT_MS;
   const word = frozen ? "FROZEN" : "THAWED";
-  let where: string;
-  let current: () => string | undefined;
-  if (f.kind === "v1") {
-    where = f.file;
-    current = () => readOpt(f.file)?.trim();
-  } else {
-    where = join(f.dir, "cgroup.freeze");
-    current = () => {
-      const v = v2Frozen(f.dir);
-      return v === undefined ? undefined : v === 1 ? "FROZEN" : "THAWED";
-    };
-  }
+  const where = control.file;
+  const current =
+    f.kind === "v1"
+      ? () => readOpt(f.file)?.trim()
+      : () => {
+          const v = v2Frozen(f.dir);
+          return v === undefined ? undefined : v === 1 ? "FROZEN" : "THAWED";
+        };
   try {
-    writeRaw(where, f.kind === "v1" ? word : frozen ? "1" : "0");
+    writeRaw(where, control.value);
   } catch (e) {
     // A cgroup that is gone (a concurrent delete removed it) holds nothing frozen.
     if (!frozen && GONE.has(errCode(e) ?? "")) return;
