@@ -116,6 +116,9 @@ function lifecycle(work: Work, rt: Runtime, r: number, unified: string | undefin
     }
     step("start", ["start", id]);
     step("exec", ["exec", id, "/bin/true"]);
+    // What else managers call on a running container (docker top, stats, update, pause and
+    // unpause), recorded for the runtimes that have the command (crun 1.8.1 has no `events`).
+    for (const [metric, args] of RUNNING_COMMANDS) optionalStep(work, rt, r, metric, [...args, id]);
     step("kill", ["kill", id, "KILL"]);
     if (!waitGone(state.pid)) throw new Error(`container init ${state.pid} still there 5 s after kill`);
     step("delete", ["delete", id]);
@@ -123,6 +126,24 @@ function lifecycle(work: Work, rt: Runtime, r: number, unified: string | undefin
     failures.push(`round ${r} ${rt.name} lifecycle: ${(e as Error).message}`);
     forceDelete(work, rt, id);
   }
+}
+
+/** Commands timed on the running container, in this order (the container id is appended). */
+const RUNNING_COMMANDS: [string, string[]][] = [
+  ["ps", ["ps"]],
+  ["events", ["events", "--stats"]],
+  ["update", ["update", "--pids-limit", "1000"]],
+  ["pause", ["pause"]],
+  ["resume", ["resume"]],
+];
+
+/** One command whose failure is not the round's: its figures are recorded only when it worked. */
+function optionalStep(work: Work, rt: Runtime, r: number, metric: string, args: string[]): void {
+  const s = timed(work, rt, [rtCmd(rt, ...args)], { allowFail: true }).steps[0];
+  if (s?.code !== 0) return;
+  rec(metric, rt.name, r, s.ms);
+  rec(`rss.${metric}`, rt.name, r, s.rssKb);
+  rec(`cpu.${metric}`, rt.name, r, s.cpuMs);
 }
 
 function runTrue(work: Work, rt: Runtime, r: number): void {
@@ -171,6 +192,7 @@ function floors(work: Work, r: number, bunFloor: string | undefined): void {
       rec("cpu.version", rt.name, r, t.steps[0].cpuMs);
       rec("rss.version", rt.name, r, t.steps[0].rssKb);
     }
+    optionalStep(work, rt, r, "features", ["features"]);
   }
   const refs: string[][] = [["/bin/true"]];
   if (bunFloor) refs.push([bunFloor]);
