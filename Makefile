@@ -74,13 +74,17 @@ build/tsrun-main: bin/tsrun.ts $(TS_SRC) src/spec/generated/.stamp src/boundary/
 	@mkdir -p build
 	$(BUN) build $(BUN_COMPILE) --target=bun-linux-x64 bin/tsrun.ts --outfile $@
 
+# The texts the front end prints itself (--version, features), made by the TypeScript that prints
+# them in tsrun-main.
+build/gen/frontend-text.h: scripts/gen-frontend-text.ts $(TS_SRC) src/spec/generated/.stamp src/boundary/gen/.stamp
+	@mkdir -p build/gen
+	$(BUN) scripts/gen-frontend-text.ts > $@.tmp && mv $@.tmp $@
+
 # Static: every command starts here, and the dynamic loader was a quarter of the front end's own
 # time (`tsrun state` 0.89 -> 0.70 ms wall, 100 runs; bench/analysis.md, section 7).
-# --version's strings (frontend/tsrun.c prints them as src/cli/main.ts does) come from src/version.ts.
-VERSION_OF = $(shell sed -n 's/^export const $(1) = "\([^"]*\)";$$/\1/p' src/version.ts)
-build/tsrun: frontend/tsrun.c Makefile src/version.ts build/commit
+build/tsrun: frontend/tsrun.c Makefile build/gen/frontend-text.h build/commit
 	@mkdir -p build
-	$(CC) $(HELPER_CFLAGS) -static '-DTSRUN_VERSION="$(call VERSION_OF,VERSION)"' '-DTSRUN_SPEC_VERSION="$(call VERSION_OF,SPEC_VERSION)"' '-DTSRUN_COMMIT="$(COMMIT)"' -o $@ frontend/tsrun.c
+	$(CC) $(HELPER_CFLAGS) -static -Ibuild/gen '-DTSRUN_COMMIT="$(COMMIT)"' -o $@ frontend/tsrun.c
 
 typecheck: src/spec/generated/.stamp src/boundary/gen/.stamp
 	node_modules/.bin/tsc -p tsconfig.json

@@ -5,8 +5,8 @@
  * (src/lifecycle/fast-path.ts): `start` without start hooks (one byte into exec.fifo), `state`
  * (the text for the status it finds), `kill ID [N]` (one signal to the init), `pause` and
  * `resume` (one write to the freezer) and `delete` of a stopped container without poststop hooks
- * (rmdir of the listed cgroup dirs, then the state dir). It also prints `--version`, from
- * strings the build compiles in. Everything else, unchanged, goes to the Bun executable
+ * (rmdir of the listed cgroup dirs, then the state dir). It also prints `--version` and
+ * `features`, texts the build compiles in. Everything else, unchanged, goes to the Bun executable
  * tsrun-main. It decides nothing: whenever a fast path is not certain to do what the TypeScript command would do (an error, an
  * option it does not know, a status the file has nothing for), it execs tsrun-main, which then
  * gives the same answer and the same error text as before.
@@ -488,7 +488,7 @@ static int write_all_out(const char *p, size_t len) {
   return 0;
 }
 
-/* ---- the four commands ------------------------------------------------------------------------- */
+/* ---- the fast-file commands --------------------------------------------------------------------- */
 
 static int fast_start(char **argv, const struct fast *f, const char *dir) {
   char path[PATH_MAX + 32];
@@ -657,10 +657,12 @@ static int fast_delete(char **argv, const struct fast *f, const char *dir) {
   return 0;
 }
 
-/* ---- --version ----------------------------------------------------------------------------------- */
+/* ---- --version and features --------------------------------------------------------------------- */
 
-#if !defined(TSRUN_VERSION) || !defined(TSRUN_COMMIT) || !defined(TSRUN_SPEC_VERSION)
-#error "the Makefile passes TSRUN_VERSION, TSRUN_COMMIT and TSRUN_SPEC_VERSION (src/version.ts, git)"
+/* TSRUN_VERSION, TSRUN_SPEC_VERSION, FEATURES_HEAD and FEATURES_TAIL. */
+#include "frontend-text.h"
+#ifndef TSRUN_COMMIT
+#error "the Makefile passes TSRUN_COMMIT, the commit tsrun-main is built from"
 #endif
 
 /* The libseccomp version the helper reports (`tsrun-helper --libseccomp-version`), as tsrun-main
@@ -705,22 +707,28 @@ static int helper_libseccomp(const char *helper, char *out, size_t size) {
   return *q == '\0';
 }
 
-/*
- * `tsrun --version`: the lines tsrun-main prints (src/cli/main.ts), without starting Bun (runc's
- * takes about 3.7 ms of CPU, tsrun-main's 8). The strings are compiled in from src/version.ts and
- * the commit of the build (Makefile); libseccomp is what the helper beside tsrun-main says. With
- * TSRUN_HELPER set, or no tsrun-main or helper where exec_main would look first, tsrun-main
- * answers.
- */
-static int fast_version(char **argv) {
-  char self[PATH_MAX], main_path[PATH_MAX], helper[PATH_MAX], seccomp[64];
+/* The helper's libseccomp version, as tsrun-main finds it: the helper beside tsrun-main where
+ * exec_main looks first. With TSRUN_HELPER set, or none there, or no answer, tsrun-main answers. */
+static void libseccomp_or_main(char **argv, char *out, size_t size) {
+  char self[PATH_MAX], main_path[PATH_MAX], helper[PATH_MAX];
   int dirlen = self_dir(self);
   if (getenv("TSRUN_HELPER") != NULL || dirlen < 0 || !main_candidate(self, dirlen, 0, main_path, sizeof main_path) ||
-      access(main_path, X_OK) < 0 || !helper_beside(main_path, helper, sizeof helper) || !helper_libseccomp(helper, seccomp, sizeof seccomp))
+      access(main_path, X_OK) < 0 || !helper_beside(main_path, helper, sizeof helper) || !helper_libseccomp(helper, out, size))
     exec_main(argv);
-  char text[512];
-  int n = snprintf(text, sizeof text, "tsrun version %s\ncommit: %s\nspec: %s\nlibseccomp: %s\n", TSRUN_VERSION, TSRUN_COMMIT,
-                   TSRUN_SPEC_VERSION, seccomp);
+}
+
+/*
+ * `tsrun --version` and `tsrun features`: what tsrun-main prints (src/cli/main.ts,
+ * src/linux/features.ts), without starting Bun (runc's --version takes about 3.7 ms of CPU,
+ * tsrun-main's 8). The texts are compiled in, made by that TypeScript at build time
+ * (scripts/gen-frontend-text.ts), with the build's commit; libseccomp is the helper's answer.
+ */
+static int fast_text(char **argv, int features) {
+  char seccomp[64], text[16384];
+  libseccomp_or_main(argv, seccomp, sizeof seccomp);
+  int n = features ? snprintf(text, sizeof text, "%s\"%s\"%s", FEATURES_HEAD, seccomp, FEATURES_TAIL)
+                   : snprintf(text, sizeof text, "tsrun version %s\ncommit: %s\nspec: %s\nlibseccomp: %s\n", TSRUN_VERSION,
+                              TSRUN_COMMIT, TSRUN_SPEC_VERSION, seccomp);
   if (n < 0 || (size_t)n >= sizeof text) exec_main(argv);
   if (write_all_out(text, (size_t)n) < 0) exec_main(argv);
   return 0;
@@ -791,7 +799,8 @@ static int places_a_process(int argc, char **argv) {
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
-  if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_version(argv);
+  if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_text(argv, 0);
+  if (argc == 2 && strcmp(argv[1], "features") == 0) return fast_text(argv, 1);
   if (places_a_process(argc, argv)) {
     want_sealed_helper = 1;
     /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */

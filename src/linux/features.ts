@@ -53,3 +53,8 @@ export function features(libseccompVersion?: string): Record<string, unknown> {
     potentiallyUnsafeConfigAnnotations: BEHAVIOUR_ANNOTATIONS,
   };
 }
+
+/** What `tsrun features` prints (frontend/tsrun.c prints the same, made from this at build time). */
+export function featuresText(libseccompVersion?: string): string {
+  return JSON.stringify(features(libseccompVersion), null, 2) + "\n";
+}

@@ -370,7 +370,7 @@ t.test("the helper runs from a sealed copy, the front end's or its own", async (
   }
 });
 
-t.test("--version: the front end prints tsrun-main's lines itself; any other form is tsrun-main's", async (t) => {
+t.test("--version and features: the front end prints tsrun-main's text itself; any other form is tsrun-main's", async (t) => {
   // Beside the front end: the real helper, and a tsrun-main that only says it ran.
   const dir = path.dirname(loneFrontEnd(t));
   const bin = path.join(dir, "tsrun");
@@ -386,11 +386,18 @@ t.test("--version: the front end prints tsrun-main's lines itself; any other for
   t.match(main.stdout, /^tsrun version \S+\ncommit: \S+\nspec: \S+\nlibseccomp: [0-9]+\.[0-9]+\.[0-9]+\n$/);
   t.same(run(["--version"]), { code: 0, stdout: main.stdout, stderr: "" }, "--version: tsrun-main's text, and tsrun-main never ran");
   t.same(run(["-v"]), { code: 0, stdout: main.stdout, stderr: "" }, "-v the same");
+  const features = spawnSync(TSRUN_MAIN, ["features"], { encoding: "utf8" });
+  t.equal(features.status, 0);
+  t.match(JSON.parse(features.stdout), { annotations: { "io.github.seccomp.libseccomp.version": /^[0-9]+\.[0-9]+\.[0-9]+$/ } });
+  t.same(run(["features"]), { code: 0, stdout: features.stdout, stderr: "" }, "features: tsrun-main's document, byte for byte");
   const toMain = { code: 99, stdout: "", stderr: "tsrun-main ran\n" };
   t.same(run(["--version", "--debug"]), toMain, "with another option");
+  t.same(run(["features", "--help"]), toMain, "features with an option");
   t.same(run(["--version"], { ...process.env, TSRUN_HELPER: path.join(dir, "tsrun-helper") }), toMain, "TSRUN_HELPER names the helper: tsrun-main's to find");
+  t.same(run(["features"], { ...process.env, TSRUN_HELPER: path.join(dir, "tsrun-helper") }), toMain, "features the same");
   fs.writeFileSync(path.join(dir, "tsrun-helper"), "#!/bin/sh\necho 2.5\n", { mode: 0o755 });
   t.same(run(["--version"]), toMain, "a helper that does not answer N.N.N: tsrun-main words it");
+  t.same(run(["features"]), toMain, "features: tsrun-main leaves the annotation out");
   fs.rmSync(path.join(dir, "tsrun-helper"));
   t.same(run(["--version"]), toMain, "no helper beside tsrun-main");
 });

@@ -1,8 +1,8 @@
-import { features } from "../../linux/features.ts";
+import { featuresText } from "../../linux/features.ts";
 import { libseccompVersion } from "../../linux/helper-path.ts";
 import { writeOut } from "../../log.ts";
 
 export async function run(): Promise<number> {
-  writeOut(JSON.stringify(features(await libseccompVersion()), null, 2) + "\n");
+  writeOut(featuresText(await libseccompVersion()));
   return 0;
 }
