@@ -528,6 +528,23 @@ static int fast_start(char **argv, const struct fast *f, const char *dir) {
   return 0;
 }
 
+/* A file or dir of a cgroup filesystem (v1 or v2), as src/linux/cgroups/dir-check.ts asks of
+ * every dir a record names: a damaged or edited fast file must not make root write to, or
+ * remove, anything else on the host. */
+static int cgroupfs_type(const struct statfs *fs) {
+  return fs->f_type == CGROUP_SUPER_MAGIC || fs->f_type == CGROUP2_SUPER_MAGIC;
+}
+
+static int is_cgroupfs_fd(int fd) {
+  struct statfs fs;
+  return fstatfs(fd, &fs) == 0 && cgroupfs_type(&fs);
+}
+
+static int is_cgroupfs(const char *path) {
+  struct statfs fs;
+  return statfs(path, &fs) == 0 && cgroupfs_type(&fs);
+}
+
 /*
  * pause of a running container, resume of a paused one: the one write src/linux/cgroups/index.ts
  * setFrozen() starts with. Done when the freezer then says what it should; otherwise (still
@@ -538,6 +555,10 @@ static int fast_freeze(char **argv, const struct fast *f, const char *dir, int r
   if (!f->freeze_file[resume] || status_of(f, dir) != from) exec_main(argv);
   int fd = open(f->freeze_file[resume], O_WRONLY | O_CLOEXEC);
   if (fd < 0) exec_main(argv);
+  if (!is_cgroupfs_fd(fd)) {
+    if (close(fd) < 0) { /* nothing was written */ }
+    exec_main(argv);
+  }
   size_t len = strlen(f->freeze_value[resume]);
   ssize_t n;
   do n = write(fd, f->freeze_value[resume], len);
@@ -647,7 +668,9 @@ static int fast_delete(char **argv, const struct fast *f, const char *dir) {
         if (errno == ENOENT) continue;
         exec_main(argv);
       }
-      if (!leaf_empty(d) || (rmdir(d) < 0 && errno != ENOENT)) exec_main(argv);
+      if (!is_cgroupfs(d) || !leaf_empty(d) || (rmdir(d) < 0 && errno != ENOENT)) exec_main(argv);
+    } else if (access(d, F_OK) == 0 && !is_cgroupfs(d)) {
+      exec_main(argv);
     } else if (rmdir(d) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY && errno != EEXIST) {
       exec_main(argv);
     }

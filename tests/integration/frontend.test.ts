@@ -437,3 +437,39 @@ t.test("pause and resume: the front end freezes and thaws a container as tsrun-m
   t.match(runLone(lone, ["--root", root, "pause", "--help"]).stderr, CANNOT_FIND, "an option: tsrun-main's");
   for (const x of [a, b, c]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
 });
+
+t.test("a fast file naming a file or dir that is no cgroup's: the front end neither writes it nor removes it", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const lone = loneFrontEnd(t);
+  const scratch = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-notcg-")));
+  removeAtTeardown(t, scratch, "scratch dir");
+  /** fast with the one record NAME set to value (lengths count bytes). */
+  const withRecord = (text: string, name: string, value: string): string => {
+    const out = text.replace(new RegExp(`\n${name.replace(".", "\\.")} \\d+\n[^\n]*\n`), `\n${name} ${Buffer.byteLength(value)}\n${value}\n`);
+    t.not(out, text, `(setup) ${name} replaced`);
+    return out;
+  };
+
+  const a = createSleeper(t, root);
+  t.equal(tsrun(["start", a.id], { root }).code, 0);
+  const victim = path.join(scratch, "victim");
+  fs.writeFileSync(victim, "untouched\n");
+  const fastA = path.join(a.dir, "fast");
+  fs.writeFileSync(fastA, withRecord(fs.readFileSync(fastA, "utf8"), "pause", `FROZEN ${victim}`));
+  t.match(runLone(lone, ["--root", root, "pause", a.id]).stderr, CANNOT_FIND, "pause: tsrun-main's");
+  t.equal(fs.readFileSync(victim, "utf8"), "untouched\n", "the file was not written");
+  t.equal(status(root, a.id), "running");
+
+  const b = createSleeper(t, root);
+  t.equal(tsrun(["kill", b.id, "KILL"], { root }).code, 0);
+  await waitStatus(root, b.id, "stopped");
+  const emptyDir = path.join(scratch, "empty");
+  fs.mkdirSync(emptyDir);
+  const fastB = path.join(b.dir, "fast");
+  fs.writeFileSync(fastB, fs.readFileSync(fastB, "utf8") + `delete.parent ${Buffer.byteLength(emptyDir)}\n${emptyDir}\n`);
+  t.match(runLone(lone, ["--root", root, "delete", b.id]).stderr, CANNOT_FIND, "delete: tsrun-main's");
+  t.ok(fs.existsSync(emptyDir), "the empty dir is still there");
+  for (const x of [a, b]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
+  t.ok(fs.existsSync(emptyDir), "tsrun-main never looked at it");
+});
