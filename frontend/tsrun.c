@@ -547,9 +547,13 @@ static int is_cgroupfs(const char *path) {
 
 /*
  * pause of a running container, resume of a paused one: the one write src/linux/cgroups/index.ts
- * setFrozen() starts with. Done when the freezer then says what it should; otherwise (still
- * FREEZING, a failed write, another status) tsrun-main writes again, waits or words the error.
+ * setFrozen() starts with. Done when the freezer then says what it should. Otherwise tsrun-main
+ * goes on: before the write (another status, a file it cannot open) as if the front end had not
+ * been there; after it (a v1 cgroup still FREEZING, cgroup2's frozen flag not yet set, a failed
+ * write) told so in FREEZER_ENV, since the container may be in the new state by then, and it
+ * writes again, waits, or words the error (src/lifecycle/pause.ts).
  */
+#define FREEZER_ENV "TSRUN_FRONTEND_WROTE_FREEZER"
 static int fast_freeze(char **argv, const struct fast *f, const char *dir, int resume) {
   int from = resume ? ST_PAUSED : ST_RUNNING, to = resume ? ST_RUNNING : ST_PAUSED;
   if (!f->freeze_file[resume] || status_of(f, dir) != from) exec_main(argv);
@@ -563,8 +567,13 @@ static int fast_freeze(char **argv, const struct fast *f, const char *dir, int r
   ssize_t n;
   do n = write(fd, f->freeze_value[resume], len);
   while (n < 0 && errno == EINTR);
-  if (close(fd) < 0 || n != (ssize_t)len) exec_main(argv);
-  if (status_of(f, dir) != to) exec_main(argv);
+  if (close(fd) < 0 || n != (ssize_t)len || status_of(f, dir) != to) {
+    if (setenv(FREEZER_ENV, resume ? "resume" : "pause", 1) < 0) {
+      fprintf(stderr, "tsrun: cannot hand %s over to tsrun-main: %s\n", resume ? "resume" : "pause", strerror(errno));
+      return 1;
+    }
+    exec_main(argv);
+  }
   return 0;
 }
 
@@ -822,6 +831,8 @@ static int places_a_process(int argc, char **argv) {
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
+  /* Only this program says that it wrote the freezer; a caller's value would excuse an error. */
+  if (unsetenv(FREEZER_ENV) < 0) exec_main(argv);
   if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_text(argv, 0);
   if (argc == 2 && strcmp(argv[1], "features") == 0) return fast_text(argv, 1);
   if (places_a_process(argc, argv)) {

@@ -370,17 +370,25 @@ t.test("the helper runs from a sealed copy, the front end's or its own", async (
   }
 });
 
-t.test("--version and features: the front end prints tsrun-main's text itself; any other form is tsrun-main's", async (t) => {
-  // Beside the front end: the real helper, and a tsrun-main that only says it ran.
-  const dir = path.dirname(loneFrontEnd(t));
-  const bin = path.join(dir, "tsrun");
+/**
+ * build/tsrun copied into a fresh dir with the real helper beside it and a tsrun-main that only
+ * says it ran (exit 99), and how the front end handed over (TSRUN_FRONTEND_WROTE_FREEZER).
+ */
+function frontEndWithFakeMain(t: TestLike): { dir: string; run: (args: string[], env?: NodeJS.ProcessEnv) => { code: number | null; stdout: string; stderr: string } } {
+  const bin = loneFrontEnd(t);
+  const dir = path.dirname(bin);
   fs.copyFileSync(path.join(path.dirname(TSRUN), "tsrun-helper"), path.join(dir, "tsrun-helper"));
   fs.chmodSync(path.join(dir, "tsrun-helper"), 0o755);
-  fs.writeFileSync(path.join(dir, "tsrun-main"), "#!/bin/sh\necho tsrun-main ran >&2\nexit 99\n", { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "tsrun-main"), '#!/bin/sh\necho "tsrun-main ran${TSRUN_FRONTEND_WROTE_FREEZER:+ after $TSRUN_FRONTEND_WROTE_FREEZER}" >&2\nexit 99\n', { mode: 0o755 });
   const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => {
     const r = spawnSync(bin, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  return { dir, run };
+}
+
+t.test("--version and features: the front end prints tsrun-main's text itself; any other form is tsrun-main's", async (t) => {
+  const { dir, run } = frontEndWithFakeMain(t);
   const main = spawnSync(TSRUN_MAIN, ["--version"], { encoding: "utf8" });
   t.equal(main.status, 0);
   t.match(main.stdout, /^tsrun version \S+\ncommit: \S+\nspec: \S+\nlibseccomp: [0-9]+\.[0-9]+\.[0-9]+\n$/);
@@ -472,4 +480,39 @@ t.test("a fast file naming a file or dir that is no cgroup's: the front end neit
   t.ok(fs.existsSync(emptyDir), "the empty dir is still there");
   for (const x of [a, b]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
   t.ok(fs.existsSync(emptyDir), "tsrun-main never looked at it");
+});
+
+t.test("a pause or resume the kernel has not finished when the front end looks: tsrun-main goes on, told the write was made", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const { run } = frontEndWithFakeMain(t);
+  const running = () => {
+    const c = createSleeper(t, root);
+    t.equal(tsrun(["start", c.id], { root }).code, 0);
+    return c;
+  };
+  // a's pause and resume records name b's freezer: the write lands, a's own freezer never says so.
+  const a = running();
+  const b = running();
+  const fastA = path.join(a.dir, "fast");
+  const fastB = fs.readFileSync(path.join(b.dir, "fast"), "utf8");
+  const recordOf = (text: string, name: string) => new RegExp(`\n${name} \\d+\n[^\n]*\n`).exec(text)![0];
+  let text = fs.readFileSync(fastA, "utf8");
+  for (const name of ["pause", "resume"]) text = text.replace(recordOf(text, name), recordOf(fastB, name));
+  fs.writeFileSync(fastA, text);
+  t.same(run(["--root", root, "pause", a.id]), { code: 99, stdout: "", stderr: "tsrun-main ran after pause\n" }, "pause: handed over, saying so");
+  t.equal(status(root, b.id), "paused", "(the write was made)");
+  t.equal(tsrun(["resume", b.id], { root }).code, 0);
+  t.same(run(["--root", root, "pause", a.id, "--help"], { ...process.env, TSRUN_FRONTEND_WROTE_FREEZER: "pause" }), { code: 99, stdout: "", stderr: "tsrun-main ran\n" }, "a caller's own value never reaches tsrun-main");
+
+  // tsrun-main told so takes a container already in the new state as its own doing.
+  t.equal(tsrun(["pause", a.id], { root }).code, 0);
+  const told = (cmd: string) => spawnSync(TSRUN_MAIN, ["--root", root, cmd, a.id], { encoding: "utf8", env: { ...process.env, TSRUN_FRONTEND_WROTE_FREEZER: cmd } });
+  t.same([told("pause").status, told("pause").stderr], [0, ""], "pause of a paused container after the front end's write");
+  t.equal(status(root, a.id), "paused");
+  t.same(runMain(["--root", root, "pause", a.id]), { code: 1, stdout: "", stderr: "tsrun: container already paused\n" }, "not told: the usual error");
+  t.equal(tsrun(["resume", a.id], { root }).code, 0);
+  t.same([told("resume").status, told("resume").stderr], [0, ""], "resume of a running container after the front end's write");
+  t.same(runMain(["--root", root, "resume", a.id]), { code: 1, stdout: "", stderr: "tsrun: container not paused\n" });
+  for (const x of [a, b]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
 });
