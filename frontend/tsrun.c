@@ -828,13 +828,19 @@ static int places_a_process(int argc, char **argv) {
   return 0;
 }
 
+/* As src/log.ts: the log file is made before the command runs (a failure is tsrun-main's to report). */
+static int make_log_file(const char *log) {
+  if (!log) return 1;
+  int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  return fd >= 0 && close(fd) == 0;
+}
+
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
   /* Only this program says that it wrote the freezer; a caller's value would excuse an error. */
   if (unsetenv(FREEZER_ENV) < 0) exec_main(argv);
   if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_text(argv, 0);
-  if (argc == 2 && strcmp(argv[1], "features") == 0) return fast_text(argv, 1);
   if (places_a_process(argc, argv)) {
     want_sealed_helper = 1;
     /* A user without privileges has no cgroup.procs of its own to prime with, most of the time. */
@@ -847,6 +853,12 @@ int main(int argc, char **argv) {
   }
   if (i >= argc) exec_main(argv);
   const char *cmd = argv[i++];
+  if (log_format && strcmp(log_format, "json") != 0 && strcmp(log_format, "text") != 0) exec_main(argv);
+  if (strcmp(cmd, "features") == 0) {
+    /* No root, no container: the global options only set where a log would go. */
+    if (i != argc || !make_log_file(log)) exec_main(argv);
+    return fast_text(argv, 1);
+  }
 
   const char *id = NULL, *sig = NULL;
   /* Exactly the forms below; any other option or operand is tsrun-main's. */
@@ -865,7 +877,6 @@ int main(int argc, char **argv) {
     exec_main(argv);
   }
   if (!valid_id(id)) exec_main(argv);
-  if (log_format && strcmp(log_format, "json") != 0 && strcmp(log_format, "text") != 0) exec_main(argv);
   if (!root) {
     /* Anyone else's default root is src/linux/rootless.ts's to choose. */
     if (geteuid() != 0 || getenv("XDG_RUNTIME_DIR") != NULL) exec_main(argv);
@@ -877,10 +888,7 @@ int main(int argc, char **argv) {
   int len = snprintf(dir, sizeof dir, "%s/%s", root, id);
   if (len < 0 || (size_t)len >= PATH_MAX) exec_main(argv);
 
-  /* As src/log.ts: the log file is made before the command runs (a failure is tsrun-main's to report). */
-  int log_fd = -1;
-  if (log && (log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) exec_main(argv);
-  if (log_fd >= 0 && close(log_fd) < 0) exec_main(argv);
+  if (!make_log_file(log)) exec_main(argv);
 
   struct fast f;
   snprintf(path, sizeof path, "%s/fast", dir);

@@ -394,10 +394,15 @@ t.test("--version and features: the front end prints tsrun-main's text itself; a
   t.match(main.stdout, /^tsrun version \S+\ncommit: \S+\nspec: \S+\nlibseccomp: [0-9]+\.[0-9]+\.[0-9]+\n$/);
   t.same(run(["--version"]), { code: 0, stdout: main.stdout, stderr: "" }, "--version: tsrun-main's text, and tsrun-main never ran");
   t.same(run(["-v"]), { code: 0, stdout: main.stdout, stderr: "" }, "-v the same");
+  const toMainEarly = { code: 99, stdout: "", stderr: "tsrun-main ran\n" };
   const features = spawnSync(TSRUN_MAIN, ["features"], { encoding: "utf8" });
   t.equal(features.status, 0);
   t.match(JSON.parse(features.stdout), { annotations: { "io.github.seccomp.libseccomp.version": /^[0-9]+\.[0-9]+\.[0-9]+$/ } });
   t.same(run(["features"]), { code: 0, stdout: features.stdout, stderr: "" }, "features: tsrun-main's document, byte for byte");
+  const log = path.join(dir, "features.log");
+  t.same(run(["--root", path.join(dir, "no-such-root"), "--log", log, "--log-format", "json", "features"]), { code: 0, stdout: features.stdout, stderr: "" }, "features after --root, --log and --log-format (as managers call it)");
+  t.equal(fs.readFileSync(log, "utf8"), "", "the log made, empty");
+  t.same(run(["--log-format", "xml", "features"]), toMainEarly, "an unknown log format: tsrun-main's error");
   const toMain = { code: 99, stdout: "", stderr: "tsrun-main ran\n" };
   t.same(run(["--version", "--debug"]), toMain, "with another option");
   t.same(run(["features", "--help"]), toMain, "features with an option");
