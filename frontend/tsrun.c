@@ -490,6 +490,9 @@ static int write_all_out(const char *p, size_t len) {
 
 /* ---- the fast-file commands --------------------------------------------------------------------- */
 
+/* start's write failed after the unlink: the errno for tsrun-main to word (src/lifecycle/start.ts). */
+#define START_FAILURE_ENV "TSRUN_FRONTEND_WRITE_ERRNO"
+
 static int fast_start(char **argv, const struct fast *f, const char *dir) {
   char path[PATH_MAX + 32];
   if (!f->start_ok || status_of(f, dir) != ST_CREATED) exec_main(argv);
@@ -519,7 +522,7 @@ static int fast_start(char **argv, const struct fast *f, const char *dir) {
     /* tsrun-main words it (src/lifecycle/start.ts) and logs it as every error is logged. */
     char errnum[16];
     snprintf(errnum, sizeof errnum, "%d", n < 0 ? errno : EIO);
-    if (setenv("TSRUN_FRONTEND_WRITE_ERRNO", errnum, 1) < 0) return 1;
+    if (setenv(START_FAILURE_ENV, errnum, 1) < 0) return 1;
     exec_main(argv);
   }
   if (close(fd) < 0) {
@@ -838,8 +841,9 @@ static int make_log_file(const char *log) {
 int main(int argc, char **argv) {
   const char *root = NULL, *log = NULL, *log_format = NULL;
   int i = 1;
-  /* Only this program says that it wrote the freezer; a caller's value would excuse an error. */
-  if (unsetenv(FREEZER_ENV) < 0) exec_main(argv);
+  /* Only this program says what it did before handing over: a caller's value would excuse an
+   * error (pause, resume) or make tsrun-main report a start that was never tried. */
+  if (unsetenv(FREEZER_ENV) < 0 || unsetenv(START_FAILURE_ENV) < 0) exec_main(argv);
   if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) return fast_text(argv, 0);
   if (places_a_process(argc, argv)) {
     want_sealed_helper = 1;

@@ -191,11 +191,12 @@ t.test("no fast start with startContainer or poststart hooks", async (t) => {
 
 t.test("a fast start whose exec.fifo write failed is worded and logged by tsrun-main", async (t) => {
   // The front end, past the unlink, hands the errno over in TSRUN_FRONTEND_WRITE_ERRNO (a write
-  // to a fifo whose reader vanished cannot be arranged reliably, so the hand-over is run as is).
+  // to a fifo whose reader vanished cannot be arranged reliably, so the hand-over is run as is:
+  // tsrun-main started with it, as the front end execs it).
   const dir = realDir(fs.mkdtempSync(path.join(os.tmpdir(), "tsrun-test-front-log-")));
   removeAtTeardown(t, dir, "log dir");
   const log = path.join(dir, "log.json");
-  const r = tsrun(["--log", log, "--log-format", "json", "start", "whatever-id"], { env: { TSRUN_FRONTEND_WRITE_ERRNO: "32" } });
+  const r = tsrun(["--log", log, "--log-format", "json", "start", "whatever-id"], { env: { TSRUN_FRONTEND_WRITE_ERRNO: "32" }, main: true });
   t.equal(r.code, 1);
   t.equal(r.stderr, "tsrun: cannot write to exec fifo: broken pipe\n");
   const line = JSON.parse(fs.readFileSync(log, "utf8").trim().split("\n").pop()!) as { level: string; msg: string };
@@ -520,4 +521,15 @@ t.test("a pause or resume the kernel has not finished when the front end looks: 
   t.same([told("resume").status, told("resume").stderr], [0, ""], "resume of a running container after the front end's write");
   t.same(runMain(["--root", root, "resume", a.id]), { code: 1, stdout: "", stderr: "tsrun: container not paused\n" });
   for (const x of [a, b]) t.equal(tsrun(["delete", "--force", x.id], { root }).code, 0);
+});
+
+t.test("a caller's own TSRUN_FRONTEND_WRITE_ERRNO never reaches tsrun-main: start is tried, not reported failed", async (t) => {
+  leakCheck(t);
+  const root = testRoot(t);
+  const c = createSleeper(t, root);
+  // --debug: not the fast path, so tsrun-main starts it.
+  const r = tsrun(["--debug", "start", c.id], { root, env: { TSRUN_FRONTEND_WRITE_ERRNO: "32" } });
+  t.equal(r.code, 0, `started: ${r.stderr.split("\n").filter((l) => !l.includes("debug")).join(" ")}`);
+  t.equal(status(root, c.id), "running");
+  t.equal(tsrun(["delete", "--force", c.id], { root }).code, 0);
 });
