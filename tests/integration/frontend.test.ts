@@ -46,6 +46,13 @@ function createSleeper(t: TestLike, root: string, config?: BundleOptions["config
   return { id, dir: path.join(root, id), pid: JSON.parse(state.stdout).pid };
 }
 
+function startSleeper(t: TestLike, root: string): { id: string; dir: string; pid: number } {
+  const c = createSleeper(t, root);
+  const started = tsrun(["start", c.id], { root });
+  if (started.code !== 0) throw new Error(`start: ${started.stderr}`);
+  return c;
+}
+
 function status(root: string, id: string): string {
   const r = tsrun(["state", id], { root });
   if (r.code !== 0) throw new Error(`state ${id}: ${r.stderr}`);
@@ -426,13 +433,8 @@ t.test("pause and resume: the front end freezes and thaws a container as tsrun-m
     t.equal(m![1], m![2], "the same file");
     return m![1]!;
   };
-  const running = () => {
-    const c = createSleeper(t, root);
-    t.equal(tsrun(["start", c.id], { root }).code, 0);
-    return c;
-  };
-  const a = running();
-  const b = running();
+  const a = startSleeper(t, root);
+  const b = startSleeper(t, root);
   const fileA = freezerOf(a.dir);
   const ok = { code: 0, stdout: "", stderr: "" };
   t.same(runLone(lone, ["--root", root, "pause", a.id]), ok, "pause: the front end alone");
@@ -465,8 +467,7 @@ t.test("a fast file naming a file or dir that is no cgroup's: the front end neit
     return out;
   };
 
-  const a = createSleeper(t, root);
-  t.equal(tsrun(["start", a.id], { root }).code, 0);
+  const a = startSleeper(t, root);
   const victim = path.join(scratch, "victim");
   fs.writeFileSync(victim, "untouched\n");
   const fastA = path.join(a.dir, "fast");
@@ -492,14 +493,9 @@ t.test("a pause or resume the kernel has not finished when the front end looks: 
   leakCheck(t);
   const root = testRoot(t);
   const { run } = frontEndWithFakeMain(t);
-  const running = () => {
-    const c = createSleeper(t, root);
-    t.equal(tsrun(["start", c.id], { root }).code, 0);
-    return c;
-  };
   // a's pause and resume records name b's freezer: the write lands, a's own freezer never says so.
-  const a = running();
-  const b = running();
+  const a = startSleeper(t, root);
+  const b = startSleeper(t, root);
   const fastA = path.join(a.dir, "fast");
   const fastB = fs.readFileSync(path.join(b.dir, "fast"), "utf8");
   const recordOf = (text: string, name: string) => new RegExp(`\n${name} \\d+\n[^\n]*\n`).exec(text)![0];
