@@ -7,9 +7,9 @@
  * `resume` (one write to the freezer) and `delete` of a stopped container without poststop hooks
  * (rmdir of the listed cgroup dirs, then the state dir). It also prints `--version` and
  * `features`, texts the build compiles in. Everything else, unchanged, goes to the Bun executable
- * tsrun-main. It decides nothing: whenever a fast path is not certain to do what the TypeScript command would do (an error, an
- * option it does not know, a status the file has nothing for), it execs tsrun-main, which then
- * gives the same answer and the same error text as before.
+ * tsrun-main. It decides nothing: whenever a fast path is not certain to do what the TypeScript
+ * command would do (an error, an option it does not know, a status the file has nothing for), it
+ * execs tsrun-main, which then gives the same answer and the same error text as before.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -543,11 +543,6 @@ static int is_cgroupfs_fd(int fd) {
   return fstatfs(fd, &fs) == 0 && cgroupfs_type(&fs);
 }
 
-static int is_cgroupfs(const char *path) {
-  struct statfs fs;
-  return statfs(path, &fs) == 0 && cgroupfs_type(&fs);
-}
-
 /*
  * pause of a running container, resume of a paused one: the one write src/linux/cgroups/index.ts
  * setFrozen() starts with. Done when the freezer then says what it should. Otherwise tsrun-main
@@ -675,14 +670,15 @@ static int fast_delete(char **argv, const struct fast *f, const char *dir) {
   if (!f->delete_ok || status_of(f, dir) != ST_STOPPED) exec_main(argv);
   for (size_t i = 0; i < f->n_delete; i++) {
     const char *d = f->delete_dir[i];
-    if (f->delete_leaf[i]) {
-      if (access(d, F_OK) < 0) {
-        if (errno == ENOENT) continue;
-        exec_main(argv);
-      }
-      if (!is_cgroupfs(d) || !leaf_empty(d) || (rmdir(d) < 0 && errno != ENOENT)) exec_main(argv);
-    } else if (access(d, F_OK) == 0 && !is_cgroupfs(d)) {
+    /* One look tells both that the dir is there and that it is a cgroup's. */
+    struct statfs fs;
+    if (statfs(d, &fs) < 0) {
+      if (errno == ENOENT) continue;
       exec_main(argv);
+    }
+    if (!cgroupfs_type(&fs)) exec_main(argv);
+    if (f->delete_leaf[i]) {
+      if (!leaf_empty(d) || (rmdir(d) < 0 && errno != ENOENT)) exec_main(argv);
     } else if (rmdir(d) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY && errno != EEXIST) {
       exec_main(argv);
     }

@@ -1,9 +1,9 @@
 /**
  * ROOT/ID/fast: everything frontend/tsrun.c (the `tsrun` executable managers call) needs to
- * answer start, state, kill, pause, resume and delete of this container without a Bun start-up, decided here
- * once the record is complete. The front end decides nothing: it checks the init is the process
- * create started (pid and start time), looks at exec.fifo and the freezer as computeStatus does,
- * and then does or prints what this file says for that status. Whatever it is not certain of
+ * answer start, state, kill, pause, resume and delete of this container without a Bun start-up,
+ * decided here once the record is complete. The front end decides nothing: it checks the init is
+ * the process create started (pid and start time), looks at exec.fifo and the freezer as
+ * computeStatus does, and then does or prints what this file says for that status. Whatever it is not certain of
  * (another status, an error, an option it does not know, a file it cannot read) goes to
  * tsrun-main, which gives the same answer and the same words as before. A failed write costs
  * speed only: without the file every command takes the TypeScript path.
@@ -104,7 +104,7 @@ export function fastFileText(rec: ContainerRecord, recordText: string, opts: { s
   if (opts.startFast && startHooks === 0) out.push(record("start", ""));
   const freezer = rec.cgroup ? freezerProbe(rec.cgroup) : undefined;
   if (freezer) out.push(record("freezer", `${freezer.kind} ${freezer.file}`));
-  if (freezer && rec.cgroup && hasCgroupDirs(rec.cgroup)) {
+  if (rec.cgroup && hasCgroupDirs(rec.cgroup)) {
     for (const [name, frozen] of [["pause", true], ["resume", false]] as const) {
       const control = freezerControl(rec.cgroup, frozen);
       if (control) out.push(record(name, `${control.value} ${control.file}`));
