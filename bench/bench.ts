@@ -42,6 +42,7 @@ import {
   type LeakReport,
   type Runtime,
   type RuntimeName,
+  type Step,
   type Work,
 } from "./lib.ts";
 import { runBreakdown, type BreakdownResult } from "./breakdown.ts";
@@ -86,6 +87,13 @@ function rec(metric: string, rt: RuntimeName, round: number, value: number | und
   arr[round] = value;
 }
 
+/** A command's time, peak RSS and CPU, under metric, rss.metric and cpu.metric. */
+function recStep(metric: string, rt: RuntimeName, round: number, s: Step): void {
+  rec(metric, rt, round, s.ms);
+  rec(`rss.${metric}`, rt, round, s.rssKb);
+  rec(`cpu.${metric}`, rt, round, s.cpuMs);
+}
+
 let interrupted: string | undefined;
 const yieldLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -97,9 +105,7 @@ function lifecycle(work: Work, rt: Runtime, r: number, unified: string | undefin
   const id = `${work.tag}-${rt.name}-l${r}`;
   const step = (metric: string, args: string[]) => {
     const t = timed(work, rt, [rtCmd(rt, ...args)]);
-    rec(metric, rt.name, r, t.steps[0]!.ms);
-    rec(`rss.${metric}`, rt.name, r, t.steps[0]!.rssKb);
-    rec(`cpu.${metric}`, rt.name, r, t.steps[0]!.cpuMs);
+    recStep(metric, rt.name, r, t.steps[0]!);
     overheadMs.push(t.outerMs - t.totalMs);
     return t;
   };
@@ -140,19 +146,14 @@ const RUNNING_COMMANDS: [string, string[]][] = [
 /** One command whose failure is not the round's: its figures are recorded only when it worked. */
 function optionalStep(work: Work, rt: Runtime, r: number, metric: string, args: string[]): void {
   const s = timed(work, rt, [rtCmd(rt, ...args)], { allowFail: true }).steps[0];
-  if (s?.code !== 0) return;
-  rec(metric, rt.name, r, s.ms);
-  rec(`rss.${metric}`, rt.name, r, s.rssKb);
-  rec(`cpu.${metric}`, rt.name, r, s.cpuMs);
+  if (s?.code === 0) recStep(metric, rt.name, r, s);
 }
 
 function runTrue(work: Work, rt: Runtime, r: number): void {
   const id = `${work.tag}-${rt.name}-r${r}`;
   try {
     const t = timed(work, rt, [rtCmd(rt, "run", "--bundle", work.bundles.true, id)]);
-    rec("run", rt.name, r, t.steps[0]!.ms);
-    rec("rss.run", rt.name, r, t.steps[0]!.rssKb);
-    rec("cpu.run", rt.name, r, t.steps[0]!.cpuMs);
+    recStep("run", rt.name, r, t.steps[0]!);
     if (containersIn(rt).includes(id)) throw new Error("run left the container behind");
   } catch (e) {
     failures.push(`round ${r} ${rt.name} run: ${(e as Error).message}`);
@@ -187,21 +188,14 @@ function cycle(work: Work, rt: Runtime, r: number): void {
 function floors(work: Work, r: number, bunFloor: string | undefined): void {
   for (const rt of rotation(work.runtimes, r)) {
     const t = timed(work, undefined, [[rt.bin, "--version"]], { allowFail: true });
-    if (t.steps[0]?.code === 0) {
-      rec("version", rt.name, r, t.steps[0].ms);
-      rec("cpu.version", rt.name, r, t.steps[0].cpuMs);
-      rec("rss.version", rt.name, r, t.steps[0].rssKb);
-    }
+    if (t.steps[0]?.code === 0) recStep("version", rt.name, r, t.steps[0]);
     optionalStep(work, rt, r, "features", ["features"]);
   }
   const refs: string[][] = [["/bin/true"]];
   if (bunFloor) refs.push([bunFloor]);
   const t = timed(work, undefined, refs, { allowFail: true });
   t.steps.forEach((s, i) => {
-    const name = i === 0 ? "floor.true" : "floor.bun";
-    rec(name, "tsrun", r, s.ms);
-    rec(`cpu.${name}`, "tsrun", r, s.cpuMs);
-    rec(`rss.${name}`, "tsrun", r, s.rssKb);
+    recStep(i === 0 ? "floor.true" : "floor.bun", "tsrun", r, s);
   });
 }
 
@@ -229,9 +223,7 @@ function batch(work: Work, r: number): void {
       const t = timed(work, rt, [rtCmd(rt, "list")]);
       const lines = t.output.trim().split("\n").length - 1;
       if (lines !== n) throw new Error(`list printed ${lines} containers, ${n} in the state dir`);
-      rec("list", rt.name, r, t.steps[0]!.ms);
-      rec("rss.list", rt.name, r, t.steps[0]!.rssKb);
-      rec("cpu.list", rt.name, r, t.steps[0]!.cpuMs);
+      recStep("list", rt.name, r, t.steps[0]!);
       rec("list.count", rt.name, r, n);
     } catch (e) {
       failures.push(`round ${r} ${rt.name} list: ${(e as Error).message}`);
