@@ -738,14 +738,19 @@ static int helper_libseccomp(const char *helper, char *out, size_t size) {
   return *q == '\0';
 }
 
-/* The helper's libseccomp version, as tsrun-main finds it: the helper beside tsrun-main where
- * exec_main looks first. With TSRUN_HELPER set, or none there, or no answer, tsrun-main answers. */
+/* The helper's libseccomp version, as tsrun-main finds it: the helper beside the tsrun-main
+ * exec_main would run (the first of MAIN_CANDIDATES there, as `make install` lays them out too).
+ * With TSRUN_HELPER set, or no helper there, or no answer, tsrun-main answers. */
 static void libseccomp_or_main(char **argv, char *out, size_t size) {
   char self[PATH_MAX], main_path[PATH_MAX], helper[PATH_MAX];
   int dirlen = self_dir(self);
-  if (getenv("TSRUN_HELPER") != NULL || dirlen < 0 || !main_candidate(self, dirlen, 0, main_path, sizeof main_path) ||
-      access(main_path, X_OK) < 0 || !helper_beside(main_path, helper, sizeof helper) || !helper_libseccomp(helper, out, size))
-    exec_main(argv);
+  if (getenv("TSRUN_HELPER") != NULL || dirlen < 0) exec_main(argv);
+  for (size_t i = 0; i < sizeof MAIN_CANDIDATES / sizeof MAIN_CANDIDATES[0]; i++) {
+    if (!main_candidate(self, dirlen, i, main_path, sizeof main_path) || access(main_path, X_OK) < 0) continue;
+    if (!helper_beside(main_path, helper, sizeof helper) || !helper_libseccomp(helper, out, size)) break;
+    return;
+  }
+  exec_main(argv);
 }
 
 /*

@@ -416,6 +416,16 @@ t.test("--version and features: the front end prints tsrun-main's text itself; a
   t.same(run(["features", "--help"]), toMain, "features with an option");
   t.same(run(["--version"], { ...process.env, TSRUN_HELPER: path.join(dir, "tsrun-helper") }), toMain, "TSRUN_HELPER names the helper: tsrun-main's to find");
   t.same(run(["features"], { ...process.env, TSRUN_HELPER: path.join(dir, "tsrun-helper") }), toMain, "features the same");
+  // As `make install` lays them out: bin/tsrun, libexec/tsrun/tsrun-main and tsrun-helper.
+  const prefix = path.join(dir, "prefix");
+  fs.mkdirSync(path.join(prefix, "bin"), { recursive: true });
+  fs.mkdirSync(path.join(prefix, "libexec", "tsrun"), { recursive: true });
+  for (const [from, to] of [["tsrun", "bin/tsrun"], ["tsrun-helper", "libexec/tsrun/tsrun-helper"], ["tsrun-main", "libexec/tsrun/tsrun-main"]]) {
+    fs.copyFileSync(path.join(dir, from!), path.join(prefix, to!));
+    fs.chmodSync(path.join(prefix, to!), 0o755);
+  }
+  const installed = spawnSync(path.join(prefix, "bin", "tsrun"), ["--version"], { encoding: "utf8" });
+  t.same([installed.status, installed.stdout, installed.stderr], [0, main.stdout, ""], "installed: the front end answers too");
   fs.writeFileSync(path.join(dir, "tsrun-helper"), "#!/bin/sh\necho 2.5\n", { mode: 0o755 });
   t.same(run(["--version"]), toMain, "a helper that does not answer N.N.N: tsrun-main words it");
   t.same(run(["features"]), toMain, "features: tsrun-main leaves the annotation out");
